@@ -1,0 +1,119 @@
+import { pino, type Logger } from 'pino';
+import { createBroker, type Broker } from '../broker.js';
+import { loadConfigFile, ConfigError } from '../config/load-config.js';
+import { devConfig, DEV_AUDIENCE } from '../config/dev-config.js';
+import { createDevClusterIssuer } from '../dev/dev-cluster-issuer.js';
+import { ephemeralSigningKeySet, loadSigningKeysDir } from '../mint/signing-key-set.js';
+import { listen, type RunningServer } from '../http/serve-http.js';
+import type { BrokerConfig } from '../config/schema.js';
+
+export interface ServeEnvironment {
+  readonly BROKER_CONFIG?: string | undefined;
+  readonly PORT?: string | undefined;
+  readonly REDIS_URL?: string | undefined;
+  readonly NODE_ENV?: string | undefined;
+}
+
+function createLogger(level: BrokerConfig['logging']['level']): Logger {
+  return pino({
+    level,
+    base: { service: 'token-broker' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    // Belt and braces: nothing logs these fields, but if one ever did, it would not leak a credential.
+    redact: { paths: ['token', 'subject_token', 'access_token', 'authorization', '*.authorization', '*.token'], censor: '[redacted]' },
+  });
+}
+
+function devBanner(port: number): string {
+  const base = `http://127.0.0.1:${port}`;
+  return [
+    '',
+    `  workload-token-broker is running in DEV MODE on ${base}`,
+    '  (embedded stand-in cluster issuer, ephemeral signing key, in-memory cache; loopback only)',
+    '',
+    '  1. Mint a demo workload token (shaped like a Kubernetes projected service-account token):',
+    `     TOKEN=$(curl -s ${base}/dev/workload-token -H 'content-type: application/json' \\`,
+    `       -d '{"namespace":"payments","serviceAccount":"argo-runner"}' | sed -E 's/.*"token":"([^"]+)".*/\\1/')`,
+    '',
+    '  2. Exchange it for a Tyk access token (RFC 8693):',
+    `     curl -s ${base}/token -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange \\`,
+    '       -d subject_token_type=urn:ietf:params:oauth:token-type:jwt -d "subject_token=$TOKEN"',
+    '',
+    '     or, curl-friendly, the bare token back:',
+    `     curl -s -X POST ${base}/token -H "Authorization: Bearer $TOKEN" -H 'Accept: text/plain'`,
+    '',
+    `  JWKS for Tyk: ${base}/.well-known/jwks.json    metrics: ${base}/metrics    readiness: ${base}/readyz`,
+    '',
+  ].join('\n');
+}
+
+interface Started {
+  readonly broker: Broker;
+  readonly server: RunningServer;
+  readonly config: BrokerConfig;
+  readonly logger: Logger;
+}
+
+async function startDev(env: ServeEnvironment): Promise<Started> {
+  const port = env.PORT !== undefined && env.PORT !== '' ? Number(env.PORT) : 8080;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError('PORT', [{ path: 'PORT (environment)', message: 'must be an integer port from 1 to 65535' }]);
+  const config = devConfig(port);
+  const logger = createLogger(config.logging.level);
+  const devIssuer = await createDevClusterIssuer(config.server.publicUrl, DEV_AUDIENCE, Date.now);
+  const signingKeys = await ephemeralSigningKeySet(config.signing.algorithm, Date.now());
+  const broker = createBroker(config, { logger, signingKeys, extraRoutes: devIssuer.routes });
+  const server = await listen(broker.app, config.server);
+  logger.warn({ port: server.port }, 'dev mode: embedded stand-in issuer and ephemeral key; never use in production');
+  await broker.warmUp();
+  console.log(devBanner(server.port));
+  return { broker, server, config, logger };
+}
+
+async function startConfigured(path: string, env: ServeEnvironment): Promise<Started> {
+  const config = await loadConfigFile(path, env);
+  const logger = createLogger(config.logging.level);
+  const keysDir = config.signing.keysDir;
+  if (keysDir === undefined) throw new ConfigError(path, [{ path: 'signing.keysDir', message: 'required' }]);
+  let signingKeys;
+  try {
+    signingKeys = await loadSigningKeysDir(keysDir, config.signing.algorithm);
+  } catch (error) {
+    throw new ConfigError(path, [{ path: 'signing.keysDir', message: error instanceof Error ? error.message : String(error) }]);
+  }
+  const broker = createBroker(config, { logger, signingKeys });
+  const server = await listen(broker.app, config.server);
+  logger.info({ port: server.port, issuers: config.issuers.map((i) => i.name), rules: config.rules.length }, 'token broker listening');
+  void broker.warmUp();
+  return { broker, server, config, logger };
+}
+
+/** `token-broker serve [--config FILE]`: runs until SIGTERM or SIGINT, then drains in-flight requests. */
+export async function serve(configPath: string | undefined, env: ServeEnvironment): Promise<number> {
+  const path = configPath ?? (env.BROKER_CONFIG !== '' ? env.BROKER_CONFIG : undefined);
+  if (path === undefined && env.NODE_ENV === 'production') {
+    console.error('token-broker: refusing dev mode with NODE_ENV=production; pass --config FILE or set BROKER_CONFIG.');
+    return 2;
+  }
+  let started: Started;
+  try {
+    started = path === undefined ? await startDev(env) : await startConfigured(path, env);
+  } catch (error) {
+    console.error(error instanceof ConfigError ? error.message : `token-broker: cannot start: ${error instanceof Error ? error.message : String(error)}`);
+    return 2;
+  }
+  const { broker, server, config, logger } = started;
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
+      const result = await server.shutdown(config.server.shutdownTimeoutSeconds);
+      await broker.close();
+      logger.info({ result }, 'stopped');
+      resolve(0);
+    };
+    process.once('SIGTERM', (s) => void stop(s));
+    process.once('SIGINT', (s) => void stop(s));
+  });
+}

@@ -1,0 +1,67 @@
+import { readFile } from 'node:fs/promises';
+import { parseDocument } from 'yaml';
+import { validateConfig, type ConfigProblem } from './validate-config.js';
+import type { BrokerConfig } from './schema.js';
+
+/** Thrown when a configuration cannot be used; carries every problem found, each with its field path. */
+export class ConfigError extends Error {
+  readonly problems: readonly ConfigProblem[];
+  constructor(source: string, problems: readonly ConfigProblem[]) {
+    super(`${source}: invalid configuration\n${problems.map((p) => `  ${p.path}: ${p.message}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+/** The environment variables that override the file. The loader is the only module that reads the environment. */
+export interface ConfigEnvironment {
+  readonly PORT?: string | undefined;
+  readonly REDIS_URL?: string | undefined;
+}
+
+function applyEnvironment(document: unknown, env: ConfigEnvironment, problems: ConfigProblem[]): unknown {
+  if (document === null || typeof document !== 'object' || Array.isArray(document)) return document;
+  const root = { ...(document as Record<string, unknown>) };
+  if (env.PORT !== undefined && env.PORT !== '') {
+    const port = Number(env.PORT);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      problems.push({ path: 'PORT (environment)', message: `must be an integer port from 1 to 65535, got "${env.PORT}"` });
+    } else {
+      const server = root.server;
+      root.server = { ...(server !== null && typeof server === 'object' ? server : {}), port };
+    }
+  }
+  if (env.REDIS_URL !== undefined && env.REDIS_URL !== '') {
+    problems.push({ path: 'REDIS_URL (environment)', message: 'the Redis cache is not available in this version; unset REDIS_URL' });
+  }
+  return root;
+}
+
+/** Parses YAML text, rejecting duplicate keys and syntax errors with their line numbers. */
+export function parseConfigText(text: string, source: string): unknown {
+  const document = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  if (document.errors.length > 0) {
+    throw new ConfigError(
+      source,
+      document.errors.map((e) => ({ path: `line ${e.linePos?.[0]?.line ?? '?'}`, message: e.message.split('\n')[0] ?? e.code })),
+    );
+  }
+  return document.toJS();
+}
+
+/** Reads, parses and validates a configuration file; throws ConfigError naming every bad field. */
+export async function loadConfigFile(path: string, env: ConfigEnvironment): Promise<BrokerConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+    throw new ConfigError(path, [{ path: '(file)', message: `cannot read the file (${reason})` }]);
+  }
+  const problems: ConfigProblem[] = [];
+  const document = applyEnvironment(parseConfigText(text, path), env, problems);
+  const result = validateConfig(document);
+  if (!result.ok) problems.push(...result.problems);
+  if (problems.length > 0 || !result.ok) throw new ConfigError(path, problems);
+  return result.config;
+}

@@ -1,0 +1,158 @@
+import { z } from 'zod';
+import { SIGNING_ALGORITHMS } from '../protocol.js';
+
+/**
+ * The broker's configuration: shape, defaults and documentation in one place. The published JSON Schema
+ * (config/broker.schema.json) and the configuration reference are generated from this file.
+ * Cross-field rules that a JSON Schema cannot say live in `validate-config.ts`.
+ */
+
+const name = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be lower-case letters, digits and dashes (a DNS label)');
+
+const seconds = (min: number, max: number) => z.number().int().min(min).max(max);
+
+const glob = z.string().min(1).max(256);
+
+const serverSchema = z
+  .strictObject({
+    port: z.number().int().min(1).max(65535).default(8080).describe('TCP port to listen on. The PORT environment variable overrides it.'),
+    host: z.string().min(1).default('0.0.0.0').describe('Address to bind.'),
+    publicUrl: z
+      .url({ protocol: /^https?$/ })
+      .describe('The broker\'s external base URL. It is the `iss` of minted tokens; the JWKS is published under it at /.well-known/jwks.json.'),
+    headersTimeoutSeconds: seconds(1, 120).default(10).describe('A client that has not sent its complete headers by then is disconnected.'),
+    requestTimeoutSeconds: seconds(1, 300).default(30).describe('A request that has not been received completely by then is disconnected.'),
+    shutdownTimeoutSeconds: seconds(1, 300).default(20).describe('On SIGTERM, how long in-flight requests may take before the process exits anyway.'),
+  })
+  .describe('The HTTP listener.');
+
+const issuerSchema = z
+  .strictObject({
+    name: name.describe('Short name used in rules, minted claims and metrics.'),
+    issuer: z
+      .url({ protocol: /^https?$/ })
+      .describe('Exact `iss` of the subject tokens, trailing slash included (AKS issuers end with one).'),
+    audiences: z.array(z.string().min(1)).min(1).describe('The subject token\'s `aud` must contain one of these.'),
+    kind: z
+      .enum(['kubernetes', 'oidc'])
+      .default('kubernetes')
+      .describe('kubernetes: a projected service-account token, which must carry the `kubernetes.io` claim. oidc: any workload OIDC token.'),
+    discoveryUrl: z.url({ protocol: /^https?$/ }).optional().describe('Default: {issuer}/.well-known/openid-configuration.'),
+    jwksUri: z.url({ protocol: /^https?$/ }).optional().describe('Overrides the discovered jwks_uri (API servers often advertise an address the broker cannot reach).'),
+    jwksFile: z.string().min(1).optional().describe('A static JWKS file instead of discovery, for air-gapped clusters (`kubectl get --raw /openid/v1/jwks`).'),
+    caFile: z.string().min(1).optional().describe('PEM CA bundle trusted for discovery and JWKS over TLS (in-cluster: /var/run/secrets/kubernetes.io/serviceaccount/ca.crt).'),
+    bearerTokenFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('A token sent as Authorization: Bearer to discovery and JWKS, re-read on each fetch (in-cluster: the broker\'s own service-account token).'),
+    clockSkewSeconds: seconds(0, 300).default(30).describe('Tolerance applied to `exp`, `nbf` and `iat`.'),
+    allowInsecureHttp: z
+      .boolean()
+      .default(false)
+      .describe('Allow plain http:// discovery and JWKS on a non-loopback host. Loopback addresses are always allowed.'),
+  })
+  .describe('A trusted issuer of subject tokens.');
+
+const signingSchema = z
+  .strictObject({
+    algorithm: z.enum(SIGNING_ALGORITHMS).default('ES256').describe('Algorithm of minted tokens. Tyk has no EdDSA.'),
+    keysDir: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Directory of PKCS#8 PEM private keys (a mounted Kubernetes Secret). Required outside dev mode.'),
+  })
+  .describe('How minted tokens are signed.');
+
+const tokensSchema = z
+  .strictObject({
+    audience: z.string().min(1).default('tyk').describe('Default `aud` of minted tokens.'),
+    allowedAudiences: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .describe('Audiences a caller may request with the `audience` parameter. Default: only `audience`.'),
+    defaultTtlSeconds: seconds(60, 86400).default(600).describe('Lifetime of minted tokens when no matching rule sets one.'),
+    maxTtlSeconds: seconds(60, 86400).default(3600).describe('Upper bound on any minted token\'s lifetime.'),
+    subject: z
+      .string()
+      .min(1)
+      .default('system:serviceaccount:{namespace}:{serviceAccount}')
+      .describe('Template for `sub`, the identity Tyk keys its session (rate limit, quota) on. Variables: {issuer} {namespace} {serviceAccount} {pod} {sub}.'),
+    policyClaim: z.string().min(1).default('pol').describe('Claim holding the first granted policy (Tyk `policyFieldName`).'),
+    scopeClaim: z.string().min(1).default('scope').describe('Claim holding all granted policies, space-separated (Tyk scope-to-policy mapping).'),
+    contextClaim: z
+      .string()
+      .min(1)
+      .default('workload')
+      .describe('Claim holding the workload context: issuer name, namespace, service account, pod.'),
+  })
+  .default({
+    audience: 'tyk',
+    defaultTtlSeconds: 600,
+    maxTtlSeconds: 3600,
+    subject: 'system:serviceaccount:{namespace}:{serviceAccount}',
+    policyClaim: 'pol',
+    scopeClaim: 'scope',
+    contextClaim: 'workload',
+  })
+  .describe('What minted tokens look like.');
+
+const ruleSchema = z
+  .strictObject({
+    name: name.describe('Unique rule name, shown in logs, audit records and the explain output.'),
+    match: z
+      .strictObject({
+        issuers: z.array(name).min(1).optional().describe('Issuer names. Omitted: any issuer.'),
+        namespaces: z.array(glob).min(1).optional().describe('Namespace globs (`*` matches any run of characters). Omitted: any.'),
+        serviceAccounts: z.array(glob).min(1).optional().describe('Service-account name globs. Omitted: any.'),
+        claims: z
+          .record(z.string().regex(/^(\/([^~/]|~[01])*)+$/, 'must be a JSON pointer such as /kubernetes.io/pod/name'), glob)
+          .optional()
+          .describe('JSON pointer into the verified claims -> glob the string value must match.'),
+      })
+      .default({})
+      .describe('Every condition given must hold. An empty match matches every verified token.'),
+    policies: z.array(z.string().min(1).regex(/^\S+$/, 'must not contain spaces')).min(1).describe('Tyk policy IDs this rule grants.'),
+    ttlSeconds: seconds(60, 86400).optional().describe('Lifetime cap for tokens this rule contributes to.'),
+  })
+  .describe('Maps verified workload identities to Tyk policies. Every matching rule contributes its policies.');
+
+const cacheSchema = z
+  .strictObject({
+    refreshBeforeSeconds: seconds(0, 3600).default(60).describe('Never hand out a cached token with less life left than this.'),
+    memory: z
+      .strictObject({
+        maxEntries: z.number().int().min(1).max(10_000_000).default(10000).describe('Bound of the in-process LRU.'),
+      })
+      .default({ maxEntries: 10000 }),
+  })
+  .default({ refreshBeforeSeconds: 60, memory: { maxEntries: 10000 } })
+  .describe('The cache of minted tokens.');
+
+const loggingSchema = z
+  .strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .default({ level: 'info' });
+
+export const brokerConfigSchema = z
+  .strictObject({
+    server: serverSchema,
+    issuers: z.array(issuerSchema).min(1).describe('Trusted issuers of subject tokens; several at once for multi-cluster and issuer migrations.'),
+    signing: signingSchema.default({ algorithm: 'ES256' }),
+    tokens: tokensSchema,
+    rules: z.array(ruleSchema).min(1).describe('Evaluated in order; all matching rules contribute.'),
+    cache: cacheSchema,
+    logging: loggingSchema,
+  })
+  .describe('workload-token-broker configuration');
+
+export type BrokerConfigInput = z.input<typeof brokerConfigSchema>;
+export type BrokerConfig = z.output<typeof brokerConfigSchema>;
+export type IssuerConfig = BrokerConfig['issuers'][number];
+export type RuleConfig = BrokerConfig['rules'][number];
+export type TokensConfig = BrokerConfig['tokens'];

@@ -1,0 +1,125 @@
+import { z } from 'zod';
+import { brokerConfigSchema, type BrokerConfig } from './schema.js';
+
+/** One problem with a configuration, addressed by the path of the field at fault. */
+export interface ConfigProblem {
+  readonly path: string;
+  readonly message: string;
+}
+
+export type ConfigValidation =
+  | { readonly ok: true; readonly config: BrokerConfig }
+  | { readonly ok: false; readonly problems: readonly ConfigProblem[] };
+
+/** Renders a path the way an operator would write it in the YAML: `issuers[0].audiences`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const segment of path) {
+    if (typeof segment === 'number') out += `[${segment}]`;
+    else out += out === '' ? String(segment) : `.${String(segment)}`;
+  }
+  return out === '' ? '(root)' : out;
+}
+
+function problemsFromZod(error: z.ZodError): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  for (const issue of error.issues) {
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) {
+        problems.push({ path: formatPath([...issue.path, key]), message: 'unknown key' });
+      }
+    } else if (issue.code === 'invalid_key') {
+      const inner = issue.issues[0]?.message ?? 'invalid key';
+      problems.push({ path: formatPath(issue.path), message: `key ${inner}` });
+    } else {
+      problems.push({ path: formatPath(issue.path), message: issue.message.replace(/^Invalid input: /, '') });
+    }
+  }
+  return problems;
+}
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+function isLoopback(url: string): boolean {
+  const host = new URL(url).hostname;
+  return LOOPBACK_HOSTS.has(host) || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** Rules that span fields: references, uniqueness, lifetimes, transport security. */
+function crossFieldProblems(config: BrokerConfig): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const add = (path: readonly PropertyKey[], message: string) => problems.push({ path: formatPath(path), message });
+
+  const issuerNames = new Set<string>();
+  const issuerUrls = new Set<string>();
+  config.issuers.forEach((issuer, i) => {
+    if (issuerNames.has(issuer.name)) add(['issuers', i, 'name'], `duplicate issuer name "${issuer.name}"`);
+    issuerNames.add(issuer.name);
+    if (issuerUrls.has(issuer.issuer)) add(['issuers', i, 'issuer'], 'the same issuer URL is configured twice');
+    issuerUrls.add(issuer.issuer);
+    if (issuer.jwksFile !== undefined && (issuer.jwksUri !== undefined || issuer.discoveryUrl !== undefined)) {
+      add(['issuers', i, 'jwksFile'], 'a static jwksFile excludes jwksUri and discoveryUrl');
+    }
+    for (const field of ['issuer', 'discoveryUrl', 'jwksUri'] as const) {
+      const url = issuer[field];
+      if (url !== undefined && url.startsWith('http:') && !issuer.allowInsecureHttp && !isLoopback(url)) {
+        add(['issuers', i, field], 'plain http is only allowed on loopback; use https, or set allowInsecureHttp: true');
+      }
+    }
+  });
+
+  if (config.tokens.defaultTtlSeconds > config.tokens.maxTtlSeconds) {
+    add(['tokens', 'defaultTtlSeconds'], `must not exceed tokens.maxTtlSeconds (${config.tokens.maxTtlSeconds})`);
+  }
+  if (config.cache.refreshBeforeSeconds >= Math.min(config.tokens.defaultTtlSeconds, ...config.rules.map((r) => r.ttlSeconds ?? Infinity))) {
+    add(['cache', 'refreshBeforeSeconds'], 'must be shorter than the shortest token lifetime, or no cached token could ever be served');
+  }
+  const forbidden = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'client_id', 'cid', 'clientId']);
+  for (const field of ['policyClaim', 'scopeClaim', 'contextClaim'] as const) {
+    if (forbidden.has(config.tokens[field])) add(['tokens', field], `"${config.tokens[field]}" is a registered or Tyk-reserved claim`);
+  }
+  if (new Set([config.tokens.policyClaim, config.tokens.scopeClaim, config.tokens.contextClaim]).size !== 3) {
+    add(['tokens'], 'policyClaim, scopeClaim and contextClaim must be different claims');
+  }
+  const unknownVariable = /\{(?!issuer\}|namespace\}|serviceAccount\}|pod\}|sub\})[^}]*\}/.exec(config.tokens.subject);
+  if (unknownVariable) add(['tokens', 'subject'], `unknown template variable ${unknownVariable[0]}`);
+  if (config.tokens.allowedAudiences && !config.tokens.allowedAudiences.includes(config.tokens.audience)) {
+    add(['tokens', 'allowedAudiences'], `must include the default audience "${config.tokens.audience}"`);
+  }
+
+  const ruleNames = new Set<string>();
+  config.rules.forEach((rule, i) => {
+    if (ruleNames.has(rule.name)) add(['rules', i, 'name'], `duplicate rule name "${rule.name}"`);
+    ruleNames.add(rule.name);
+    rule.match.issuers?.forEach((issuerName, j) => {
+      if (!issuerNames.has(issuerName)) add(['rules', i, 'match', 'issuers', j], `no issuer is named "${issuerName}"`);
+    });
+    if (rule.ttlSeconds !== undefined && rule.ttlSeconds > config.tokens.maxTtlSeconds) {
+      add(['rules', i, 'ttlSeconds'], `exceeds tokens.maxTtlSeconds (${config.tokens.maxTtlSeconds})`);
+    }
+  });
+  return problems;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
+
+/**
+ * Validates a parsed configuration document: shape, unknown keys, defaults, then cross-field rules.
+ * `requireKeysDir` is false only for the embedded dev configuration, whose key is ephemeral.
+ */
+export function validateConfig(input: unknown, options: { requireKeysDir: boolean } = { requireKeysDir: true }): ConfigValidation {
+  const parsed = brokerConfigSchema.safeParse(input);
+  if (!parsed.success) return { ok: false, problems: problemsFromZod(parsed.error) };
+  const problems = crossFieldProblems(parsed.data);
+  if (options.requireKeysDir && parsed.data.signing.keysDir === undefined) {
+    problems.push({ path: 'signing.keysDir', message: 'required: a directory of PKCS#8 PEM signing keys (only dev mode generates one)' });
+  }
+  if (problems.length > 0) return { ok: false, problems };
+  return { ok: true, config: deepFreeze(parsed.data) };
+}

@@ -1,0 +1,83 @@
+import express, { type Express, type NextFunction, type Request, type Response, type Router } from 'express';
+import { randomUUID } from 'node:crypto';
+import { BrokerError, invalidRequest } from '../errors.js';
+import { sendError } from './error-response.js';
+import { tokenRoutes } from './token-route.js';
+import { wellKnownRoutes } from './well-known-routes.js';
+import { healthRoutes, type ReadinessReport } from './health-routes.js';
+import type { Logger } from 'pino';
+import type { ExchangeToken } from '../exchange/exchange-token.js';
+import type { SigningKeySet } from '../mint/signing-key-set.js';
+import type { BrokerMetrics } from '../observability/metrics.js';
+
+export interface AppDependencies {
+  readonly exchange: ExchangeToken;
+  readonly signingKeys: SigningKeySet;
+  readonly publicUrl: string;
+  readonly metrics: BrokerMetrics;
+  readonly logger: Logger;
+  readonly readiness: () => ReadinessReport;
+  /** Extra routes mounted first: the dev-mode stand-in issuer. */
+  readonly extraRoutes?: Router;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Body-parser failures carry a `type`; map them to precise client errors. */
+function bodyError(error: unknown): BrokerError | undefined {
+  if (error === null || typeof error !== 'object' || !('type' in error)) return undefined;
+  const type = String((error as { type: unknown }).type);
+  if (type === 'entity.too.large' || type === 'parameters.too.many') {
+    return new BrokerError('request_too_large', {
+      oauthError: 'invalid_request',
+      status: 413,
+      description: 'The request body is too large (at most 64 KiB and 32 parameters).',
+    });
+  }
+  if (type === 'request.aborted' || type === 'request.size.invalid') return invalidRequest('invalid_request', 'The request body was incomplete.');
+  return invalidRequest('invalid_request', 'The request body could not be decoded as a form.');
+}
+
+/** Builds the HTTP application from its dependencies; no module-level state. */
+export function createApp(deps: AppDependencies): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  app.set('query parser', 'simple');
+
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const incoming = req.headers['x-request-id'];
+    const id = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    res.locals.requestId = id;
+    res.set('X-Request-Id', id);
+    res.set('X-Content-Type-Options', 'nosniff');
+    res.set('Referrer-Policy', 'no-referrer');
+    const stopTimer = deps.metrics.httpDuration.startTimer();
+    res.on('finish', () => {
+      // Route templates only: never a raw path, which a client controls.
+      const route = (req.route as { path?: string } | undefined)?.path;
+      stopTimer({ route: typeof route === 'string' ? route : 'unmatched', status_class: `${Math.floor(res.statusCode / 100)}xx` });
+    });
+    next();
+  });
+
+  if (deps.extraRoutes) app.use(deps.extraRoutes);
+  app.use(tokenRoutes(deps.exchange));
+  app.use(wellKnownRoutes(deps.publicUrl, deps.signingKeys));
+  app.use(healthRoutes(deps.readiness));
+  app.get('/metrics', async (_req, res) => {
+    res.set('Cache-Control', 'no-store');
+    res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+
+  app.use((_req: Request, res: Response) => {
+    sendError(res, new BrokerError('not_found', { oauthError: 'invalid_request', status: 404, description: 'No such endpoint.' }));
+  });
+  app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const known = bodyError(error);
+    if (known === undefined) deps.logger.error({ requestId: res.locals.requestId, err: error }, 'unhandled error');
+    if (res.headersSent) return;
+    sendError(res, known ?? error);
+  });
+  return app;
+}

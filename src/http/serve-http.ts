@@ -1,0 +1,60 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Express } from 'express';
+
+export interface HttpServerOptions {
+  readonly port: number;
+  readonly host: string;
+  readonly headersTimeoutSeconds: number;
+  readonly requestTimeoutSeconds: number;
+}
+
+export interface RunningServer {
+  readonly server: Server;
+  readonly port: number;
+  /** Stops accepting connections, lets in-flight requests finish, closes idle keep-alive sockets. */
+  shutdown(timeoutSeconds: number): Promise<'drained' | 'timed_out'>;
+}
+
+/**
+ * Listens with short header and request timeouts, so a client that never finishes its headers is cut off
+ * within seconds rather than holding a socket for minutes.
+ */
+export function listen(app: Express, options: HttpServerOptions): Promise<RunningServer> {
+  const server = createServer(
+    {
+      headersTimeout: options.headersTimeoutSeconds * 1000,
+      requestTimeout: options.requestTimeoutSeconds * 1000,
+      keepAliveTimeout: 5000,
+      maxHeaderSize: 16 * 1024 + 4096,
+      // Node checks the timeouts above on this interval; the default (30 s) would make them coarse.
+      connectionsCheckingInterval: 1000,
+    },
+    app,
+  );
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      const port = (server.address() as AddressInfo).port;
+      resolve({
+        server,
+        port,
+        shutdown(timeoutSeconds) {
+          return new Promise((done) => {
+            const timer = setTimeout(() => {
+              server.closeAllConnections();
+              done('timed_out');
+            }, timeoutSeconds * 1000);
+            timer.unref();
+            server.close(() => {
+              clearTimeout(timer);
+              done('drained');
+            });
+            server.closeIdleConnections();
+          });
+        },
+      });
+    });
+  });
+}

@@ -1,0 +1,51 @@
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import { invalidRequest } from '../errors.js';
+import { parseExchangeRequest } from './parse-exchange-request.js';
+import { sendError } from './error-response.js';
+import type { ExchangeToken } from '../exchange/exchange-token.js';
+
+/** Form bodies above this are refused with 413 before parsing. */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+const parseForm = express.urlencoded({ extended: false, limit: MAX_BODY_BYTES, parameterLimit: 32 });
+
+/** Only form bodies are read; any other body is refused before it is buffered. */
+function requireFormBody(req: Request, res: Response, next: NextFunction): void {
+  res.set('Cache-Control', 'no-store');
+  res.set('Pragma', 'no-cache');
+  // req.is() is null without a body, false for a body of another type.
+  if (req.is('application/x-www-form-urlencoded') === false) {
+    sendError(res, invalidRequest('unsupported_media_type', 'The request body must be application/x-www-form-urlencoded (RFC 8693).'));
+    return;
+  }
+  parseForm(req, res, next);
+}
+
+/**
+ * POST /token: RFC 8693 token exchange. With `Accept: text/plain` the body is the bare access token, so a
+ * workflow step needs no JSON tool.
+ */
+export function tokenRoutes(exchange: ExchangeToken): Router {
+  const router = express.Router();
+  router.post('/token', requireFormBody, async (req: Request, res: Response) => {
+    try {
+      const form = req.body !== null && typeof req.body === 'object' ? (req.body as Record<string, unknown>) : {};
+      const request = parseExchangeRequest(form, req.headers.authorization);
+      const result = await exchange(request, String(res.locals.requestId ?? ''));
+      if (req.accepts(['application/json', 'text/plain']) === 'text/plain') {
+        res.type('text/plain').send(result.accessToken);
+        return;
+      }
+      res.json({
+        access_token: result.accessToken,
+        issued_token_type: result.issuedTokenType,
+        token_type: 'Bearer',
+        expires_in: result.expiresIn,
+        scope: result.scope,
+      });
+    } catch (error) {
+      sendError(res, error);
+    }
+  });
+  return router;
+}

@@ -1,0 +1,33 @@
+import express, { type Router } from 'express';
+import { GRANT_TYPE_TOKEN_EXCHANGE } from '../protocol.js';
+import { jwksDocument, type SigningKeySet } from '../mint/signing-key-set.js';
+
+/**
+ * Seconds clients may cache the JWKS. Kept short: Tyk applies its own cache (240 s by default) on top,
+ * and the key lifecycle pre-publishes new keys for longer than both.
+ */
+export const JWKS_MAX_AGE_SECONDS = 60;
+
+/** The broker's own discovery document and public keys, which Tyk fetches. */
+export function wellKnownRoutes(publicUrl: string, signingKeys: SigningKeySet): Router {
+  const router = express.Router();
+  const base = publicUrl.replace(/\/$/, '');
+  router.get('/.well-known/jwks.json', (_req, res) => {
+    res.set('Cache-Control', `public, max-age=${JWKS_MAX_AGE_SECONDS}`);
+    res.type('application/jwk-set+json').send(JSON.stringify(jwksDocument(signingKeys)));
+  });
+  router.get('/.well-known/openid-configuration', (_req, res) => {
+    res.set('Cache-Control', `public, max-age=${JWKS_MAX_AGE_SECONDS}`);
+    res.json({
+      issuer: publicUrl,
+      jwks_uri: `${base}/.well-known/jwks.json`,
+      token_endpoint: `${base}/token`,
+      grant_types_supported: [GRANT_TYPE_TOKEN_EXCHANGE],
+      token_endpoint_auth_methods_supported: ['none'],
+      id_token_signing_alg_values_supported: [...new Set(signingKeys.published().map((k) => k.alg))],
+      response_types_supported: ['token'],
+      subject_types_supported: ['public'],
+    });
+  });
+  return router;
+}

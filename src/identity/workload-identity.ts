@@ -1,0 +1,81 @@
+import { invalidRequest } from '../errors.js';
+import { KUBERNETES_CLAIM } from '../protocol.js';
+import type { IssuerConfig } from '../config/schema.js';
+
+/** Verified claims of a subject token, as JSON. */
+export type Claims = Readonly<Record<string, unknown>>;
+
+/** Who is asking, as established by a verified subject token. */
+export interface WorkloadIdentity {
+  /** Configured short name of the issuer that signed the subject token. */
+  readonly issuerName: string;
+  /** The subject token's `iss`. */
+  readonly issuer: string;
+  /** The subject token's `sub`. */
+  readonly subject: string;
+  readonly namespace?: string;
+  readonly serviceAccount?: string;
+  readonly serviceAccountUid?: string;
+  readonly podName?: string;
+  readonly podUid?: string;
+  readonly nodeName?: string;
+  /** Set when the token is bound to a Secret rather than a pod. */
+  readonly secretName?: string;
+  /** Every verified claim, for rules that match by JSON pointer. */
+  readonly claims: Claims;
+}
+
+function record(value: unknown): Record<string, unknown> | undefined {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+}
+
+function string(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+function missing(claim: string) {
+  return invalidRequest('missing_claim', `The subject token lacks the "${claim}" claim of a Kubernetes service-account token.`, {
+    facts: { claim },
+  });
+}
+
+/**
+ * Reads the workload identity out of verified claims. For `kind: kubernetes` the `kubernetes.io` claim with
+ * namespace and service account is required, and `sub` must agree with it; `oidc` issuers only need `sub`.
+ */
+export function identityFromClaims(issuer: IssuerConfig, claims: Claims): WorkloadIdentity {
+  const subject = string(claims.sub);
+  if (subject === undefined) {
+    throw invalidRequest('missing_claim', 'The subject token has no "sub" claim.', { facts: { claim: 'sub' } });
+  }
+  const base = { issuerName: issuer.name, issuer: issuer.issuer, subject, claims };
+  const kube = record(claims[KUBERNETES_CLAIM]);
+  if (kube === undefined) {
+    if (issuer.kind === 'kubernetes') throw missing(KUBERNETES_CLAIM);
+    return base;
+  }
+  const namespace = string(kube.namespace);
+  const serviceAccount = record(kube.serviceaccount);
+  const serviceAccountName = string(serviceAccount?.name);
+  if (issuer.kind === 'kubernetes') {
+    if (namespace === undefined) throw missing(`${KUBERNETES_CLAIM}.namespace`);
+    if (serviceAccountName === undefined) throw missing(`${KUBERNETES_CLAIM}.serviceaccount.name`);
+    // The API server derives `sub` from the same fields; a token where they disagree was not minted by it.
+    if (subject !== `system:serviceaccount:${namespace}:${serviceAccountName}`) {
+      throw invalidRequest('malformed_token', 'The subject token\'s "sub" does not match its kubernetes.io namespace and service account.');
+    }
+  }
+  const pod = record(kube.pod);
+  const secret = record(kube.secret);
+  const node = record(kube.node);
+  return {
+    ...base,
+    ...(namespace !== undefined && { namespace }),
+    ...(serviceAccountName !== undefined && { serviceAccount: serviceAccountName }),
+    ...(string(serviceAccount?.uid) !== undefined && { serviceAccountUid: string(serviceAccount?.uid) }),
+    ...(string(pod?.name) !== undefined && { podName: string(pod?.name) }),
+    ...(string(pod?.uid) !== undefined && { podUid: string(pod?.uid) }),
+    ...(string(node?.name) !== undefined && { nodeName: string(node?.name) }),
+    ...(string(secret?.name) !== undefined && { secretName: string(secret?.name) }),
+  };
+}

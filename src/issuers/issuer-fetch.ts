@@ -1,0 +1,69 @@
+import { readFile } from 'node:fs/promises';
+import * as http from 'node:http';
+import * as https from 'node:https';
+
+/** The subset of fetch that openid-client and the key sets call. */
+export type IssuerFetch = (url: string, init?: { method?: string; headers?: Record<string, string> | Headers; signal?: AbortSignal | null }) => Promise<Response>;
+
+export interface IssuerFetchOptions {
+  /** PEM CA bundle trusted in addition to nothing else: in-cluster API servers use a private CA. */
+  readonly caFile?: string | undefined;
+  /** Re-read on every request: the kubelet rotates projected tokens in place. */
+  readonly bearerTokenFile?: string | undefined;
+  readonly timeoutMs?: number;
+  /** Discovery documents and key sets are small; a larger answer is refused rather than buffered. */
+  readonly maxBytes?: number;
+}
+
+/**
+ * An HTTP GET for discovery and JWKS with the issuer's own CA and bearer token, a timeout and a size limit.
+ * Redirects are not followed: a key set must come from the configured or discovered address itself.
+ */
+export function createIssuerFetch(options: IssuerFetchOptions): IssuerFetch {
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const maxBytes = options.maxBytes ?? 1024 * 1024;
+  let ca: Promise<string> | undefined;
+  return async (url, init) => {
+    const target = new URL(url);
+    const headers: Record<string, string> = { accept: 'application/json' };
+    new Headers(init?.headers ?? {}).forEach((value, key) => {
+      headers[key] = value;
+    });
+    if (options.bearerTokenFile !== undefined) {
+      headers.authorization = `Bearer ${(await readFile(options.bearerTokenFile, 'utf8')).trim()}`;
+    }
+    if (options.caFile !== undefined) ca ??= readFile(options.caFile, 'utf8');
+    const transport = target.protocol === 'https:' ? https : http;
+    const requestOptions: https.RequestOptions = { method: init?.method ?? 'GET', headers, timeout: timeoutMs };
+    if (ca !== undefined) requestOptions.ca = await ca;
+    return new Promise<Response>((resolve, reject) => {
+      const request = transport.request(target, requestOptions, (response: http.IncomingMessage) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        response.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > maxBytes) {
+            request.destroy(new Error(`response from ${target.origin} exceeds ${maxBytes} bytes`));
+            return;
+          }
+          chunks.push(chunk);
+        });
+        response.on('end', () => {
+          const responseHeaders = new Headers();
+          for (const [key, value] of Object.entries(response.headers)) {
+            if (typeof value === 'string') responseHeaders.set(key, value);
+            else if (Array.isArray(value)) for (const v of value) responseHeaders.append(key, v);
+          }
+          const status = response.statusCode ?? 502;
+          const body = status === 204 || status === 304 ? null : Buffer.concat(chunks);
+          resolve(new Response(body, { status, headers: responseHeaders }));
+        });
+        response.on('error', reject);
+      });
+      request.on('timeout', () => request.destroy(new Error(`no answer from ${target.origin} within ${timeoutMs} ms`)));
+      request.on('error', reject);
+      init?.signal?.addEventListener('abort', () => request.destroy(new Error('aborted')), { once: true });
+      request.end();
+    });
+  };
+}

@@ -1,0 +1,189 @@
+import { importJWK, type CryptoKey, type JWK } from 'jose';
+import { readFile } from 'node:fs/promises';
+import { invalidRequest, temporarilyUnavailable } from '../errors.js';
+import { parseJwks, selectKey } from './jwks-selection.js';
+import type { IssuerFetch } from './issuer-fetch.js';
+
+export type VerificationKey = CryptoKey | Uint8Array;
+
+/** Where an issuer's public keys come from. */
+export interface IssuerKeySet {
+  /** Resolves the key for a header, refreshing once on an unknown `kid` (subject to the cool-down). */
+  getKey(header: { alg: string; kid?: string | undefined }): Promise<VerificationKey>;
+  /** Loads the keys now; rejects when they cannot be loaded. */
+  refresh(): Promise<void>;
+  /** True once a key set has been loaded; stays true while a stale set is served. */
+  readonly loaded: boolean;
+  /** Milliseconds since the epoch of the last successful load, or undefined. */
+  readonly lastSuccessAt: number | undefined;
+}
+
+export interface KeySetEvents {
+  onRefresh?(result: 'success' | 'error', error?: unknown): void;
+}
+
+interface LoadedKeys {
+  readonly keys: readonly JWK[];
+  readonly imported: Map<string, Promise<VerificationKey>>;
+}
+
+abstract class BaseKeySet implements IssuerKeySet {
+  protected current: LoadedKeys | undefined;
+  protected successAt: number | undefined;
+
+  get loaded(): boolean {
+    return this.current !== undefined;
+  }
+
+  get lastSuccessAt(): number | undefined {
+    return this.successAt;
+  }
+
+  abstract refresh(): Promise<void>;
+
+  abstract getKey(header: { alg: string; kid?: string | undefined }): Promise<VerificationKey>;
+
+  protected install(keys: readonly JWK[], at: number): void {
+    this.current = { keys, imported: new Map() };
+    this.successAt = at;
+  }
+
+  /** Returns the key, or why there is none. Imported keys are memoized per key set generation. */
+  protected lookup(header: { alg: string; kid?: string | undefined }): Promise<VerificationKey> | 'unknown_kid' {
+    const current = this.current;
+    if (current === undefined) return 'unknown_kid';
+    const selection = selectKey(current.keys, header);
+    if (!selection.found) {
+      if (selection.why === 'unknown_kid') return 'unknown_kid';
+      throw invalidRequest('unsupported_algorithm', `The issuer's key "${header.kid}" cannot verify ${header.alg} signatures.`);
+    }
+    const memoKey = `${selection.jwk.kid ?? ''}\u0000${header.alg}`;
+    let key = current.imported.get(memoKey);
+    if (key === undefined) {
+      key = importJWK({ ...selection.jwk, ext: true }, header.alg) as Promise<VerificationKey>;
+      current.imported.set(memoKey, key);
+    }
+    return key;
+  }
+}
+
+function unknownKid(kid: string | undefined) {
+  return invalidRequest(
+    'unknown_kid',
+    kid === undefined
+      ? 'The subject token has no "kid" and no key of its issuer fits its algorithm.'
+      : 'The subject token was signed with a key its issuer does not publish (unknown "kid"). If the cluster rotated its service-account keys, retry shortly.',
+    { facts: { kid: kid ?? '' } },
+  );
+}
+
+export interface RemoteKeySetOptions {
+  /** Resolves the JWKS address (discovery may be needed first). */
+  readonly resolveJwksUri: () => Promise<string>;
+  readonly fetch: IssuerFetch;
+  readonly now: () => number;
+  /** An unknown kid triggers a refetch at most this often. */
+  readonly cooldownMs?: number;
+  /** After this, the next request triggers a background refresh; the old keys keep serving meanwhile. */
+  readonly maxAgeMs?: number;
+  readonly events?: KeySetEvents;
+}
+
+/**
+ * A remote JWKS with stale-while-revalidate semantics: known keys keep verifying while the issuer is down,
+ * an unknown kid refetches at most once per cool-down, and concurrent refreshes collapse into one request.
+ */
+export class RemoteKeySet extends BaseKeySet {
+  private inflight: Promise<void> | undefined;
+  private lastAttemptAt = Number.NEGATIVE_INFINITY;
+  private readonly cooldownMs: number;
+  private readonly maxAgeMs: number;
+
+  constructor(private readonly options: RemoteKeySetOptions) {
+    super();
+    this.cooldownMs = options.cooldownMs ?? 30_000;
+    this.maxAgeMs = options.maxAgeMs ?? 600_000;
+  }
+
+  refresh(): Promise<void> {
+    this.inflight ??= this.load().finally(() => {
+      this.inflight = undefined;
+    });
+    return this.inflight;
+  }
+
+  private async load(): Promise<void> {
+    this.lastAttemptAt = this.options.now();
+    try {
+      const url = await this.options.resolveJwksUri();
+      const response = await this.options.fetch(url, { headers: { accept: 'application/jwk-set+json, application/json' } });
+      if (!response.ok) throw new Error(`JWKS answered HTTP ${response.status}`);
+      const keys = parseJwks(await response.json());
+      this.install(keys, this.options.now());
+      this.options.events?.onRefresh?.('success');
+    } catch (error) {
+      this.options.events?.onRefresh?.('error', error);
+      throw error;
+    }
+  }
+
+  async getKey(header: { alg: string; kid?: string | undefined }): Promise<VerificationKey> {
+    const now = this.options.now();
+    if (this.current === undefined) {
+      await this.refreshOrUnavailable('The broker cannot load its keys for this issuer yet; retry shortly.');
+    } else if (this.successAt !== undefined && now - this.successAt > this.maxAgeMs && now - this.lastAttemptAt >= this.cooldownMs) {
+      this.refresh().catch(() => undefined); // stale keys keep serving; failures are counted by the event hook
+    }
+    const first = this.lookup(header);
+    if (first !== 'unknown_kid') return first;
+    if (now - this.lastAttemptAt < this.cooldownMs) throw unknownKid(header.kid);
+    await this.refreshOrUnavailable('The subject token\'s key is not known and the issuer\'s key set cannot be fetched right now; retry shortly.');
+    const second = this.lookup(header);
+    if (second !== 'unknown_kid') return second;
+    throw unknownKid(header.kid);
+  }
+
+  private async refreshOrUnavailable(description: string): Promise<void> {
+    try {
+      await this.refresh();
+    } catch (error) {
+      throw temporarilyUnavailable('issuer_unavailable', description, {
+        detail: `JWKS fetch failed: ${error instanceof Error ? error.message : String(error)}`,
+      });
+    }
+  }
+}
+
+/** A JWKS read from a file, for air-gapped clusters. Re-read by `refresh()` (e.g. on a reload). */
+export class FileKeySet extends BaseKeySet {
+  constructor(
+    private readonly path: string,
+    private readonly now: () => number,
+    private readonly events?: KeySetEvents,
+  ) {
+    super();
+  }
+
+  async refresh(): Promise<void> {
+    try {
+      this.install(parseJwks(JSON.parse(await readFile(this.path, 'utf8'))), this.now());
+      this.events?.onRefresh?.('success');
+    } catch (error) {
+      this.events?.onRefresh?.('error', error);
+      throw error;
+    }
+  }
+
+  async getKey(header: { alg: string; kid?: string | undefined }): Promise<VerificationKey> {
+    if (this.current === undefined) {
+      await this.refresh().catch((error: unknown) => {
+        throw temporarilyUnavailable('issuer_unavailable', 'The broker cannot load its keys for this issuer; retry shortly.', {
+          detail: `JWKS file ${this.path}: ${error instanceof Error ? error.message : String(error)}`,
+        });
+      });
+    }
+    const key = this.lookup(header);
+    if (key === 'unknown_kid') throw unknownKid(header.kid);
+    return key;
+  }
+}

@@ -1,0 +1,45 @@
+import { createIssuerFetch } from './issuer-fetch.js';
+import { discoverJwksUri } from './discover-jwks-uri.js';
+import { FileKeySet, RemoteKeySet, type IssuerKeySet, type KeySetEvents } from './issuer-key-set.js';
+import type { IssuerConfig } from '../config/schema.js';
+
+/** A configured issuer with the source of its verification keys. */
+export interface TrustedIssuer {
+  readonly config: IssuerConfig;
+  readonly keys: IssuerKeySet;
+}
+
+/** The set of trusted issuers, looked up by the exact `iss` string. */
+export interface TrustedIssuers {
+  byIssuer(iss: string): TrustedIssuer | undefined;
+  readonly all: readonly TrustedIssuer[];
+}
+
+export interface TrustedIssuersOptions {
+  readonly now: () => number;
+  /** Per-issuer hooks, e.g. for JWKS refresh metrics and logs. */
+  readonly eventsFor?: (issuerName: string) => KeySetEvents;
+}
+
+/** Builds key sources for every configured issuer. Network I/O happens lazily, on refresh or first use. */
+export function createTrustedIssuers(configs: readonly IssuerConfig[], options: TrustedIssuersOptions): TrustedIssuers {
+  const all = configs.map((config): TrustedIssuer => {
+    const events = options.eventsFor?.(config.name);
+    if (config.jwksFile !== undefined) {
+      return { config, keys: new FileKeySet(config.jwksFile, options.now, events) };
+    }
+    const fetch = createIssuerFetch({ caFile: config.caFile, bearerTokenFile: config.bearerTokenFile });
+    let discovered: string | undefined;
+    const resolveJwksUri = async (): Promise<string> => {
+      if (config.jwksUri !== undefined) return config.jwksUri;
+      discovered ??= await discoverJwksUri(config, fetch);
+      return discovered;
+    };
+    return {
+      config,
+      keys: new RemoteKeySet({ resolveJwksUri, fetch, now: options.now, ...(events !== undefined && { events }) }),
+    };
+  });
+  const index = new Map(all.map((issuer) => [issuer.config.issuer, issuer]));
+  return { byIssuer: (iss) => index.get(iss), all };
+}

@@ -1,0 +1,52 @@
+import type { Logger } from 'pino';
+import type { ExchangeOutcome } from './exchange-outcome.js';
+
+/**
+ * One log line per exchange, and one audit line per issued token. Neither ever contains a token: the
+ * subject and access tokens appear only as SHA-256 digests.
+ */
+export function logExchange(logger: Logger, outcome: ExchangeOutcome): void {
+  const line = {
+    requestId: outcome.requestId,
+    outcome: outcome.outcome,
+    reason: outcome.reason,
+    issuer: outcome.issuerName,
+    namespace: outcome.namespace,
+    serviceAccount: outcome.serviceAccount,
+    pod: outcome.podName,
+    policies: outcome.policies,
+    jti: outcome.jti,
+    expiresAt: outcome.expiresAt,
+    durationMs: Math.round(outcome.durationMs * 100) / 100,
+    subjectTokenSha256: outcome.subjectTokenSha256,
+    ...(outcome.facts !== undefined && Object.keys(outcome.facts).length > 0 && { facts: outcome.facts }),
+    ...(outcome.detail !== undefined && { detail: outcome.detail }),
+    // Which rules were considered and why each did not match: for the operator, never in the response.
+    ...(outcome.reason === 'no_matching_rule' && { verdicts: outcome.verdicts }),
+  };
+  if (outcome.outcome === 'error') logger.error(line, 'exchange failed');
+  else if (outcome.outcome === 'rejected') logger.info(line, 'exchange rejected');
+  else logger.info(line, 'exchange succeeded');
+
+  if (outcome.outcome === 'issued') {
+    logger.info(
+      {
+        audit: true,
+        event: 'token_issued',
+        requestId: outcome.requestId,
+        jti: outcome.jti,
+        subject: outcome.subject,
+        issuer: outcome.issuerName,
+        namespace: outcome.namespace,
+        serviceAccount: outcome.serviceAccount,
+        pod: outcome.podName,
+        policies: outcome.policies,
+        matchedRules: outcome.matchedRules,
+        expiresAt: outcome.expiresAt,
+        accessTokenSha256: outcome.accessTokenSha256,
+        subjectTokenSha256: outcome.subjectTokenSha256,
+      },
+      'token issued',
+    );
+  }
+}

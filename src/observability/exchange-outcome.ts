@@ -1,0 +1,40 @@
+import type { ReasonCode } from '../errors.js';
+import type { RuleVerdict } from '../rules/evaluate-rules.js';
+import type { TokenTiming } from '../issuers/temporal-claims.js';
+
+export type ExchangeOutcomeKind = 'issued' | 'cached' | 'rejected' | 'error';
+
+/**
+ * Everything known about one exchange when it ends, emitted exactly once from a `finally`. Metrics, logs
+ * and audit subscribe to it. It never carries a token: only the subject token's SHA-256.
+ */
+export interface ExchangeOutcome {
+  readonly requestId: string;
+  readonly outcome: ExchangeOutcomeKind;
+  /** `ok` for issued and cached; the reason code otherwise. */
+  readonly reason: ReasonCode | 'ok';
+  readonly durationMs: number;
+  readonly subjectTokenSha256?: string;
+  readonly issuerName?: string;
+  readonly namespace?: string;
+  readonly serviceAccount?: string;
+  readonly podName?: string;
+  readonly subject?: string;
+  readonly policies?: readonly string[];
+  readonly matchedRules?: readonly string[];
+  /** Why each rule did or did not match; logged on `no_matching_rule`, never sent to the client. */
+  readonly verdicts?: readonly RuleVerdict[];
+  readonly jti?: string;
+  readonly expiresAt?: number;
+  readonly ttlSeconds?: number;
+  /** For the minted or cached access token: its SHA-256, for audit. */
+  readonly accessTokenSha256?: string;
+  readonly subjectTiming?: TokenTiming;
+  /** Non-secret facts from a rejection (e.g. expiredForSeconds, skewSeconds). */
+  readonly facts?: Readonly<Record<string, string | number | boolean>>;
+  /** Internal detail of a rejection or failure, for logs only. */
+  readonly detail?: string;
+}
+
+/** A subscriber to exchange outcomes. It must not throw; if it does, the error is swallowed and logged. */
+export type ExchangeObserver = (outcome: ExchangeOutcome) => void;

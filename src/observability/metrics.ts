@@ -1,0 +1,104 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ExchangeOutcome } from './exchange-outcome.js';
+
+const PREFIX = 'token_broker_';
+
+/** Every metric the broker exports, declared once. Labels come from small fixed sets only. */
+export interface BrokerMetrics {
+  readonly registry: Registry;
+  readonly exchanges: Counter<'outcome' | 'reason'>;
+  readonly subjectTokenRemaining: Histogram;
+  readonly subjectTokenExpiredFor: Histogram;
+  readonly clockSkew: Histogram;
+  readonly issuedTokenTtl: Histogram;
+  readonly cachedTokenRemaining: Histogram;
+  readonly jwksRefresh: Counter<'issuer' | 'result'>;
+  readonly jwksLastSuccess: Gauge<'issuer'>;
+  readonly httpDuration: Histogram<'route' | 'status_class'>;
+}
+
+/** Creates a fresh registry with the broker's metrics and Node.js process metrics. */
+export function createMetrics(): BrokerMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: PREFIX });
+  const registers = [registry];
+  return {
+    registry,
+    exchanges: new Counter({
+      name: `${PREFIX}exchanges_total`,
+      help: 'Token exchanges by outcome (issued, cached, rejected, error) and stable reason code (ok on success).',
+      labelNames: ['outcome', 'reason'],
+      registers,
+    }),
+    subjectTokenRemaining: new Histogram({
+      name: `${PREFIX}subject_token_remaining_seconds`,
+      help: 'Life left on accepted subject tokens at exchange time. Low values mean steps present tokens close to expiry.',
+      buckets: [30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 43200, 86400],
+      registers,
+    }),
+    subjectTokenExpiredFor: new Histogram({
+      name: `${PREFIX}subject_token_expired_for_seconds`,
+      help: 'For expired subject tokens, how long ago they expired: seconds suggest clock skew, minutes a step caching the projected token, hours a stale secret.',
+      buckets: [1, 5, 15, 30, 60, 300, 900, 1800, 3600, 21600, 86400],
+      registers,
+    }),
+    clockSkew: new Histogram({
+      name: `${PREFIX}clock_skew_seconds`,
+      help: 'How far subject tokens\' iat/nbf are ahead of the broker\'s clock.',
+      buckets: [0.5, 1, 2, 5, 10, 30, 60, 300, 900],
+      registers,
+    }),
+    issuedTokenTtl: new Histogram({
+      name: `${PREFIX}issued_token_ttl_seconds`,
+      help: 'Lifetime of newly minted access tokens.',
+      buckets: [60, 120, 300, 600, 900, 1800, 3600, 7200, 86400],
+      registers,
+    }),
+    cachedTokenRemaining: new Histogram({
+      name: `${PREFIX}cached_token_remaining_seconds`,
+      help: 'Life left on access tokens served from the cache.',
+      buckets: [60, 120, 300, 600, 900, 1800, 3600, 7200, 86400],
+      registers,
+    }),
+    jwksRefresh: new Counter({
+      name: `${PREFIX}jwks_refresh_total`,
+      help: 'Fetches of trusted issuers\' key sets, by issuer name and result (success, error).',
+      labelNames: ['issuer', 'result'],
+      registers,
+    }),
+    jwksLastSuccess: new Gauge({
+      name: `${PREFIX}jwks_last_success_timestamp_seconds`,
+      help: 'Unix time of the last successful key-set fetch per issuer.',
+      labelNames: ['issuer'],
+      registers,
+    }),
+    httpDuration: new Histogram({
+      name: `${PREFIX}http_request_duration_seconds`,
+      help: 'HTTP request duration by route template and status class.',
+      labelNames: ['route', 'status_class'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
+  };
+}
+
+/** Subscribes the metrics to exchange outcomes. */
+export function recordExchangeMetrics(metrics: BrokerMetrics, outcome: ExchangeOutcome): void {
+  metrics.exchanges.inc({ outcome: outcome.outcome, reason: outcome.reason });
+  const timing = outcome.subjectTiming;
+  if (timing !== undefined) {
+    metrics.subjectTokenRemaining.observe(timing.remainingSeconds);
+    if (timing.skewSeconds > 0) metrics.clockSkew.observe(timing.skewSeconds);
+  }
+  const facts = outcome.facts ?? {};
+  if (outcome.reason === 'expired' && typeof facts.expiredForSeconds === 'number') {
+    metrics.subjectTokenExpiredFor.observe(facts.expiredForSeconds);
+  }
+  if ((outcome.reason === 'not_yet_valid' || outcome.reason === 'issued_in_future') && typeof facts.skewSeconds === 'number') {
+    metrics.clockSkew.observe(facts.skewSeconds);
+  }
+  if (outcome.ttlSeconds !== undefined) {
+    if (outcome.outcome === 'issued') metrics.issuedTokenTtl.observe(outcome.ttlSeconds);
+    if (outcome.outcome === 'cached') metrics.cachedTokenRemaining.observe(outcome.ttlSeconds);
+  }
+}
