@@ -4,35 +4,38 @@ import type { OAuthErrorCode } from './protocol.js';
  * Stable reason codes. Clients, metrics, alerts and runbooks key on these strings:
  * add new ones, never rename or reuse one.
  */
-export type ReasonCode =
+export const REASON_CODES = [
   // the request itself
-  | 'invalid_request'
-  | 'unsupported_grant_type'
-  | 'unsupported_token_type'
-  | 'request_too_large'
-  | 'unsupported_media_type'
+  'invalid_request',
+  'unsupported_grant_type',
+  'unsupported_token_type',
+  'request_too_large',
+  'unsupported_media_type',
   // the subject token
-  | 'malformed_token'
-  | 'token_too_large'
-  | 'unsupported_algorithm'
-  | 'unknown_kid'
-  | 'bad_signature'
-  | 'unknown_issuer'
-  | 'audience_mismatch'
-  | 'expired'
-  | 'not_yet_valid'
-  | 'issued_in_future'
-  | 'missing_claim'
-  | 'legacy_token'
+  'malformed_token',
+  'token_too_large',
+  'unsupported_algorithm',
+  'unknown_kid',
+  'bad_signature',
+  'unknown_issuer',
+  'audience_mismatch',
+  'expired',
+  'not_yet_valid',
+  'issued_in_future',
+  'missing_claim',
+  'legacy_token',
   // policy
-  | 'no_matching_rule'
-  | 'scope_not_granted'
-  | 'audience_not_allowed'
+  'no_matching_rule',
+  'scope_not_granted',
+  'audience_not_allowed',
   // dependencies and the broker itself
-  | 'issuer_unavailable'
-  | 'no_signing_key'
-  | 'not_found'
-  | 'internal_error';
+  'issuer_unavailable',
+  'no_signing_key',
+  'not_found',
+  'internal_error',
+] as const;
+
+export type ReasonCode = (typeof REASON_CODES)[number];
 
 export interface BrokerErrorOptions {
   /** RFC 6749 error code sent to the client. */

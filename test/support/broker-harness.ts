@@ -1,0 +1,85 @@
+import supertest from 'supertest';
+import { createBroker, type Broker } from '../../src/broker.js';
+import { validateConfig } from '../../src/config/validate-config.js';
+import { generateSigningKey } from '../../src/mint/signing-key.js';
+import { staticSigningKeySet, type SigningKeySet } from '../../src/mint/signing-key-set.js';
+import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT, type SigningAlgorithm } from '../../src/protocol.js';
+import { startStandInIssuer, type StandInIssuer, type StandInIssuerOptions } from '../fakes/stand-in-issuer.js';
+import { createTestClock, type TestClock } from './clock.js';
+import { captureLogs, type LogCapture } from './log-capture.js';
+import type { BrokerConfig, BrokerConfigInput } from '../../src/config/schema.js';
+
+export const PUBLIC_URL = 'https://token-broker.test';
+export const SUBJECT_AUDIENCE = 'tyk-token-broker';
+
+export interface Harness {
+  readonly issuer: StandInIssuer;
+  readonly broker: Broker;
+  readonly config: BrokerConfig;
+  readonly clock: TestClock;
+  readonly logs: LogCapture;
+  readonly signingKeys: SigningKeySet;
+  readonly http: ReturnType<typeof supertest>;
+  /** POSTs an RFC 8693 form exchange of `subjectToken` with optional extra parameters. */
+  exchange(subjectToken: string, extra?: Record<string, string>): supertest.Test;
+  close(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  readonly issuer?: StandInIssuerOptions;
+  /** Replaces parts of the default configuration; `issuers` entries get the stand-in's URL filled in. */
+  readonly config?: (issuerUrl: string) => Partial<BrokerConfigInput>;
+  readonly signingAlgorithm?: SigningAlgorithm;
+}
+
+/** The default test configuration: one Kubernetes issuer (the stand-in) and two rules. */
+export function defaultConfig(issuerUrl: string): BrokerConfigInput {
+  return {
+    server: { port: 8080, publicUrl: PUBLIC_URL },
+    issuers: [{ name: 'test-cluster', issuer: issuerUrl, audiences: [SUBJECT_AUDIENCE], kind: 'kubernetes', clockSkewSeconds: 30 }],
+    signing: { algorithm: 'ES256', keysDir: '/unused/in/tests' },
+    tokens: { audience: 'tyk', allowedAudiences: ['tyk', 'tyk-internal'], defaultTtlSeconds: 600, maxTtlSeconds: 3600 },
+    rules: [
+      {
+        name: 'payments-ci',
+        match: { issuers: ['test-cluster'], namespaces: ['payments', 'payments-*'], serviceAccounts: ['argo-*'] },
+        policies: ['payments-read', 'payments-write'],
+        ttlSeconds: 300,
+      },
+      { name: 'everyone-reads-status', match: { namespaces: ['*'] }, policies: ['status-read'] },
+    ],
+  };
+}
+
+/** Starts a stand-in issuer and a broker wired to it, with a shared controllable clock and captured logs. */
+export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
+  const clock = createTestClock();
+  const issuer = await startStandInIssuer({ audience: SUBJECT_AUDIENCE, ...options.issuer, now: clock.now });
+  const input = { ...defaultConfig(issuer.issuer), ...options.config?.(issuer.issuer) };
+  const validation = validateConfig(input);
+  if (!validation.ok) throw new Error(`test config invalid: ${JSON.stringify(validation.problems)}`);
+  const config = validation.config;
+  const logs = captureLogs();
+  const signingKeys = staticSigningKeySet([await generateSigningKey(options.signingAlgorithm ?? config.signing.algorithm, clock.now())]);
+  const broker = createBroker(config, { logger: logs.logger, signingKeys, now: clock.now });
+  const http = supertest(broker.app);
+  return {
+    issuer,
+    broker,
+    config,
+    clock,
+    logs,
+    signingKeys,
+    http,
+    exchange(subjectToken, extra = {}) {
+      return http
+        .post('/token')
+        .type('form')
+        .send({ grant_type: GRANT_TYPE_TOKEN_EXCHANGE, subject_token_type: TOKEN_TYPE_JWT, subject_token: subjectToken, ...extra });
+    },
+    async close() {
+      await broker.close();
+      await issuer.close();
+    },
+  };
+}
