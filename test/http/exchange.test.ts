@@ -1,5 +1,5 @@
 import { describe, it, before, after } from 'node:test';
-import * as assert from 'node:assert/strict';
+import assert from 'node:assert/strict';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { startHarness, PUBLIC_URL, type Harness } from '../support/broker-harness.js';
 import { TOKEN_TYPE_JWT } from '../../src/protocol.js';
