@@ -60,7 +60,14 @@ abstract class BaseKeySet implements IssuerKeySet {
     const memoKey = `${selection.jwk.kid ?? ''}\u0000${header.alg}`;
     let key = current.imported.get(memoKey);
     if (key === undefined) {
-      key = importJWK({ ...selection.jwk, ext: true }, header.alg) as Promise<VerificationKey>;
+      key = (importJWK({ ...selection.jwk, ext: true }, header.alg) as Promise<VerificationKey>).catch((error: unknown) => {
+        // The issuer publishes a key this runtime cannot use (malformed, or RSA under 2048 bits): the
+        // issuer's fault, not the caller's; forget it so a corrected key set is tried again.
+        current.imported.delete(memoKey);
+        throw temporarilyUnavailable('issuer_unavailable', 'The issuer publishes a key for this token that the broker cannot use.', {
+          detail: `importJWK failed for kid ${selection.jwk.kid ?? '(none)'}: ${error instanceof Error ? error.message : String(error)}`,
+        });
+      });
       current.imported.set(memoKey, key);
     }
     return key;
@@ -93,6 +100,9 @@ export interface RemoteKeySetOptions {
  * A remote JWKS with stale-while-revalidate semantics: known keys keep verifying while the issuer is down,
  * an unknown kid refetches at most once per cool-down, and concurrent refreshes collapse into one request.
  */
+/** While an issuer's keys have never loaded, requests trigger a fetch at most this often. */
+const UNLOADED_RETRY_MS = 2000;
+
 export class RemoteKeySet extends BaseKeySet {
   private inflight: Promise<void> | undefined;
   private lastAttemptAt = Number.NEGATIVE_INFINITY;
@@ -130,13 +140,20 @@ export class RemoteKeySet extends BaseKeySet {
   async getKey(header: { alg: string; kid?: string | undefined }): Promise<VerificationKey> {
     const now = this.options.now();
     if (this.current === undefined) {
+      // Never loaded: retry at most once per back-off so a down issuer is not hammered by every request.
+      if (this.inflight === undefined && now - this.lastAttemptAt < UNLOADED_RETRY_MS) {
+        throw temporarilyUnavailable('issuer_unavailable', 'The broker cannot load its keys for this issuer yet; retry shortly.', {
+          detail: 'JWKS never loaded; last attempt failed moments ago',
+        });
+      }
       await this.refreshOrUnavailable('The broker cannot load its keys for this issuer yet; retry shortly.');
     } else if (this.successAt !== undefined && now - this.successAt > this.maxAgeMs && now - this.lastAttemptAt >= this.cooldownMs) {
       this.refresh().catch(() => undefined); // stale keys keep serving; failures are counted by the event hook
     }
     const first = this.lookup(header);
     if (first !== 'unknown_kid') return first;
-    if (now - this.lastAttemptAt < this.cooldownMs) throw unknownKid(header.kid);
+    // A refresh already in flight (max age, or a concurrent request) may bring this kid: wait for it.
+    if (this.inflight === undefined && now - this.lastAttemptAt < this.cooldownMs) throw unknownKid(header.kid);
     await this.refreshOrUnavailable('The subject token\'s key is not known and the issuer\'s key set cannot be fetched right now; retry shortly.');
     const second = this.lookup(header);
     if (second !== 'unknown_kid') return second;
