@@ -3,14 +3,23 @@ import { parseArgs } from 'node:util';
 import { serve } from './cli/serve.js';
 import { checkConfig } from './cli/check-config.js';
 
-const USAGE = `Usage: token-broker <command>
+const USAGE = `Usage: token-broker <command> [options]
 
 Commands:
-  serve [--config FILE]     Run the broker. Without --config and BROKER_CONFIG: dev mode (embedded issuer, ephemeral key).
-  check-config FILE         Validate a configuration file; prints OK or every problem with its field path.
-  help                      Show this help.
+  serve [--config FILE]   Run the broker until SIGTERM or SIGINT, then finish in-flight requests and exit 0.
+                          Without --config or BROKER_CONFIG it runs in dev mode on 127.0.0.1: an embedded
+                          stand-in cluster issuer and an ephemeral signing key (refused with NODE_ENV=production).
+  check-config FILE       Validate a configuration file (with PORT and REDIS_URL) as serve does at start-up,
+                          without reading keys or contacting issuers. Prints OK, or every problem with its path.
+  help                    Show this help.
 
-Environment: BROKER_CONFIG (config file), PORT and REDIS_URL (override the file), NODE_ENV=production (refuses dev mode).`;
+Environment:
+  BROKER_CONFIG   configuration file for serve when --config is not given
+  PORT            overrides server.port
+  REDIS_URL       reserved for the Redis token cache (refused in this version)
+  NODE_ENV        "production" refuses dev mode
+
+Exit status: 0 success; 1 check-config found problems; 2 usage error, or serve could not start.`;
 
 async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -27,12 +36,15 @@ async function main(argv: readonly string[]): Promise<number> {
       }
       return checkConfig(positionals[0], process.env);
     }
-    case undefined:
     case 'help':
     case '--help':
     case '-h':
       console.log(USAGE);
-      return command === undefined ? 2 : 0;
+      return 0;
+    case undefined:
+      // A missing command is a usage error: the usage goes to stderr, like any other error.
+      console.error(USAGE);
+      return 2;
     default:
       console.error(`token-broker: unknown command "${command}"\n\n${USAGE}`);
       return 2;

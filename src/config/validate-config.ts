@@ -16,7 +16,9 @@ export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const segment of path) {
     if (typeof segment === 'number') out += `[${segment}]`;
-    else out += out === '' ? String(segment) : `.${String(segment)}`;
+    // A key such as the JSON pointer "/kubernetes.io/pod/name" would be ambiguous after a dot: quote it.
+    else if (typeof segment !== 'string' || !/^[A-Za-z_][A-Za-z0-9_-]*$/.test(segment)) out += `[${JSON.stringify(String(segment))}]`;
+    else out += out === '' ? segment : `.${segment}`;
   }
   return out === '' ? '(root)' : out;
 }
@@ -68,6 +70,10 @@ function crossFieldProblems(config: BrokerConfig): ConfigProblem[] {
     }
   });
 
+  // node:http refuses to create a server otherwise, so serve would fail after check-config said OK.
+  if (config.server.headersTimeoutSeconds > config.server.requestTimeoutSeconds) {
+    add(['server', 'headersTimeoutSeconds'], `must not exceed server.requestTimeoutSeconds (${config.server.requestTimeoutSeconds})`);
+  }
   if (config.tokens.defaultTtlSeconds > config.tokens.maxTtlSeconds) {
     add(['tokens', 'defaultTtlSeconds'], `must not exceed tokens.maxTtlSeconds (${config.tokens.maxTtlSeconds})`);
   }
@@ -80,6 +86,9 @@ function crossFieldProblems(config: BrokerConfig): ConfigProblem[] {
   }
   if (new Set([config.tokens.policyClaim, config.tokens.scopeClaim, config.tokens.contextClaim]).size !== 3) {
     add(['tokens'], 'policyClaim, scopeClaim and contextClaim must be different claims');
+  }
+  if (config.issuers.some((issuer) => issuer.kind === 'oidc') && /\{(namespace|serviceAccount|pod)\}/.test(config.tokens.subject)) {
+    add(['tokens', 'subject'], 'uses Kubernetes variables ({namespace}, {serviceAccount}, {pod}) that tokens of a kind: oidc issuer do not carry; use {issuer} and {sub}');
   }
   const unknownVariable = /\{(?!issuer\}|namespace\}|serviceAccount\}|pod\}|sub\})[^}]*\}/.exec(config.tokens.subject);
   if (unknownVariable) add(['tokens', 'subject'], `unknown template variable ${unknownVariable[0]}`);

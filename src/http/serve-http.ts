@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 
@@ -21,17 +21,27 @@ export interface RunningServer {
  * within seconds rather than holding a socket for minutes.
  */
 export function listen(app: Express, options: HttpServerOptions): Promise<RunningServer> {
-  const server = createServer(
-    {
-      headersTimeout: options.headersTimeoutSeconds * 1000,
-      requestTimeout: options.requestTimeoutSeconds * 1000,
-      keepAliveTimeout: 5000,
-      maxHeaderSize: 16 * 1024 + 4096,
-      // Node checks the timeouts above on this interval; the default (30 s) would make them coarse.
-      connectionsCheckingInterval: 1000,
-    },
-    app,
-  );
+  const server = createServer({
+    headersTimeout: options.headersTimeoutSeconds * 1000,
+    requestTimeout: options.requestTimeoutSeconds * 1000,
+    keepAliveTimeout: 5000,
+    maxHeaderSize: 16 * 1024 + 4096,
+    // Node checks the timeouts above on this interval; the default (30 s) would make them coarse.
+    connectionsCheckingInterval: 1000,
+  });
+  // While draining, every response says Connection: close, so a keep-alive client leaves with its answer
+  // instead of holding the process open until keepAliveTimeout. Registered before the app, which may answer synchronously.
+  let draining = false;
+  const inFlight = new Set<ServerResponse>();
+  server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+    if (draining) {
+      res.setHeader('Connection', 'close');
+      return;
+    }
+    inFlight.add(res);
+    res.once('close', () => inFlight.delete(res));
+  });
+  server.on('request', app);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {
@@ -42,6 +52,8 @@ export function listen(app: Express, options: HttpServerOptions): Promise<Runnin
         port,
         shutdown(timeoutSeconds) {
           return new Promise((done) => {
+            draining = true;
+            for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');
             const timer = setTimeout(() => {
               server.closeAllConnections();
               done('timed_out');

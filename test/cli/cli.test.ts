@@ -1,0 +1,569 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { generateKeyPairSync, createPublicKey } from 'node:crypto';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { connect, createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { calculateJwkThumbprint, createLocalJWKSet, decodeProtectedHeader, exportJWK, jwtVerify, type JSONWebKeySet } from 'jose';
+import { startStandInIssuer, type StandInIssuer } from '../fakes/stand-in-issuer.js';
+import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/protocol.js';
+
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const SUBJECT_AUDIENCE = 'tyk-token-broker';
+
+// ---------------------------------------------------------------------------------------------------------
+// Helpers: a CLI child process with its output, bounded waits, loopback ports.
+
+interface CliProcess {
+  readonly child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves when the process has exited, with its exit code (null when killed by a signal). */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const running = new Set<CliProcess>();
+
+/** The environment of the test run minus everything the CLI reads, so each test states what it sets. */
+function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of ['BROKER_CONFIG', 'PORT', 'REDIS_URL', 'NODE_ENV', 'NODE_TEST_CONTEXT']) delete env[name];
+  return { ...env, ...extra };
+}
+
+/** Starts `token-broker ...args` from the repository root, through tsx, as the package would run. */
+function startCli(args: readonly string[], env: NodeJS.ProcessEnv = cleanEnv()): CliProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    out += chunk;
+  });
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+    err += chunk;
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  const cli: CliProcess = { child, stdout: () => out, stderr: () => err, exited };
+  running.add(cli);
+  void exited.then(() => running.delete(cli));
+  return cli;
+}
+
+/** Kills every CLI process still running; used in `after` hooks so a failed test leaves nothing behind. */
+async function killAll(): Promise<void> {
+  await Promise.all(
+    [...running].map(async (cli) => {
+      cli.child.kill('SIGKILL');
+      await cli.exited;
+    }),
+  );
+}
+
+/** Rejects after `ms` with a message naming what was awaited. */
+function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Runs the CLI to completion (at most 20 s). */
+async function runCli(args: readonly string[], env?: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const cli = startCli(args, env);
+  const { code } = await within(20_000, `token-broker ${args.join(' ')} to exit`, cli.exited);
+  return { code, stdout: cli.stdout(), stderr: cli.stderr() };
+}
+
+/** Waits until the process's stdout satisfies `predicate`; fails early if the process exits first. */
+function waitForStdout(cli: CliProcess, predicate: (stdout: string) => boolean, ms: number, what: string): Promise<void> {
+  return within(
+    ms,
+    what,
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (predicate(cli.stdout())) {
+          cli.child.stdout?.off('data', check);
+          resolve();
+        }
+      };
+      cli.child.stdout?.on('data', check);
+      void cli.exited.then(({ code }) => {
+        if (!predicate(cli.stdout())) reject(new Error(`exited (${code}) before ${what}\nstdout:\n${cli.stdout()}\nstderr:\n${cli.stderr()}`));
+      });
+      check();
+    }),
+  );
+}
+
+/** A port nothing listens on right now: bind port 0 on loopback, note it, release it. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Whether a TCP connection to the loopback port is accepted (false on refusal), within 2 s. */
+function accepts(port: number): Promise<boolean> {
+  return within(
+    2000,
+    `a connection attempt to port ${port}`,
+    new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    }),
+  );
+}
+
+/**
+ * Polls until the port refuses connections (at most `ms`). A listening socket that is being closed can still
+ * complete a handshake in the kernel for a moment, so one probe right after the close could race it.
+ */
+async function waitUntilRefused(port: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (let attempt = 0; attempt < Math.ceil(ms / 100) + 1 && Date.now() < deadline; attempt++) {
+    if (!(await accepts(port))) return true;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return false;
+}
+
+/** Polls `url` until it answers `status` (at most `ms`, every 200 ms). */
+async function pollUntilStatus(url: string, status: number, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  let last = 'no answer';
+  for (let attempt = 0; attempt < Math.ceil(ms / 200) + 1 && Date.now() < deadline; attempt++) {
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      last = `${res.status} ${await res.text()}`;
+      if (res.status === status) return;
+    } catch (error) {
+      last = error instanceof Error ? error.message : String(error);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  assert.fail(`${url} did not answer ${status} within ${ms} ms (last: ${last})`);
+}
+
+/** A raw socket with everything it received and a promise of its closing. */
+function rawConnection(port: number): Promise<{ socket: Socket; received: () => string; closed: Promise<void> }> {
+  return within(
+    2000,
+    `a connection to port ${port}`,
+    new Promise((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1');
+      let data = '';
+      socket.setEncoding('utf8').on('data', (chunk: string) => {
+        data += chunk;
+      });
+      const closed = new Promise<void>((done) => socket.once('close', () => done()));
+      socket.once('error', reject);
+      socket.once('connect', () => {
+        socket.off('error', reject);
+        socket.on('error', () => undefined);
+        resolve({ socket, received: () => data, closed });
+      });
+    }),
+  );
+}
+
+/** Waits until data received on `socket` satisfies `predicate`; fails if the socket closes first. */
+function waitForData(socket: Socket, predicate: () => boolean, ms: number, what: string): Promise<void> {
+  return within(
+    ms,
+    what,
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (!predicate()) return;
+        socket.off('data', check);
+        resolve();
+      };
+      socket.on('data', check);
+      socket.once('close', () => {
+        if (!predicate()) reject(new Error(`the connection closed before ${what}`));
+      });
+      check();
+    }),
+  );
+}
+
+async function verifyWithBrokerJwks(base: string, token: string, audience: string) {
+  const jwks = (await (await fetch(`${base}/.well-known/jwks.json`)).json()) as JSONWebKeySet;
+  return { jwks, ...(await jwtVerify(token, createLocalJWKSet(jwks), { issuer: base, audience })) };
+}
+
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+after(killAll);
+
+// ---------------------------------------------------------------------------------------------------------
+
+describe('token-broker: usage', () => {
+  it('without a command: exit 2, usage on stderr', async () => {
+    const { code, stdout, stderr } = await runCli([]);
+    assert.equal(code, 2);
+    assert.equal(stdout, '');
+    assert.match(stderr, /^Usage: token-broker <command>/);
+    assert.match(stderr, /serve \[--config FILE\]/);
+    assert.match(stderr, /check-config FILE/);
+  });
+
+  it('help: exit 0, usage on stdout', async () => {
+    const { code, stdout } = await runCli(['help']);
+    assert.equal(code, 0);
+    assert.match(stdout, /^Usage: token-broker <command>/);
+  });
+
+  it('an unknown command: exit 2, the command named, usage', async () => {
+    const { code, stdout, stderr } = await runCli(['frobnicate']);
+    assert.equal(code, 2);
+    assert.equal(stdout, '');
+    assert.match(stderr, /^token-broker: unknown command "frobnicate"\n\nUsage: token-broker/);
+  });
+
+  it('check-config without a file: exit 2', async () => {
+    const { code, stderr } = await runCli(['check-config']);
+    assert.equal(code, 2);
+    assert.equal(stderr, 'Usage: token-broker check-config FILE\n');
+  });
+
+  it('serve with an unknown option: exit 2', async () => {
+    const { code, stderr } = await runCli(['serve', '--listen', '8080']);
+    assert.equal(code, 2);
+    assert.match(stderr, /^token-broker: Unknown option '--listen'/);
+  });
+});
+
+describe('token-broker check-config', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'broker-cli-check-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('the example configuration: OK on stdout, exit 0', async () => {
+    const { code, stdout, stderr } = await runCli(['check-config', 'config/broker.example.yaml']);
+    assert.equal(code, 0, stderr);
+    assert.equal(stdout, 'OK: config/broker.example.yaml (2 issuer(s), 3 rule(s))\n');
+    assert.equal(stderr, '');
+  });
+
+  it('a bad file: every problem with its path on stderr, exit 1', async () => {
+    const path = join(dir, 'bad.yaml');
+    await writeFile(
+      path,
+      [
+        'server:',
+        '  publicUrl: https://token-broker.example',
+        '  listen: 8080',
+        'issuers:',
+        '  - name: In_Cluster',
+        '    issuer: https://kubernetes.default.svc',
+        '    audiences: tyk-token-broker',
+        'signing:',
+        '  keysDir: /etc/token-broker/keys',
+        'rules: []',
+        '',
+      ].join('\n'),
+    );
+    const { code, stdout, stderr } = await runCli(['check-config', path]);
+    assert.equal(code, 1);
+    assert.equal(stdout, '');
+    assert.equal(
+      stderr,
+      [
+        `${path}: invalid configuration`,
+        '  server.listen: unknown key',
+        '  issuers[0].name: must be lower-case letters, digits and dashes (a DNS label)',
+        '  issuers[0].audiences: expected array, received string',
+        '  rules: Too small: expected array to have >=1 items',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('cross-field problems and an invalid PORT together: exit 1', async () => {
+    const path = join(dir, 'cross.yaml');
+    await writeFile(
+      path,
+      [
+        'server: {publicUrl: "https://token-broker.example"}',
+        'issuers:',
+        '  - {name: a, issuer: "http://kubernetes.default.svc", audiences: [x]}',
+        'rules:',
+        '  - {name: r, match: {issuers: [b]}, policies: [p]}',
+        '',
+      ].join('\n'),
+    );
+    const { code, stderr } = await runCli(['check-config', path], cleanEnv({ PORT: 'eighty' }));
+    assert.equal(code, 1);
+    assert.equal(
+      stderr,
+      [
+        `${path}: invalid configuration`,
+        '  PORT (environment): must be an integer port from 1 to 65535, got "eighty"',
+        '  issuers[0].issuer: plain http is only allowed on loopback; use https, or set allowInsecureHttp: true',
+        '  rules[0].match.issuers[0]: no issuer is named "b"',
+        '  signing.keysDir: required: a directory of PKCS#8 PEM signing keys (only dev mode generates one)',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('a missing file: exit 1, the file named', async () => {
+    const path = join(dir, 'nope.yaml');
+    const { code, stderr } = await runCli(['check-config', path]);
+    assert.equal(code, 1);
+    assert.equal(stderr, `${path}: invalid configuration\n  (file): cannot read the file (ENOENT)\n`);
+  });
+});
+
+describe('token-broker serve: refusing to start', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'broker-cli-refuse-'));
+  });
+  after(async () => {
+    await killAll();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('serve --config with an invalid file: exit 2 and never listens', async () => {
+    const path = join(dir, 'bad.yaml');
+    await writeFile(path, 'server:\n  publicUrl: https://token-broker.example\nissuers: []\nrules: []\nbogus: true\n');
+    const port = await freePort();
+    const { code, stdout, stderr } = await runCli(['serve', '--config', path], cleanEnv({ PORT: String(port) }));
+    assert.equal(code, 2);
+    assert.match(stderr, new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: invalid configuration\n`));
+    assert.match(stderr, /\n {2}bogus: unknown key\n/);
+    assert.doesNotMatch(stdout, /listening/);
+    assert.equal(await accepts(port), false, 'nothing accepts connections on the port');
+  });
+
+  it('serve --config with a keys directory holding no key: exit 2 naming signing.keysDir, never listens', async () => {
+    const issuer = 'https://kubernetes.default.svc';
+    const keysDir = join(dir, 'empty-keys');
+    await mkdir(keysDir, { recursive: true });
+    const path = join(dir, 'no-keys.yaml');
+    await writeFile(
+      path,
+      `server: {host: 127.0.0.1, publicUrl: "https://token-broker.example"}\nissuers: [{name: a, issuer: "${issuer}", audiences: [x]}]\nsigning: {keysDir: "${keysDir}"}\nrules: [{name: r, policies: [p]}]\n`,
+    );
+    const port = await freePort();
+    const { code, stdout, stderr } = await runCli(['serve', '--config', path], cleanEnv({ PORT: String(port) }));
+    assert.equal(code, 2);
+    assert.match(stderr, /\n {2}signing\.keysDir: .*no PKCS#8 PEM private keys/);
+    assert.doesNotMatch(stdout, /listening/);
+    assert.equal(await accepts(port), false);
+  });
+
+  it('serve without a configuration under NODE_ENV=production: exit 2, refuses dev mode, never listens', async () => {
+    const port = await freePort();
+    const { code, stdout, stderr } = await runCli(['serve'], cleanEnv({ NODE_ENV: 'production', PORT: String(port) }));
+    assert.equal(code, 2);
+    assert.equal(stderr, 'token-broker: refusing dev mode with NODE_ENV=production; pass --config FILE or set BROKER_CONFIG.\n');
+    assert.doesNotMatch(stdout, /DEV MODE/);
+    assert.equal(await accepts(port), false);
+  });
+});
+
+describe('token-broker serve: dev mode', () => {
+  let cli: CliProcess;
+  let port: number;
+  let base: string;
+  before(async () => {
+    port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    cli = startCli(['serve'], cleanEnv({ PORT: String(port) }));
+    await waitForStdout(cli, (out) => out.includes('readiness:'), 20_000, 'the dev-mode banner');
+  });
+  after(killAll);
+
+  it('prints a banner telling how to get and exchange a token on the chosen port', () => {
+    const out = cli.stdout();
+    assert.match(out, new RegExp(`DEV MODE on ${base}\n`));
+    assert.ok(out.includes(`${base}/dev/workload-token`));
+    assert.ok(out.includes(`curl -s ${base}/token -d grant_type=${GRANT_TYPE_TOKEN_EXCHANGE}`));
+    assert.ok(out.includes(`-d subject_token_type=${TOKEN_TYPE_JWT}`));
+    assert.ok(out.includes(`curl -s -X POST ${base}/token -H "Authorization: Bearer $TOKEN" -H 'Accept: text/plain'`));
+  });
+
+  it('does what the banner says: mint a demo workload token, exchange it (form, then Bearer + text/plain)', async () => {
+    // The JSON body the banner's first curl sends, taken from the banner itself.
+    const body = /-d '(\{[^']*\})'/.exec(cli.stdout())?.[1];
+    assert.ok(body !== undefined, 'the banner shows the JSON body to post');
+    const minted = await fetch(`${base}/dev/workload-token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    assert.equal(minted.status, 200);
+    const { token } = (await minted.json()) as { token: string };
+    assert.match(token, JWT_SHAPE);
+
+    const form = await fetch(`${base}/token`, {
+      method: 'POST',
+      body: new URLSearchParams({ grant_type: GRANT_TYPE_TOKEN_EXCHANGE, subject_token_type: TOKEN_TYPE_JWT, subject_token: token }),
+    });
+    assert.equal(form.status, 200);
+    const exchanged = (await form.json()) as { access_token: string; issued_token_type: string; token_type: string; expires_in: number; scope: string };
+    assert.equal(exchanged.issued_token_type, TOKEN_TYPE_JWT);
+    assert.equal(exchanged.token_type, 'Bearer');
+    assert.equal(exchanged.expires_in, 600);
+    assert.equal(exchanged.scope, 'demo-policy');
+    const { payload } = await verifyWithBrokerJwks(base, exchanged.access_token, 'tyk');
+    assert.equal(payload.sub, 'system:serviceaccount:payments:argo-runner');
+    assert.equal(payload.pol, 'demo-policy');
+
+    const bare = await fetch(`${base}/token`, { method: 'POST', headers: { authorization: `Bearer ${token}`, accept: 'text/plain' } });
+    assert.equal(bare.status, 200);
+    assert.match(bare.headers.get('content-type') ?? '', /^text\/plain/);
+    const text = await bare.text();
+    assert.match(text, JWT_SHAPE, 'the body is a bare JWT');
+    assert.equal((await verifyWithBrokerJwks(base, text, 'tyk')).payload.pol, 'demo-policy');
+  });
+
+  it('exits 0 on SIGTERM', async () => {
+    cli.child.kill('SIGTERM');
+    const { code, signal } = await within(5000, 'the dev-mode broker to exit after SIGTERM', cli.exited);
+    assert.equal(signal, null);
+    assert.equal(code, 0);
+    assert.equal(await accepts(port), false);
+  });
+});
+
+describe('token-broker serve --config: a configured broker', () => {
+  let dir: string;
+  let issuer: StandInIssuer;
+  let cli: CliProcess;
+  let port: number;
+  let base: string;
+  let expectedKid: string;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'broker-cli-serve-'));
+    const keysDir = join(dir, 'keys');
+    await mkdir(keysDir);
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256', privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+    await writeFile(join(keysDir, 'key-1.pem'), privateKey, { mode: 0o600 });
+    expectedKid = await calculateJwkThumbprint(await exportJWK(createPublicKey(privateKey)));
+
+    issuer = await startStandInIssuer({ audience: SUBJECT_AUDIENCE });
+    port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    const config = {
+      server: { host: '127.0.0.1', publicUrl: base, headersTimeoutSeconds: 1, requestTimeoutSeconds: 15, shutdownTimeoutSeconds: 10 },
+      issuers: [{ name: 'test-cluster', issuer: issuer.issuer, audiences: [SUBJECT_AUDIENCE] }],
+      signing: { algorithm: 'ES256', keysDir },
+      tokens: { audience: 'tyk', defaultTtlSeconds: 600, maxTtlSeconds: 3600 },
+      rules: [{ name: 'payments-ci', match: { issuers: ['test-cluster'], namespaces: ['payments'] }, policies: ['payments-read'], ttlSeconds: 300 }],
+      logging: { level: 'info' },
+    };
+    // JSON is YAML: the file goes through the same loader as any operator's file.
+    const configPath = join(dir, 'broker.yaml');
+    await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`);
+    cli = startCli(['serve', '--config', configPath], cleanEnv({ PORT: String(port) }));
+    await waitForStdout(cli, (out) => out.includes('token broker listening'), 20_000, 'the broker to listen');
+  });
+
+  after(async () => {
+    await killAll();
+    await issuer?.close();
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('becomes ready once the issuer keys are loaded', async () => {
+    await pollUntilStatus(`${base}/readyz`, 200, 20_000);
+    const res = await fetch(`${base}/readyz`);
+    assert.deepEqual(await res.json(), {
+      status: 'ready',
+      checks: { 'issuer:test-cluster': { ok: true }, signingKey: { ok: true, detail: `kid ${expectedKid}` } },
+    });
+  });
+
+  it('exchanges a projected token for a token signed with the key from keysDir', async () => {
+    const subject = await issuer.projectedToken();
+    const res = await fetch(`${base}/token`, {
+      method: 'POST',
+      body: new URLSearchParams({ grant_type: GRANT_TYPE_TOKEN_EXCHANGE, subject_token_type: TOKEN_TYPE_JWT, subject_token: subject }),
+    });
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { access_token: string; expires_in: number; scope: string };
+    assert.equal(body.expires_in, 300);
+    assert.equal(body.scope, 'payments-read');
+    assert.equal(decodeProtectedHeader(body.access_token).kid, expectedKid);
+    const { payload, jwks } = await verifyWithBrokerJwks(base, body.access_token, 'tyk');
+    assert.deepEqual(jwks.keys.map((k) => k.kid), [expectedKid]);
+    assert.equal(payload.sub, 'system:serviceaccount:payments:argo-runner');
+  });
+
+  it('refuses a subject token signed with a key its issuer does not publish (RFC 8693: invalid_request)', async () => {
+    const forged = await issuer.sign(issuer.projectedClaims(), { key: 'unpublished' });
+    const res = await fetch(`${base}/token`, {
+      method: 'POST',
+      body: new URLSearchParams({ grant_type: GRANT_TYPE_TOKEN_EXCHANGE, subject_token_type: TOKEN_TYPE_JWT, subject_token: forged }),
+    });
+    assert.equal(res.status, 400);
+    assert.deepEqual(await res.json(), {
+      error: 'invalid_request',
+      error_description:
+        'The subject token was signed with a key its issuer does not publish (unknown "kid"). If the cluster rotated its service-account keys, retry shortly.',
+      reason: 'unknown_kid',
+    });
+  });
+
+  it('disconnects a client that never finishes its headers within server.headersTimeoutSeconds', async () => {
+    const { socket, received, closed } = await rawConnection(port);
+    socket.write('POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n');
+    await within(5000, 'the broker to close a connection with incomplete headers', closed);
+    assert.equal(received(), 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n');
+  });
+
+  it('on SIGTERM: refuses new connections, completes the request in flight, then exits 0', async () => {
+    const subject = await issuer.projectedToken();
+    const body = new URLSearchParams({ grant_type: GRANT_TYPE_TOKEN_EXCHANGE, subject_token_type: TOKEN_TYPE_JWT, subject_token: subject }).toString();
+    const half = Math.floor(body.length / 2);
+    const { socket, received, closed } = await rawConnection(port);
+    // Expect: 100-continue (as curl sends for large bodies) makes the server answer as soon as it has parsed
+    // the headers and handed the request to the app: proof that the request is in flight before the signal.
+    socket.write(
+      `POST /token HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${Buffer.byteLength(body)}\r\nExpect: 100-continue\r\n\r\n`,
+    );
+    const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
+    await waitForData(socket, () => received().startsWith(CONTINUE), 5000, 'the broker to accept the request headers');
+    socket.write(body.slice(0, half));
+
+    cli.child.kill('SIGTERM');
+    // The broker logs this line in the same tick as it stops listening.
+    await waitForStdout(cli, (out) => out.includes('shutting down'), 5000, 'the broker to start shutting down');
+    assert.equal(await waitUntilRefused(port, 3000), true, 'new connections are refused after SIGTERM');
+    assert.equal(received(), CONTINUE, 'the request in flight has no final answer yet');
+
+    socket.write(body.slice(half));
+    await within(10_000, 'the in-flight request to complete and its connection to close', closed);
+    const response = received().slice(CONTINUE.length);
+    assert.match(response, /^HTTP\/1\.1 200 OK\r\n/);
+    // A keep-alive client is told to go away with its answer rather than hold the draining process open.
+    assert.match(response, /\r\nConnection: close\r\n/i);
+    const json = JSON.parse(response.slice(response.indexOf('\r\n\r\n') + 4)) as { access_token: string; scope: string };
+    assert.match(json.access_token, JWT_SHAPE);
+    assert.equal(json.scope, 'payments-read');
+
+    const { code, signal } = await within(10_000, 'the broker to exit after draining', cli.exited);
+    assert.equal(signal, null);
+    assert.equal(code, 0);
+  });
+});
