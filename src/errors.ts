@@ -32,6 +32,7 @@ export const REASON_CODES = [
   'issuer_unavailable',
   'no_signing_key',
   'not_found',
+  'method_not_allowed',
   'internal_error',
 ] as const;
 

@@ -34,6 +34,10 @@ export function parseExchangeRequest(form: Record<string, unknown>, authorizatio
   let subjectToken = single(form, 'subject_token');
   const bearer = authorization !== undefined ? /^Bearer ([^\s]+)\s*$/i.exec(authorization)?.[1] : undefined;
 
+  if (subjectToken !== undefined && bearer !== undefined) {
+    // Two credentials in one request: refuse rather than guess which one the caller meant.
+    throw invalidRequest('invalid_request', 'Send the subject token once: either the "subject_token" parameter or Authorization: Bearer.');
+  }
   if (subjectToken === undefined && bearer !== undefined) {
     // curl-friendly form: the subject token in the Authorization header, the grant implied.
     if (grantType !== undefined && grantType !== GRANT_TYPE_TOKEN_EXCHANGE) {

@@ -1,5 +1,5 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
-import { invalidRequest } from '../errors.js';
+import { BrokerError, invalidRequest } from '../errors.js';
 import { parseExchangeRequest } from './parse-exchange-request.js';
 import { sendError } from './error-response.js';
 import type { ExchangeToken } from '../exchange/exchange-token.js';
@@ -13,8 +13,11 @@ const parseForm = express.urlencoded({ extended: false, limit: MAX_BODY_BYTES, p
 function requireFormBody(req: Request, res: Response, next: NextFunction): void {
   res.set('Cache-Control', 'no-store');
   res.set('Pragma', 'no-cache');
-  // req.is() is null without a body, false for a body of another type.
-  if (req.is('application/x-www-form-urlencoded') === false) {
+  // req.is() is null without a body, false for a body of another type. fetch, Python requests and Node send a
+  // bodiless POST (the curl-friendly Bearer form) as `Content-Length: 0` or an empty chunked body with no
+  // Content-Type: that is no body, not a body of another type.
+  const noBody = req.headers['content-type'] === undefined && (req.headers['content-length'] ?? '0') === '0';
+  if (!noBody && req.is('application/x-www-form-urlencoded') === false) {
     sendError(res, invalidRequest('unsupported_media_type', 'The request body must be application/x-www-form-urlencoded (RFC 8693).'));
     return;
   }
@@ -46,6 +49,10 @@ export function tokenRoutes(exchange: ExchangeToken): Router {
     } catch (error) {
       sendError(res, error);
     }
+  });
+  router.all('/token', (_req: Request, res: Response) => {
+    res.set('Allow', 'POST');
+    sendError(res, new BrokerError('method_not_allowed', { oauthError: 'invalid_request', status: 405, description: 'Use POST for the token endpoint.' }));
   });
   return router;
 }

@@ -20,7 +20,8 @@ export function renderSubject(template: string, identity: WorkloadIdentity): str
     sub: identity.subject,
   };
   return template.replace(/\{(\w+)\}/g, (_, name: string) => {
-    const value = values[name];
+    // Own members only: `{constructor}` must not resolve to Object.prototype.constructor.
+    const value = Object.hasOwn(values, name) ? values[name] : undefined;
     if (value === undefined) {
       throw invalidRequest('missing_claim', `The broker names minted tokens with {${name}}, which the subject token does not carry.`, {
         facts: { claim: name },

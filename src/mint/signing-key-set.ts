@@ -36,6 +36,11 @@ export async function loadSigningKeysDir(dir: string, alg: SigningAlgorithm): Pr
     const info = await stat(path);
     if (!info.isFile()) continue;
     const pem = await readFile(path, 'utf8');
+    // A key in another PEM format is a mistake worth stopping for, not a file to skip silently.
+    const otherFormat = /-----BEGIN (EC PRIVATE KEY|RSA PRIVATE KEY|ENCRYPTED PRIVATE KEY)-----/.exec(pem);
+    if (otherFormat) {
+      throw new Error(`${path}: a "${otherFormat[1]}" PEM; convert it to unencrypted PKCS#8 ("BEGIN PRIVATE KEY"): openssl pkcs8 -topk8 -nocrypt -in KEY`);
+    }
     if (!pem.includes('-----BEGIN PRIVATE KEY-----')) continue;
     try {
       keys.push(await signingKeyFromPem(pem, alg, path, info.mtimeMs));
