@@ -22,7 +22,6 @@ export interface IssuerFetchOptions {
 export function createIssuerFetch(options: IssuerFetchOptions): IssuerFetch {
   const timeoutMs = options.timeoutMs ?? 5000;
   const maxBytes = options.maxBytes ?? 1024 * 1024;
-  let ca: Promise<string> | undefined;
   return async (url, init) => {
     const target = new URL(url);
     const headers: Record<string, string> = { accept: 'application/json' };
@@ -32,10 +31,10 @@ export function createIssuerFetch(options: IssuerFetchOptions): IssuerFetch {
     if (options.bearerTokenFile !== undefined) {
       headers.authorization = `Bearer ${(await readFile(options.bearerTokenFile, 'utf8')).trim()}`;
     }
-    if (options.caFile !== undefined) ca ??= readFile(options.caFile, 'utf8');
     const transport = target.protocol === 'https:' ? https : http;
     const requestOptions: https.RequestOptions = { method: init?.method ?? 'GET', headers, timeout: timeoutMs };
-    if (ca !== undefined) requestOptions.ca = await ca;
+    // Read on every fetch (fetches are rare): a rotated cluster CA is picked up, a failed read is not remembered.
+    if (options.caFile !== undefined) requestOptions.ca = await readFile(options.caFile, 'utf8');
     return new Promise<Response>((resolve, reject) => {
       const request = transport.request(target, requestOptions, (response: http.IncomingMessage) => {
         const chunks: Buffer[] = [];
