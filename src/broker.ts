@@ -5,8 +5,17 @@ import { createExchange } from './exchange/exchange-token.js';
 import { createTrustedIssuers, type TrustedIssuers } from './issuers/trusted-issuers.js';
 import { compileRules } from './rules/compiled-rules.js';
 import { MemoryTokenCache } from './cache/memory-token-cache.js';
+import { RedisTokenCache } from './cache/redis-token-cache.js';
+import { RedisConnection, createRedisClient } from './cache/redis-connection.js';
+import { LocalMintCoordinator, RedisMintCoordinator, type MintCoordinator } from './cache/mint-coordinator.js';
+import { MemoryMintRateLimiter, unlimited, type MintRateLimiter } from './limits/mint-rate-limiter.js';
+import { RedisMintRateLimiter } from './limits/redis-mint-rate-limiter.js';
 import { createMetrics, recordExchangeMetrics, type BrokerMetrics } from './observability/metrics.js';
 import { logExchange } from './observability/exchange-log.js';
+import { auditRecordOf } from './observability/audit-record.js';
+import { RedisAuditStream } from './observability/audit-stream.js';
+import { toBrokerError, type BrokerError } from './errors.js';
+import type { ExchangeOutcome } from './observability/exchange-outcome.js';
 import type { BrokerConfig } from './config/schema.js';
 import type { SigningKeySet } from './mint/signing-key-set.js';
 import type { ReadinessReport } from './http/health-routes.js';
@@ -16,7 +25,6 @@ export interface BrokerOptions {
   readonly logger: Logger;
   readonly signingKeys: SigningKeySet;
   readonly now?: () => number;
-  readonly cache?: TokenCache;
   readonly extraRoutes?: Router;
 }
 
@@ -26,6 +34,8 @@ export interface Broker {
   readonly metrics: BrokerMetrics;
   readonly issuers: TrustedIssuers;
   readonly cache: TokenCache;
+  /** Present when Redis is configured. */
+  readonly redis: RedisConnection | undefined;
   readiness(): ReadinessReport;
   /** Loads every issuer's keys now, and keeps retrying the ones that fail until they load. */
   warmUp(): Promise<void>;
@@ -50,19 +60,70 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     }),
   });
   const rules = compileRules(config.rules);
-  const cache = options.cache ?? new MemoryTokenCache(config.cache.memory.maxEntries, now);
+  const redisConfig = config.cache.redis;
+  const redis =
+    redisConfig === undefined
+      ? undefined
+      : new RedisConnection(createRedisClient(redisConfig), redisConfig.keyPrefix, logger, {
+          onStateChange: (up) => metrics.redisUp.set(up ? 1 : 0),
+        });
+  if (redis !== undefined) metrics.registry.registerMetric(metrics.redisUp);
+  const cache: TokenCache = redis !== undefined ? new RedisTokenCache(redis) : new MemoryTokenCache(config.cache.memory.maxEntries, now);
+  const coordinator: MintCoordinator = redis !== undefined ? new RedisMintCoordinator(redis, cache) : new LocalMintCoordinator();
+  const mintingLimit = config.limits.minting;
+  const rateLimiter: MintRateLimiter = !mintingLimit.enabled
+    ? unlimited
+    : redis !== undefined
+      ? new RedisMintRateLimiter(redis, mintingLimit, now)
+      : new MemoryMintRateLimiter(mintingLimit, now);
+  const auditStream =
+    redis !== undefined && config.audit.redisStream !== undefined
+      ? new RedisAuditStream(redis, config.audit.redisStream.key, config.audit.redisStream.maxLen)
+      : undefined;
+
+  for (const key of options.signingKeys.published()) {
+    const state = key === options.signingKeys.active() ? 'active' : 'retiring';
+    metrics.signingKeyInfo.set({ kid: key.kid, alg: key.alg, state }, 1);
+    metrics.signingKeyStateChange.set({ kid: key.kid }, key.createdAt / 1000);
+  }
+
+  function observe(outcome: ExchangeOutcome): void {
+    recordExchangeMetrics(metrics, outcome);
+    logExchange(logger, outcome);
+    if (outcome.outcome === 'issued' && auditStream !== undefined) {
+      void auditStream.append(auditRecordOf(outcome)).then((ok) => {
+        if (!ok) logger.warn({ requestId: outcome.requestId, jti: outcome.jti }, 'audit record not streamed to Redis (it is in the log)');
+      });
+    }
+  }
+
   const exchange = createExchange({
     config,
     issuers,
     rules: () => rules,
     signingKeys: options.signingKeys,
     cache,
+    coordinator,
+    rateLimiter,
     now,
-    observe(outcome) {
-      recordExchangeMetrics(metrics, outcome);
-      logExchange(logger, outcome);
-    },
+    observe,
   });
+
+  /** Requests refused before they become an exchange (bad form, oversized body) are counted and logged too. */
+  function recordRefusal(error: BrokerError | unknown, requestId: string): void {
+    const brokerError = toBrokerError(error);
+    try {
+      observe({
+        requestId,
+        outcome: brokerError.status >= 500 ? 'error' : 'rejected',
+        reason: brokerError.code,
+        durationMs: 0,
+        ...(brokerError.detail !== undefined && { detail: brokerError.detail }),
+      });
+    } catch {
+      // Side channels never change a response.
+    }
+  }
 
   function readiness(): ReadinessReport {
     const checks: Record<string, { ok: boolean; detail?: string }> = {};
@@ -73,6 +134,10 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     }
     const active = options.signingKeys.active();
     checks.signingKey = active !== undefined ? { ok: true, detail: `kid ${active.kid}` } : { ok: false, detail: 'no signing key' };
+    if (redis !== undefined) {
+      // Redis never makes the broker unready: without it, exchanges are still answered (minted, not shared).
+      checks.redis = { ok: true, detail: redis.up ? 'up' : 'down: minting without the shared cache' };
+    }
     return { ready: Object.values(checks).every((c) => c.ok), checks };
   }
 
@@ -94,6 +159,7 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     metrics,
     logger,
     readiness,
+    recordRefusal,
     ...(options.extraRoutes !== undefined && { extraRoutes: options.extraRoutes }),
   });
 
@@ -102,6 +168,7 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     metrics,
     issuers,
     cache,
+    redis,
     readiness,
     warmUp,
     async close() {

@@ -28,6 +28,7 @@ export const REASON_CODES = [
   'no_matching_rule',
   'scope_not_granted',
   'audience_not_allowed',
+  'rate_limited',
   // dependencies and the broker itself
   'issuer_unavailable',
   'no_signing_key',

@@ -1,4 +1,4 @@
-import type { CachedToken, TokenCache } from './token-cache.js';
+import { CACHE_MISS, type CacheLookup, type CachedToken, type TokenCache } from './token-cache.js';
 
 interface Entry {
   readonly value: CachedToken;
@@ -21,13 +21,13 @@ export class MemoryTokenCache implements TokenCache {
     return this.entries.size;
   }
 
-  async get(key: string): Promise<CachedToken | undefined> {
+  async get(key: string): Promise<CacheLookup> {
     const entry = this.entries.get(key);
-    if (entry === undefined) return undefined;
+    if (entry === undefined) return CACHE_MISS;
     this.entries.delete(key);
-    if (entry.storedUntil <= this.now()) return undefined;
+    if (entry.storedUntil <= this.now()) return CACHE_MISS;
     this.entries.set(key, entry);
-    return entry.value;
+    return { status: 'hit', value: entry.value };
   }
 
   async set(key: string, value: CachedToken, ttlSeconds: number): Promise<void> {

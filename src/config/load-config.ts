@@ -32,7 +32,9 @@ function applyEnvironment(document: unknown, env: ConfigEnvironment, problems: C
     }
   }
   if (env.REDIS_URL !== undefined && env.REDIS_URL !== '') {
-    problems.push({ path: 'REDIS_URL (environment)', message: 'the Redis cache is not available in this version; unset REDIS_URL' });
+    const cache = root.cache !== null && typeof root.cache === 'object' ? (root.cache as Record<string, unknown>) : {};
+    const redis = cache.redis !== null && typeof cache.redis === 'object' ? (cache.redis as Record<string, unknown>) : {};
+    root.cache = { ...cache, redis: { ...redis, url: env.REDIS_URL } };
   }
   return root;
 }

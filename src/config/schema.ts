@@ -121,17 +121,69 @@ const ruleSchema = z
   })
   .describe('Maps verified workload identities to Tyk policies. Every matching rule contributes its policies.');
 
+const hostPort = z.strictObject({
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535),
+});
+
+const redisSchema = z
+  .strictObject({
+    url: z
+      .url({ protocol: /^rediss?$/ })
+      .optional()
+      .describe('redis:// or rediss:// (TLS) URL of a single Redis. REDIS_URL overrides it. Default when no sentinels or cluster are given: redis://127.0.0.1:6379/0.'),
+    sentinels: z.array(hostPort).min(1).optional().describe('Redis Sentinel addresses; the broker follows the master they name.'),
+    sentinelName: z.string().min(1).default('mymaster').describe('Name of the master the sentinels watch.'),
+    cluster: z.array(hostPort).min(1).optional().describe('Seed nodes of a Redis Cluster.'),
+    keyPrefix: z.string().max(64).default('tb:').describe('Prefix of every key the broker writes.'),
+    commandTimeoutMs: z
+      .number()
+      .int()
+      .min(5)
+      .max(10000)
+      .default(100)
+      .describe('No request waits longer than this for Redis; after a timeout Redis is bypassed until it answers again.'),
+  })
+  .describe('A Redis shared by all replicas: cache of minted tokens, mint locks, rate limits, audit stream.');
+
 const cacheSchema = z
   .strictObject({
+    redis: redisSchema.optional(),
     refreshBeforeSeconds: seconds(0, 3600).default(60).describe('Never hand out a cached token with less life left than this.'),
     memory: z
       .strictObject({
-        maxEntries: z.number().int().min(1).max(10_000_000).default(10000).describe('Bound of the in-process LRU.'),
+        maxEntries: z.number().int().min(1).max(10_000_000).default(10000).describe('Bound of the in-process LRU (used when no Redis is configured).'),
       })
       .default({ maxEntries: 10000 }),
   })
   .default({ refreshBeforeSeconds: 60, memory: { maxEntries: 10000 } })
-  .describe('The cache of minted tokens.');
+  .describe('The cache of minted tokens: Redis when configured, otherwise an in-process LRU for a single instance.');
+
+const limitsSchema = z
+  .strictObject({
+    minting: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        ratePerMinute: z.number().min(1).max(600000).default(60).describe('Sustained mints per minute per workload (issuer, subject, pod).'),
+        burst: z.number().int().min(1).max(100000).default(20).describe('Mints a workload may make at once before the rate applies.'),
+      })
+      .default({ enabled: true, ratePerMinute: 60, burst: 20 })
+      .describe('Token bucket per workload on minting; answers served from the cache do not count. Exceeding it: 429 rate_limited.'),
+  })
+  .default({ minting: { enabled: true, ratePerMinute: 60, burst: 20 } });
+
+const auditSchema = z
+  .strictObject({
+    redisStream: z
+      .strictObject({
+        key: z.string().min(1).default('tb:audit').describe('Stream key.'),
+        maxLen: z.number().int().min(100).max(100_000_000).default(100000).describe('Approximate bound (XADD MAXLEN ~).'),
+      })
+      .optional()
+      .describe('Also append one record per issued token to a Redis stream (requires cache.redis).'),
+  })
+  .default({})
+  .describe('Audit records: one per issued token, always logged with audit: true; optionally streamed to Redis.');
 
 const loggingSchema = z
   .strictObject({
@@ -147,6 +199,8 @@ export const brokerConfigSchema = z
     tokens: tokensSchema,
     rules: z.array(ruleSchema).min(1).describe('Evaluated in order; all matching rules contribute.'),
     cache: cacheSchema,
+    limits: limitsSchema,
+    audit: auditSchema,
     logging: loggingSchema,
   })
   .describe('workload-token-broker configuration');
@@ -156,3 +210,4 @@ export type BrokerConfig = z.output<typeof brokerConfigSchema>;
 export type IssuerConfig = BrokerConfig['issuers'][number];
 export type RuleConfig = BrokerConfig['rules'][number];
 export type TokensConfig = BrokerConfig['tokens'];
+export type RedisConfig = NonNullable<BrokerConfig['cache']['redis']>;

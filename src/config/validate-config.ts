@@ -96,6 +96,14 @@ function crossFieldProblems(config: BrokerConfig): ConfigProblem[] {
     add(['tokens', 'allowedAudiences'], `must include the default audience "${config.tokens.audience}"`);
   }
 
+  const redis = config.cache.redis;
+  if (redis !== undefined && [redis.url, redis.sentinels, redis.cluster].filter((v) => v !== undefined).length > 1) {
+    add(['cache', 'redis'], 'give one of url, sentinels or cluster');
+  }
+  if (config.audit.redisStream !== undefined && redis === undefined) {
+    add(['audit', 'redisStream'], 'needs cache.redis');
+  }
+
   const ruleNames = new Set<string>();
   config.rules.forEach((rule, i) => {
     if (ruleNames.has(rule.name)) add(['rules', i, 'name'], `duplicate rule name "${rule.name}"`);

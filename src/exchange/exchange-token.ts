@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { invalidRequest, invalidTarget, temporarilyUnavailable, toBrokerError } from '../errors.js';
+import { BrokerError, invalidRequest, invalidTarget, temporarilyUnavailable, toBrokerError } from '../errors.js';
 import { TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT } from '../protocol.js';
-import { verifySubjectToken, tokenSha256, type VerifiedSubjectToken } from '../issuers/verify-subject-token.js';
+import { MAX_SUBJECT_TOKEN_BYTES, verifySubjectToken, tokenSha256, type VerifiedSubjectToken } from '../issuers/verify-subject-token.js';
+import { rateLimitKey } from '../limits/rate-limit-key.js';
 import { identityFromClaims, type WorkloadIdentity } from '../identity/workload-identity.js';
 import { evaluateRules, type PolicyDecision } from '../rules/evaluate-rules.js';
 import { buildAccessTokenClaims, type Grant } from '../mint/access-token-claims.js';
@@ -11,6 +12,8 @@ import type { BrokerConfig } from '../config/schema.js';
 import type { CompiledRules } from '../rules/compiled-rules.js';
 import type { SigningKeySet } from '../mint/signing-key-set.js';
 import type { TokenCache, CachedToken } from '../cache/token-cache.js';
+import type { MintCoordinator } from '../cache/mint-coordinator.js';
+import type { MintRateLimiter } from '../limits/mint-rate-limiter.js';
 import type { TrustedIssuers } from '../issuers/trusted-issuers.js';
 import type { ExchangeRequest, ExchangeResponse } from './exchange-request.js';
 import type { ExchangeObserver, ExchangeOutcome } from '../observability/exchange-outcome.js';
@@ -22,6 +25,9 @@ export interface ExchangeDependencies {
   readonly rules: () => CompiledRules;
   readonly signingKeys: SigningKeySet;
   readonly cache: TokenCache;
+  /** Makes concurrent requests for the same token mint once (in this process, and across replicas with Redis). */
+  readonly coordinator: MintCoordinator;
+  readonly rateLimiter: MintRateLimiter;
   readonly now: () => number;
   readonly observe: ExchangeObserver;
   readonly newJti?: () => string;
@@ -41,26 +47,37 @@ function narrowPolicies(decision: PolicyDecision, scope: readonly string[] | und
   return decision.policies.filter((policy) => requested.has(policy));
 }
 
+function rateLimited(retryAfterSeconds: number): BrokerError {
+  return new BrokerError('rate_limited', {
+    oauthError: 'temporarily_unavailable',
+    status: 429,
+    description: `This workload asked for new tokens too often; retry after ${retryAfterSeconds}s. Re-presenting the same subject token is answered from the cache and does not count.`,
+    facts: { retryAfterSeconds },
+  });
+}
+
 /**
  * The use case, read top to bottom: verify the subject token, establish the workload identity, apply the
  * rules, narrow to the request, then serve from the cache or mint. One outcome is emitted per exchange.
  */
 export function createExchange(deps: ExchangeDependencies): ExchangeToken {
   const { tokens } = deps.config;
+  const { refreshBeforeSeconds } = deps.config.cache;
   const allowedAudiences = new Set(tokens.allowedAudiences ?? [tokens.audience]);
   const newJti = deps.newJti ?? randomUUID;
-  // Concurrent identical requests on this replica mint once and share the result.
-  const inflightMints = new Map<string, Promise<CachedToken>>();
+  const nowSeconds = () => Math.floor(deps.now() / 1000);
 
   async function mint(grant: Grant, cacheKey: string): Promise<CachedToken> {
+    const limit = await deps.rateLimiter.take(rateLimitKey(grant.identity));
+    if (!limit.allowed) throw rateLimited(Math.max(1, limit.retryAfterSeconds));
     const key = deps.signingKeys.active();
     if (key === undefined) throw temporarilyUnavailable('no_signing_key', 'The broker has no signing key right now; retry shortly.');
-    const nowSeconds = Math.floor(deps.now() / 1000);
+    const issuedAt = nowSeconds();
     const jti = newJti();
-    const claims = buildAccessTokenClaims(grant, tokens, { issuer: deps.config.server.publicUrl, nowSeconds, jti });
+    const claims = buildAccessTokenClaims(grant, tokens, { issuer: deps.config.server.publicUrl, nowSeconds: issuedAt, jti });
     const token = await signAccessToken(claims, key);
-    const minted: CachedToken = { token, expiresAt: nowSeconds + grant.ttlSeconds, jti, policies: grant.policies };
-    await deps.cache.set(cacheKey, minted, grant.ttlSeconds - deps.config.cache.refreshBeforeSeconds);
+    const minted: CachedToken = { token, expiresAt: issuedAt + grant.ttlSeconds, jti, policies: grant.policies };
+    await deps.cache.set(cacheKey, minted, grant.ttlSeconds - refreshBeforeSeconds);
     return minted;
   }
 
@@ -70,9 +87,10 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
     let verified: VerifiedSubjectToken | undefined;
     let identity: WorkloadIdentity | undefined;
     let decision: PolicyDecision | undefined;
+    let cacheResult: ExchangeOutcome['cacheResult'];
     try {
       if (request.requestedTokenType !== undefined && request.requestedTokenType !== TOKEN_TYPE_JWT && request.requestedTokenType !== TOKEN_TYPE_ACCESS_TOKEN) {
-        throw invalidRequest('unsupported_token_type', `This broker issues ${TOKEN_TYPE_JWT} tokens; requested_token_type "${request.requestedTokenType}" is not supported.`);
+        throw invalidRequest('unsupported_token_type', `This broker issues ${TOKEN_TYPE_JWT} tokens; requested_token_type "${request.requestedTokenType.slice(0, 120)}" is not supported.`);
       }
       verified = await verifySubjectToken(request.subjectToken, deps.issuers, deps.now);
       identity = identityFromClaims(verified.issuer.config, verified.claims);
@@ -86,30 +104,25 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
       if (!allowedAudiences.has(audience)) {
         throw invalidTarget('audience_not_allowed', `The broker does not issue tokens for audience "${audience.slice(0, 120)}".`);
       }
-      const policies = narrowPolicies(decision, request.scope);
-      const ttlSeconds = Math.min(decision.ttlSeconds, tokens.maxTtlSeconds);
-      const grant: Grant = { identity, policies, audience, ttlSeconds };
+      const grant: Grant = { identity, policies: narrowPolicies(decision, request.scope), audience, ttlSeconds: decision.ttlSeconds };
       const signingKid = deps.signingKeys.active()?.kid ?? 'none';
       const cacheKey = tokenCacheKey(grant, { rulesVersion: deps.rules().version, signingKid });
 
-      const nowSeconds = Math.floor(deps.now() / 1000);
-      const cached = await deps.cache.get(cacheKey);
+      const lookup = await deps.cache.get(cacheKey);
       let result: CachedToken;
-      let wasCached = false;
-      if (cached !== undefined && cached.expiresAt - nowSeconds > deps.config.cache.refreshBeforeSeconds) {
-        result = cached;
-        wasCached = true;
+      let mintedHere = false;
+      if (lookup.status === 'hit' && lookup.value.expiresAt - nowSeconds() > refreshBeforeSeconds) {
+        cacheResult = 'hit';
+        result = lookup.value;
       } else {
-        let pending = inflightMints.get(cacheKey);
-        if (pending === undefined) {
-          pending = mint(grant, cacheKey).finally(() => inflightMints.delete(cacheKey));
-          inflightMints.set(cacheKey, pending);
-        }
-        result = await pending;
+        cacheResult = lookup.status === 'hit' ? 'stale' : lookup.status;
+        const obtained = await deps.coordinator.obtain(cacheKey, () => mint(grant, cacheKey));
+        result = obtained.token;
+        mintedHere = obtained.mintedHere;
       }
-      const expiresIn = Math.max(0, result.expiresAt - Math.floor(deps.now() / 1000));
+      const expiresIn = Math.max(0, result.expiresAt - nowSeconds());
       outcome = {
-        outcome: wasCached ? 'cached' : 'issued',
+        outcome: mintedHere ? 'issued' : 'cached',
         reason: 'ok',
         policies: result.policies,
         jti: result.jti,
@@ -124,7 +137,7 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
         scope: result.policies.join(' '),
         jti: result.jti,
         expiresAt: result.expiresAt,
-        cached: wasCached,
+        cached: !mintedHere,
       };
     } catch (error) {
       const brokerError = toBrokerError(error);
@@ -140,7 +153,8 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
         ...outcome,
         requestId,
         durationMs: performance.now() - started,
-        subjectTokenSha256: verified?.sha256 ?? (request.subjectToken.length <= 16384 ? tokenSha256(request.subjectToken) : undefined),
+        subjectTokenSha256: verified?.sha256 ?? (Buffer.byteLength(request.subjectToken) <= MAX_SUBJECT_TOKEN_BYTES ? tokenSha256(request.subjectToken) : undefined),
+        ...(cacheResult !== undefined && { cacheResult }),
         ...(verified !== undefined && { issuerName: verified.issuer.config.name, subjectTiming: verified.timing }),
         ...(identity !== undefined && {
           subject: identity.subject,

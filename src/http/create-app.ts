@@ -17,6 +17,8 @@ export interface AppDependencies {
   readonly metrics: BrokerMetrics;
   readonly logger: Logger;
   readonly readiness: () => ReadinessReport;
+  /** Counts and logs a /token request refused before it became an exchange. */
+  readonly recordRefusal: (error: unknown, requestId: string) => void;
   /** Extra routes mounted first: the dev-mode stand-in issuer. */
   readonly extraRoutes?: Router;
 }
@@ -62,7 +64,7 @@ export function createApp(deps: AppDependencies): Express {
   });
 
   if (deps.extraRoutes) app.use(deps.extraRoutes);
-  app.use(tokenRoutes(deps.exchange));
+  app.use(tokenRoutes(deps.exchange, deps.recordRefusal));
   app.use(wellKnownRoutes(deps.publicUrl, deps.signingKeys));
   app.use(healthRoutes(deps.readiness));
   app.get('/metrics', async (_req, res) => {
@@ -73,9 +75,10 @@ export function createApp(deps: AppDependencies): Express {
   app.use((_req: Request, res: Response) => {
     sendError(res, new BrokerError('not_found', { oauthError: 'invalid_request', status: 404, description: 'No such endpoint.' }));
   });
-  app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
+  app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
     const known = bodyError(error);
     if (known === undefined) deps.logger.error({ requestId: res.locals.requestId, err: error }, 'unhandled error');
+    if (req.path === '/token') deps.recordRefusal(known ?? error, String(res.locals.requestId ?? ''));
     if (res.headersSent) return;
     sendError(res, known ?? error);
   });

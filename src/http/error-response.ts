@@ -23,5 +23,6 @@ export function sendError(res: Response, error: unknown): void {
   res.set('Cache-Control', 'no-store');
   res.set('Pragma', 'no-cache');
   if (brokerError.status === 503) res.set('Retry-After', '5');
+  if (brokerError.status === 429) res.set('Retry-After', String(brokerError.facts.retryAfterSeconds ?? 1));
   res.json(body);
 }

@@ -9,8 +9,10 @@ export const MAX_BODY_BYTES = 64 * 1024;
 
 const parseForm = express.urlencoded({ extended: false, limit: MAX_BODY_BYTES, parameterLimit: 32 });
 
+type RecordRefusal = (error: unknown, requestId: string) => void;
+
 /** Only form bodies are read; any other body is refused before it is buffered. */
-function requireFormBody(req: Request, res: Response, next: NextFunction): void {
+const requireFormBody = (recordRefusal: RecordRefusal) => (req: Request, res: Response, next: NextFunction): void => {
   res.set('Cache-Control', 'no-store');
   res.set('Pragma', 'no-cache');
   // req.is() is null without a body, false for a body of another type. fetch, Python requests and Node send a
@@ -18,23 +20,32 @@ function requireFormBody(req: Request, res: Response, next: NextFunction): void 
   // Content-Type: that is no body, not a body of another type.
   const noBody = req.headers['content-type'] === undefined && (req.headers['content-length'] ?? '0') === '0';
   if (!noBody && req.is('application/x-www-form-urlencoded') === false) {
-    sendError(res, invalidRequest('unsupported_media_type', 'The request body must be application/x-www-form-urlencoded (RFC 8693).'));
+    const error = invalidRequest('unsupported_media_type', 'The request body must be application/x-www-form-urlencoded (RFC 8693).');
+    recordRefusal(error, String(res.locals.requestId ?? ''));
+    sendError(res, error);
     return;
   }
   parseForm(req, res, next);
-}
+};
 
 /**
  * POST /token: RFC 8693 token exchange. With `Accept: text/plain` the body is the bare access token, so a
  * workflow step needs no JSON tool.
  */
-export function tokenRoutes(exchange: ExchangeToken): Router {
+export function tokenRoutes(exchange: ExchangeToken, recordRefusal: RecordRefusal): Router {
   const router = express.Router();
-  router.post('/token', requireFormBody, async (req: Request, res: Response) => {
+  router.post('/token', requireFormBody(recordRefusal), async (req: Request, res: Response) => {
+    const requestId = String(res.locals.requestId ?? '');
     try {
       const form = req.body !== null && typeof req.body === 'object' ? (req.body as Record<string, unknown>) : {};
-      const request = parseExchangeRequest(form, req.headers.authorization);
-      const result = await exchange(request, String(res.locals.requestId ?? ''));
+      let request;
+      try {
+        request = parseExchangeRequest(form, req.headers.authorization);
+      } catch (error) {
+        recordRefusal(error, requestId);
+        throw error;
+      }
+      const result = await exchange(request, requestId);
       if (req.accepts(['application/json', 'text/plain']) === 'text/plain') {
         res.type('text/plain').send(result.accessToken);
         return;

@@ -30,6 +30,8 @@ export interface ExchangeOutcome {
   /** For the minted or cached access token: its SHA-256, for audit. */
   readonly accessTokenSha256?: string;
   readonly subjectTiming?: TokenTiming;
+  /** What the token cache answered, when it was asked. */
+  readonly cacheResult?: 'hit' | 'miss' | 'stale' | 'error';
   /** Non-secret facts from a rejection (e.g. expiredForSeconds, skewSeconds). */
   readonly facts?: Readonly<Record<string, string | number | boolean>>;
   /** Internal detail of a rejection or failure, for logs only. */

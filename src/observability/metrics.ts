@@ -15,6 +15,10 @@ export interface BrokerMetrics {
   readonly jwksRefresh: Counter<'issuer' | 'result'>;
   readonly jwksLastSuccess: Gauge<'issuer'>;
   readonly httpDuration: Histogram<'route' | 'status_class'>;
+  readonly cacheRequests: Counter<'result'>;
+  readonly redisUp: Gauge;
+  readonly signingKeyInfo: Gauge<'kid' | 'alg' | 'state'>;
+  readonly signingKeyStateChange: Gauge<'kid'>;
 }
 
 /** Creates a fresh registry with the broker's metrics and Node.js process metrics. */
@@ -79,12 +83,36 @@ export function createMetrics(): BrokerMetrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     }),
+    cacheRequests: new Counter({
+      name: `${PREFIX}cache_requests_total`,
+      help: 'Lookups of the minted-token cache: hit, miss, stale (cached but within the refresh margin) or error (cache unavailable).',
+      labelNames: ['result'],
+      registers,
+    }),
+    redisUp: new Gauge({
+      name: `${PREFIX}redis_up`,
+      help: '1 while Redis answers, 0 while the broker mints without the shared cache. Absent when no Redis is configured.',
+      registers: [],
+    }),
+    signingKeyInfo: new Gauge({
+      name: `${PREFIX}signing_key_info`,
+      help: 'One series per signing key the broker knows, with its state (pending, active, retiring); value 1.',
+      labelNames: ['kid', 'alg', 'state'],
+      registers,
+    }),
+    signingKeyStateChange: new Gauge({
+      name: `${PREFIX}signing_key_state_change_timestamp_seconds`,
+      help: 'Unix time at which each signing key entered its current state.',
+      labelNames: ['kid'],
+      registers,
+    }),
   };
 }
 
 /** Subscribes the metrics to exchange outcomes. */
 export function recordExchangeMetrics(metrics: BrokerMetrics, outcome: ExchangeOutcome): void {
   metrics.exchanges.inc({ outcome: outcome.outcome, reason: outcome.reason });
+  if (outcome.cacheResult !== undefined) metrics.cacheRequests.inc({ result: outcome.cacheResult });
   const timing = outcome.subjectTiming;
   if (timing !== undefined) {
     metrics.subjectTokenRemaining.observe(timing.remainingSeconds);

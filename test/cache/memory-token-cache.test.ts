@@ -11,7 +11,7 @@ function token(name: string): CachedToken {
 /** Which of `names` are still cached. Reading refreshes recency, so callers check only at the end of a test. */
 async function present(cache: MemoryTokenCache, names: readonly string[]): Promise<string[]> {
   const found: string[] = [];
-  for (const name of names) if ((await cache.get(name)) !== undefined) found.push(name);
+  for (const name of names) if ((await cache.get(name)).status === 'hit') found.push(name);
   return found;
 }
 
@@ -19,8 +19,8 @@ describe('MemoryTokenCache', () => {
   it('returns what was stored, and a miss for unknown keys', async () => {
     const cache = new MemoryTokenCache(10, createTestClock(0).now);
     await cache.set('a', token('a'), 60);
-    assert.deepEqual(await cache.get('a'), token('a'));
-    assert.equal(await cache.get('b'), undefined);
+    assert.deepEqual(await cache.get('a'), { status: 'hit', value: token('a') });
+    assert.deepEqual(await cache.get('b'), { status: 'miss' });
   });
 
   it('replaces the value of a key set twice, counting it once', async () => {
@@ -28,7 +28,7 @@ describe('MemoryTokenCache', () => {
     await cache.set('a', token('first'), 60);
     await cache.set('a', token('second'), 60);
     assert.equal(cache.size, 1);
-    assert.deepEqual(await cache.get('a'), token('second'));
+    assert.deepEqual(await cache.get('a'), { status: 'hit', value: token('second') });
   });
 
   it('never holds more than maxEntries', async () => {
@@ -51,7 +51,7 @@ describe('MemoryTokenCache', () => {
   it('a read makes an entry the most recently used', async () => {
     const cache = new MemoryTokenCache(3, createTestClock(0).now);
     for (const name of ['a', 'b', 'c']) await cache.set(name, token(name), 60);
-    assert.ok((await cache.get('a')) !== undefined);
+    assert.equal((await cache.get('a')).status, 'hit');
     await cache.set('d', token('d'), 60); // evicts b, now the least recently used
     assert.equal(cache.size, 3);
     assert.deepEqual(await present(cache, ['a', 'b', 'c', 'd']), ['a', 'c', 'd']);
@@ -63,14 +63,14 @@ describe('MemoryTokenCache', () => {
     await cache.set('a', token('a2'), 60);
     await cache.set('d', token('d'), 60); // evicts b
     assert.deepEqual(await present(cache, ['a', 'b', 'c', 'd']), ['a', 'c', 'd']);
-    assert.deepEqual(await cache.get('a'), token('a2'));
+    assert.deepEqual(await cache.get('a'), { status: 'hit', value: token('a2') });
   });
 
   it('a miss does not change the eviction order', async () => {
     const cache = new MemoryTokenCache(2, createTestClock(0).now);
     await cache.set('a', token('a'), 60);
     await cache.set('b', token('b'), 60);
-    assert.equal(await cache.get('zzz'), undefined);
+    assert.deepEqual(await cache.get('zzz'), { status: 'miss' });
     await cache.set('c', token('c'), 60);
     assert.deepEqual(await present(cache, ['a', 'b', 'c']), ['b', 'c']);
   });
@@ -81,12 +81,12 @@ describe('MemoryTokenCache', () => {
     await cache.set('short', token('short'), 30);
     await cache.set('long', token('long'), 120);
     clock.advance(29);
-    assert.deepEqual(await cache.get('short'), token('short'));
+    assert.deepEqual(await cache.get('short'), { status: 'hit', value: token('short') });
     clock.advance(1); // exactly 30 s: gone
-    assert.equal(await cache.get('short'), undefined);
-    assert.deepEqual(await cache.get('long'), token('long'));
+    assert.deepEqual(await cache.get('short'), { status: 'miss' });
+    assert.deepEqual(await cache.get('long'), { status: 'hit', value: token('long') });
     clock.advance(90);
-    assert.equal(await cache.get('long'), undefined);
+    assert.deepEqual(await cache.get('long'), { status: 'miss' });
   });
 
   it('drops an expired entry when it is read', async () => {
@@ -94,7 +94,7 @@ describe('MemoryTokenCache', () => {
     const cache = new MemoryTokenCache(10, clock.now);
     await cache.set('a', token('a'), 10);
     clock.advance(11);
-    assert.equal(await cache.get('a'), undefined);
+    assert.deepEqual(await cache.get('a'), { status: 'miss' });
     assert.equal(cache.size, 0);
   });
 
@@ -105,7 +105,7 @@ describe('MemoryTokenCache', () => {
     clock.advance(8);
     await cache.set('a', token('a2'), 10);
     clock.advance(8);
-    assert.deepEqual(await cache.get('a'), token('a2'));
+    assert.deepEqual(await cache.get('a'), { status: 'hit', value: token('a2') });
   });
 
   for (const ttl of [0, -1, -3600]) {
@@ -113,7 +113,7 @@ describe('MemoryTokenCache', () => {
       const cache = new MemoryTokenCache(10, createTestClock(0).now);
       await cache.set('a', token('a'), ttl);
       assert.equal(cache.size, 0);
-      assert.equal(await cache.get('a'), undefined);
+      assert.deepEqual(await cache.get('a'), { status: 'miss' });
     });
   }
 
@@ -122,7 +122,7 @@ describe('MemoryTokenCache', () => {
     await cache.set('a', token('a'), 60);
     await cache.set('b', token('b'), 0);
     await cache.set('a', token('replaced'), 0);
-    assert.deepEqual(await cache.get('a'), token('a'));
+    assert.deepEqual(await cache.get('a'), { status: 'hit', value: token('a') });
   });
 
   it('close empties the cache', async () => {
@@ -130,6 +130,6 @@ describe('MemoryTokenCache', () => {
     await cache.set('a', token('a'), 60);
     await cache.close();
     assert.equal(cache.size, 0);
-    assert.equal(await cache.get('a'), undefined);
+    assert.deepEqual(await cache.get('a'), { status: 'miss' });
   });
 });

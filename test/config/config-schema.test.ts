@@ -11,7 +11,16 @@ import type { ValidateFunction } from 'ajv';
 const EXAMPLE_PATH = fileURLToPath(new URL('../../config/broker.example.yaml', import.meta.url));
 
 /** Keys of the schema the example shows only in a comment: a static jwksFile excludes discovery settings. */
-const COMMENTED_IN_EXAMPLE = new Set(['issuers[].jwksFile']);
+// Keys that exclude others (a static JWKS file vs discovery; one Redis topology) are shown commented out.
+const COMMENTED_IN_EXAMPLE = new Set([
+  'issuers[].jwksFile',
+  'cache.redis.sentinels',
+  'cache.redis.sentinels[].host',
+  'cache.redis.sentinels[].port',
+  'cache.redis.cluster',
+  'cache.redis.cluster[].host',
+  'cache.redis.cluster[].port',
+]);
 
 interface SchemaNode {
   readonly type?: string;
@@ -118,7 +127,7 @@ describe('config/broker.example.yaml', () => {
   it('shows the commented-out keys in a comment', () => {
     for (const path of COMMENTED_IN_EXAMPLE) {
       const key = path.split('.').pop() ?? path;
-      assert.match(text, new RegExp(`^\\s*# ${key}: `, 'm'), `${key} appears commented out`);
+      assert.match(text, new RegExp(`^\\s*#(\\s+-)?\\s*${key}:(\\s|$)`, 'm'), `${key} appears commented out`);
     }
   });
 

@@ -130,12 +130,18 @@ describe('loadConfigFile', () => {
     ]);
   });
 
-  it('refuses REDIS_URL while the Redis cache is not available', async () => {
+  it('REDIS_URL sets cache.redis.url, keeping the rest of the Redis block', async () => {
     const path = await write('redis.yaml', VALID_YAML);
-    const problems = await configProblems(() => loadConfigFile(path, { REDIS_URL: 'redis://127.0.0.1:6379' }));
-    assert.deepEqual(problems, [
-      { path: 'REDIS_URL (environment)', message: 'the Redis cache is not available in this version; unset REDIS_URL' },
-    ]);
+    const config = await loadConfigFile(path, { REDIS_URL: 'rediss://cache.internal:6380/2' });
+    assert.equal(config.cache.redis?.url, 'rediss://cache.internal:6380/2');
+    assert.equal(config.cache.redis?.keyPrefix, 'tb:');
+    assert.equal(config.cache.redis?.commandTimeoutMs, 100);
+  });
+
+  it('a REDIS_URL that is not redis:// or rediss:// is a problem at cache.redis.url', async () => {
+    const path = await write('redis-bad.yaml', VALID_YAML);
+    const problems = await configProblems(() => loadConfigFile(path, { REDIS_URL: 'http://127.0.0.1:6379' }));
+    assert.deepEqual(problems.map((p) => p.path), ['cache.redis.url']);
   });
 
   it('names the field path of a bad value in the file', async () => {

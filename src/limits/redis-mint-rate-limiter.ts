@@ -1,0 +1,73 @@
+import { createHash } from 'node:crypto';
+import { REDIS_UNAVAILABLE, type RedisClient, type RedisConnection } from '../cache/redis-connection.js';
+import type { MintRateLimiter, RateLimitDecision, RateLimitSettings } from './mint-rate-limiter.js';
+
+/**
+ * The token bucket of token-bucket.ts as one Lua script, so the read-refill-take-write cycle is atomic across
+ * replicas. KEYS[1] = bucket; ARGV = rate per second, burst, now in ms. Returns {allowed, retryAfterMs}.
+ */
+export const TOKEN_BUCKET_SCRIPT = `
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil or ts == nil then tokens = burst; ts = now end
+local elapsed = now - ts
+if elapsed < 0 then elapsed = 0 end
+tokens = math.min(burst, tokens + elapsed * rate / 1000)
+local allowed = 0
+local retry = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+else
+  retry = math.ceil((1 - tokens) * 1000 / rate)
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
+return {allowed, retry}
+`;
+
+const SCRIPT_SHA = createHash('sha1').update(TOKEN_BUCKET_SCRIPT).digest('hex');
+
+/** EVALSHA, loading the script with EVAL only when the server does not know it yet (after a restart). */
+async function runBucketScript(client: RedisClient, key: string, args: readonly string[]): Promise<unknown> {
+  try {
+    return await client.evalsha(SCRIPT_SHA, 1, key, ...args);
+  } catch (error) {
+    if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+    return client.eval(TOKEN_BUCKET_SCRIPT, 1, key, ...args);
+  }
+}
+
+/**
+ * Per-identity mint limit shared by all replicas. When Redis is unavailable it allows the mint (and the
+ * caller counts it): the limit protects against a runaway workload, it is not an authorization decision,
+ * and failing closed would turn a Redis outage into a pipeline outage.
+ */
+export class RedisMintRateLimiter implements MintRateLimiter {
+  constructor(
+    private readonly connection: RedisConnection,
+    private readonly settings: RateLimitSettings,
+    private readonly now: () => number,
+    private readonly onError: () => void = () => undefined,
+  ) {}
+
+  async take(identityKey: string): Promise<RateLimitDecision> {
+    const result = await this.connection.attempt((client) =>
+      runBucketScript(client, `${this.connection.keyPrefix}rl:${identityKey}`, [
+        String(this.settings.ratePerMinute / 60),
+        String(this.settings.burst),
+        String(this.now()),
+      ]),
+    );
+    if (result === REDIS_UNAVAILABLE || !Array.isArray(result)) {
+      this.onError();
+      return { allowed: true, retryAfterSeconds: 0 };
+    }
+    const [allowed, retryAfterMs] = result as [number, number];
+    return { allowed: allowed === 1, retryAfterSeconds: Math.ceil(retryAfterMs / 1000) };
+  }
+}
