@@ -10,7 +10,11 @@ export interface Obtained {
 
 /** Makes concurrent requests for the same cache key mint once. */
 export interface MintCoordinator {
-  obtain(cacheKey: string, mint: () => Promise<CachedToken>): Promise<Obtained>;
+  /**
+   * `usable` says whether a token another request put in the cache may be handed out instead of minting
+   * (the caller's refresh margin); default: any cached token.
+   */
+  obtain(cacheKey: string, mint: () => Promise<CachedToken>, usable?: (token: CachedToken) => boolean): Promise<Obtained>;
 }
 
 /** Collapses concurrent mints for one key inside this process: the first mints, the others share it. */
@@ -57,7 +61,7 @@ export class RedisMintCoordinator implements MintCoordinator {
     this.pollMs = options.pollMs ?? 20;
   }
 
-  obtain(cacheKey: string, mint: () => Promise<CachedToken>): Promise<Obtained> {
+  obtain(cacheKey: string, mint: () => Promise<CachedToken>, usable: (token: CachedToken) => boolean = () => true): Promise<Obtained> {
     let sharedFromPeer = false;
     return this.local
       .obtain(cacheKey, async () => {
@@ -75,7 +79,8 @@ export class RedisMintCoordinator implements MintCoordinator {
         while (Date.now() < deadline && this.connection.up) {
           await new Promise((resolve) => setTimeout(resolve, this.pollMs));
           const peer = await this.cache.get(cacheKey);
-          if (peer.status === 'hit') {
+          // The entry being refreshed may still be there: only a usable token ends the wait.
+          if (peer.status === 'hit' && usable(peer.value)) {
             sharedFromPeer = true;
             return peer.value;
           }

@@ -83,7 +83,11 @@ export class RedisConnection {
   waitUntilUp(timeoutMs: number): Promise<void> {
     if (this.healthy) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`Redis not ready within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(() => {
+        // Stop polling too: a leaked interval would keep the process alive after a failed wait.
+        clearInterval(poll);
+        reject(new Error(`Redis not ready within ${timeoutMs} ms`));
+      }, timeoutMs);
       const poll = setInterval(() => {
         if (this.healthy) {
           clearTimeout(timer);
@@ -102,7 +106,10 @@ export class RedisConnection {
       return await operation(this.client);
     } catch (error) {
       this.events.onCommandError?.();
-      this.setHealthy(false, error instanceof Error ? error.message : String(error));
+      // A reply error (e.g. WRONGTYPE on a colliding key) comes from a healthy server: fail this operation only.
+      if (!(error instanceof Error && error.name === 'ReplyError')) {
+        this.setHealthy(false, error instanceof Error ? error.message : String(error));
+      }
       return REDIS_UNAVAILABLE;
     }
   }

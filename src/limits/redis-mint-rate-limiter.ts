@@ -15,7 +15,8 @@ local tokens = tonumber(state[1])
 local ts = tonumber(state[2])
 if tokens == nil or ts == nil then tokens = burst; ts = now end
 local elapsed = now - ts
-if elapsed < 0 then elapsed = 0 end
+-- A replica whose clock runs behind must not move the bucket back in time and earn the same refill twice.
+if elapsed < 0 then elapsed = 0; now = ts end
 tokens = math.min(burst, tokens + elapsed * rate / 1000)
 local allowed = 0
 local retry = 0
@@ -25,7 +26,8 @@ if tokens >= 1 then
 else
   retry = math.ceil((1 - tokens) * 1000 / rate)
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+-- %.17g round-trips a double exactly; tostring keeps 14 digits, which drifts from the memory limiter.
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'ts', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
 return {allowed, retry}
 `;
