@@ -19,12 +19,19 @@ export interface BrokerMetrics {
   readonly redisUp: Gauge;
   readonly signingKeyInfo: Gauge<'kid' | 'alg' | 'state'>;
   readonly signingKeyStateChange: Gauge<'kid'>;
+  readonly kubernetesRequests: Counter<'resource' | 'code'>;
+  readonly kubernetesDuration: Histogram<'resource'>;
 }
 
 /** Creates a fresh registry with the broker's metrics and Node.js process metrics. */
 export function createMetrics(): BrokerMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: PREFIX });
+  // prom-client names these gauges *_total, which Prometheus reserves for counters (promtool check metrics
+  // flags them); the event-loop and heap metrics cover what they would show.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(`${PREFIX}${name}`);
+  }
   const registers = [registry];
   return {
     registry,
@@ -98,6 +105,19 @@ export function createMetrics(): BrokerMetrics {
       name: `${PREFIX}signing_key_info`,
       help: 'One series per signing key the broker knows, with its state (pending, active, retiring); value 1.',
       labelNames: ['kid', 'alg', 'state'],
+      registers,
+    }),
+    kubernetesRequests: new Counter({
+      name: `${PREFIX}kubernetes_requests_total`,
+      help: 'Requests to the Kubernetes API by resource (namespaces, serviceaccounts, pods, tokenreviews) and HTTP status, or error when there was none.',
+      labelNames: ['resource', 'code'],
+      registers,
+    }),
+    kubernetesDuration: new Histogram({
+      name: `${PREFIX}kubernetes_request_duration_seconds`,
+      help: 'Duration of Kubernetes API requests by resource (cache hits send none).',
+      labelNames: ['resource'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     }),
     signingKeyStateChange: new Gauge({
