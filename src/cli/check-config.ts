@@ -1,10 +1,13 @@
 import { loadConfigFile, ConfigError, type ConfigEnvironment } from '../config/load-config.js';
+import { configWarnings } from '../config/validate-config.js';
 
 /** `token-broker check-config FILE`: the start-up validation, without starting. Exit 0 and OK, or 1 and every problem. */
 export async function checkConfig(path: string, env: ConfigEnvironment): Promise<number> {
   try {
     const config = await loadConfigFile(path, env);
     console.log(`OK: ${path} (${config.issuers.length} issuer(s), ${config.rules.length} rule(s))`);
+    // Warnings do not change the exit status: the configuration works, it is probably not what was meant.
+    for (const warning of configWarnings(config)) console.error(`warning: ${warning}`);
     return 0;
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;

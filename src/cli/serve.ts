@@ -3,7 +3,10 @@ import { createBroker, type Broker } from '../broker.js';
 import { loadConfigFile, ConfigError } from '../config/load-config.js';
 import { devConfig, DEV_AUDIENCE } from '../config/dev-config.js';
 import { createDevClusterIssuer } from '../dev/dev-cluster-issuer.js';
-import { ephemeralSigningKeySet, loadSigningKeysDir } from '../mint/signing-key-set.js';
+import { ephemeralSigningKeySet } from '../mint/signing-key-set.js';
+import { openSigningKeyDirectory, type SigningKeyDirectory } from '../mint/signing-key-directory.js';
+import { keyLifecycleSettings } from '../mint/key-lifecycle.js';
+import { configWarnings } from '../config/validate-config.js';
 import { listen, type RunningServer } from '../http/serve-http.js';
 import type { BrokerConfig } from '../config/schema.js';
 
@@ -52,6 +55,8 @@ interface Started {
   readonly server: RunningServer;
   readonly config: BrokerConfig;
   readonly logger: Logger;
+  /** The watched keys directory, closed on shutdown (absent in dev mode). */
+  readonly keyDirectory?: SigningKeyDirectory;
 }
 
 async function startDev(env: ServeEnvironment): Promise<Started> {
@@ -74,9 +79,17 @@ async function startConfigured(path: string, env: ServeEnvironment): Promise<Sta
   const logger = createLogger(config.logging.level);
   const keysDir = config.signing.keysDir;
   if (keysDir === undefined) throw new ConfigError(path, [{ path: 'signing.keysDir', message: 'required' }]);
-  let signingKeys;
+  for (const warning of configWarnings(config)) logger.warn({ warning }, 'configuration warning');
+  let signingKeys: SigningKeyDirectory;
   try {
-    signingKeys = await loadSigningKeysDir(keysDir, config.signing.algorithm);
+    // Watched and re-read without a restart; each key's state follows its timestamps and the clock.
+    signingKeys = await openSigningKeyDirectory({
+      dir: keysDir,
+      algorithm: config.signing.algorithm,
+      lifecycle: keyLifecycleSettings(config.signing, config.tokens),
+      now: Date.now,
+      logger: logger.child({ component: 'signing-keys' }),
+    });
   } catch (error) {
     throw new ConfigError(path, [{ path: 'signing.keysDir', message: error instanceof Error ? error.message : String(error) }]);
   }
@@ -84,7 +97,7 @@ async function startConfigured(path: string, env: ServeEnvironment): Promise<Sta
   const server = await listen(broker.app, config.server);
   logger.info({ port: server.port, issuers: config.issuers.map((i) => i.name), rules: config.rules.length }, 'token broker listening');
   void broker.warmUp();
-  return { broker, server, config, logger };
+  return { broker, server, config, logger, keyDirectory: signingKeys };
 }
 
 /** `token-broker serve [--config FILE]`: runs until SIGTERM or SIGINT, then drains in-flight requests. */
@@ -101,7 +114,7 @@ export async function serve(configPath: string | undefined, env: ServeEnvironmen
     console.error(error instanceof ConfigError ? error.message : `token-broker: cannot start: ${error instanceof Error ? error.message : String(error)}`);
     return 2;
   }
-  const { broker, server, config, logger } = started;
+  const { broker, server, config, logger, keyDirectory } = started;
   return new Promise((resolve) => {
     let stopping = false;
     const stop = async (signal: string) => {
@@ -110,6 +123,7 @@ export async function serve(configPath: string | undefined, env: ServeEnvironmen
       logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
       const result = await server.shutdown(config.server.shutdownTimeoutSeconds);
       await broker.close();
+      await keyDirectory?.close();
       logger.info({ result }, 'stopped');
       resolve(0);
     };

@@ -1,0 +1,251 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { stringify } from 'yaml';
+import { loadConfigFile, ConfigError, type ConfigEnvironment } from '../config/load-config.js';
+import { configWarnings } from '../config/validate-config.js';
+import { computeKeyStates, keyLifecycleSettings, type KeyStateInfo } from '../mint/key-lifecycle.js';
+import { keyMetadataDocument, keyMetadataFileName, readSigningKeysDir, type SigningKeysDirContents } from '../mint/signing-key-set.js';
+import { signingKeyFromPem } from '../mint/signing-key.js';
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../protocol.js';
+import type { BrokerConfig } from '../config/schema.js';
+
+const USAGE = `Usage: token-broker keys <command> [options]
+
+Commands:
+  generate --alg ES256|ES384|RS256|PS256 --out DIR
+      Write a new PKCS#8 private key (mode 0600) and its metadata file {"notBefore": now, "kid"} into DIR,
+      named key-<UTC time>-<kid prefix>.pem/.json, and print its kid. It is published at once and signs
+      after signing.prePublishSeconds.
+  generate --alg ALG --k8s-secret NAME [--namespace NS]
+      Instead print a Kubernetes Secret manifest (type Opaque, base64 data) holding the key and its metadata.
+      Add it to the existing Secret without removing the older keys:
+        token-broker keys generate --alg ES256 --k8s-secret NAME -n NS > key.yaml
+        kubectl patch secret NAME -n NS --type merge --patch-file key.yaml
+  list --config FILE
+      Read the configuration and its signing.keysDir, and print every key with its state (pending, active,
+      retiring, retired), creation time, next transition and when.
+  help
+      Show this help.
+
+Exit status: 0 success; 1 configuration or key errors; 2 usage error.`;
+
+class UsageError extends Error {}
+
+const RSA_MODULUS_BITS = 2048;
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+function isSigningAlgorithm(value: string): value is SigningAlgorithm {
+  return (SIGNING_ALGORITHMS as readonly string[]).includes(value);
+}
+
+function newPrivateKeyPem(alg: SigningAlgorithm): string {
+  const pair =
+    alg === 'ES256' || alg === 'ES384'
+      ? generateKeyPairSync('ec', { namedCurve: alg === 'ES256' ? 'P-256' : 'P-384' })
+      : generateKeyPairSync('rsa', { modulusLength: RSA_MODULUS_BITS });
+  return pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+}
+
+/** `20250131T090000Z`: sorts by time, and is a valid file name and Secret data key. */
+function compactTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
+}
+
+/** Writes through a dot-named temporary file and a rename: a watching broker skips dot names and never sees half a key. */
+async function writeAtomically(path: string, dir: string, name: string, text: string, mode: number): Promise<void> {
+  const temporary = join(dir, `.${name}.tmp`);
+  try {
+    await writeFile(temporary, text, { mode, flag: 'wx' });
+    // The umask may have narrowed the mode; the key must end up exactly owner-only.
+    await chmod(temporary, mode);
+    await rename(temporary, path);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  }
+}
+
+async function generate(args: readonly string[], now: () => number): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: [...args],
+    options: { alg: { type: 'string' }, out: { type: 'string' }, 'k8s-secret': { type: 'string' }, namespace: { type: 'string', short: 'n' } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  const alg = values.alg;
+  if (alg === undefined || !isSigningAlgorithm(alg)) throw new UsageError(`--alg must be one of ${SIGNING_ALGORITHMS.join(', ')}`);
+  const secretName = values['k8s-secret'];
+  if ((values.out === undefined) === (secretName === undefined)) throw new UsageError('give exactly one of --out DIR or --k8s-secret NAME');
+  if (values.namespace !== undefined && secretName === undefined) throw new UsageError('--namespace goes with --k8s-secret');
+  if (secretName !== undefined && !DNS_SUBDOMAIN.test(secretName)) throw new UsageError(`--k8s-secret "${secretName}" is not a valid Kubernetes name`);
+  if (values.namespace !== undefined && !DNS_LABEL.test(values.namespace)) throw new UsageError(`--namespace "${values.namespace}" is not a valid namespace`);
+
+  const createdAt = now();
+  const pem = newPrivateKeyPem(alg);
+  // The kid comes from the broker's own loader, so it is exactly the kid the broker will publish.
+  const { kid } = await signingKeyFromPem(pem, alg, 'generated', createdAt);
+  const name = `key-${compactTime(createdAt)}-${kid.slice(0, 8)}`;
+  const pemName = `${name}.pem`;
+  const metadataName = keyMetadataFileName(pemName);
+  const metadata = keyMetadataDocument(kid, createdAt);
+
+  if (secretName !== undefined) {
+    const manifest = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {
+        name: secretName,
+        ...(values.namespace !== undefined && { namespace: values.namespace }),
+        labels: { 'app.kubernetes.io/name': 'workload-token-broker', 'app.kubernetes.io/component': 'signing-keys' },
+      },
+      type: 'Opaque',
+      // base64 `data`, not `stringData`: merge patches and server-side apply treat it like any other field.
+      data: { [pemName]: Buffer.from(pem).toString('base64'), [metadataName]: Buffer.from(metadata).toString('base64') },
+    };
+    const where = values.namespace !== undefined ? ` -n ${values.namespace}` : '';
+    console.log(
+      [
+        `# token-broker signing key ${kid} (${alg}), notBefore ${new Date(createdAt).toISOString()}.`,
+        '# Add it next to the keys already in the Secret (applying this manifest alone with client-side',
+        '# `kubectl apply` would delete the keys a previous apply wrote, and with them every token they signed):',
+        `#   kubectl patch secret ${secretName}${where} --type merge --patch-file THIS_FILE`,
+        '# First deployment (no Secret yet): kubectl apply -f THIS_FILE',
+        stringify(manifest, { lineWidth: 0 }).trimEnd(),
+      ].join('\n'),
+    );
+    console.error(`token-broker keys: kid ${kid}`);
+    return 0;
+  }
+
+  const dir = values.out ?? '.';
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  // Metadata first: a key that appears before its metadata would briefly be dated by its mtime instead.
+  await writeAtomically(join(dir, metadataName), dir, metadataName, metadata, 0o644);
+  await writeAtomically(join(dir, pemName), dir, pemName, pem, 0o600);
+  console.log(kid);
+  console.error(`token-broker keys: wrote ${join(dir, pemName)} and ${metadataName} (notBefore ${new Date(createdAt).toISOString()})`);
+  return 0;
+}
+
+/** `4m10s`, `2h5m`, `3d4h`: two units are enough to read a schedule. */
+function formatDuration(ms: number): string {
+  let seconds = Math.round(Math.abs(ms) / 1000);
+  const units: [string, number][] = [
+    ['d', 86400],
+    ['h', 3600],
+    ['m', 60],
+    ['s', 1],
+  ];
+  const parts: string[] = [];
+  for (const [unit, size] of units) {
+    if (parts.length === 2) break;
+    const count = Math.floor(seconds / size);
+    seconds -= count * size;
+    // Leading zero units are dropped; after the first one, a zero still says "exactly" (1h0m).
+    if (count > 0 || parts.length > 0) parts.push(`${count}${unit}`);
+  }
+  return parts.length === 0 ? '0s' : parts.join('');
+}
+
+const iso = (ms: number) => new Date(ms).toISOString().replace(/\.000Z$/, 'Z');
+
+/** The table `keys list` prints: one row per key, newest first. */
+export function formatKeyTable(
+  rows: readonly { kid: string; alg: string; createdAt: number; createdFrom: string; info: KeyStateInfo; file: string }[],
+  now: number,
+): string {
+  const header = ['KID', 'ALG', 'STATE', 'CREATED', 'NEXT', 'AT', 'FILE'];
+  const body = rows.map((row) => {
+    const at = row.info.nextTransitionAt;
+    return [
+      row.kid,
+      row.alg,
+      row.info.state,
+      `${iso(row.createdAt)}${row.createdFrom === 'mtime' ? ' (mtime)' : ''}`,
+      row.info.nextState ?? '-',
+      at === undefined ? '-' : `${iso(at)} (${at >= now ? 'in ' : ''}${formatDuration(at - now)}${at < now ? ' ago' : ''})`,
+      row.file,
+    ];
+  });
+  const widths = header.map((title, i) => Math.max(title.length, ...body.map((cells) => (cells[i] ?? '').length)));
+  return [header, ...body].map((cells) => cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ')).join('\n');
+}
+
+async function list(args: readonly string[], env: ConfigEnvironment, now: () => number): Promise<number> {
+  const { values, positionals } = parseArgs({ args: [...args], options: { config: { type: 'string', short: 'c' } }, allowPositionals: true, strict: true });
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  if (values.config === undefined) throw new UsageError('--config FILE is required');
+  let config: BrokerConfig;
+  try {
+    config = await loadConfigFile(values.config, env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(error.message);
+    return 1;
+  }
+  for (const warning of configWarnings(config)) console.error(`warning: ${warning}`);
+  const dir = config.signing.keysDir;
+  if (dir === undefined) {
+    console.error(`token-broker keys list: ${values.config}: signing.keysDir is not set`);
+    return 1;
+  }
+  let contents: SigningKeysDirContents;
+  try {
+    contents = await readSigningKeysDir(dir, config.signing.algorithm);
+  } catch (error) {
+    console.error(`token-broker keys list: ${error instanceof Error ? error.message : String(error)}`);
+    return 1;
+  }
+  const at = now();
+  const evaluation = computeKeyStates(
+    contents.files.map((f) => f.key),
+    at,
+    keyLifecycleSettings(config.signing, config.tokens),
+  );
+  const rows = [...contents.files]
+    .sort((a, b) => b.key.createdAt - a.key.createdAt || a.key.kid.localeCompare(b.key.kid))
+    .flatMap((f) => {
+      const info = evaluation.states.get(f.key.kid);
+      return info === undefined ? [] : [{ kid: f.key.kid, alg: f.key.alg, createdAt: f.key.createdAt, createdFrom: f.createdFrom, info, file: f.key.source }];
+    });
+  console.log(formatKeyTable(rows, at));
+  if (evaluation.activeEarly && evaluation.active !== undefined) {
+    console.error(`warning: no key has been published for signing.prePublishSeconds yet; ${evaluation.active.kid} signs early, and Tyk may refuse its tokens until its cached JWKS expires`);
+  }
+  if (contents.kubernetesMount && contents.files.some((f) => f.createdFrom === 'mtime')) {
+    console.error('warning: keys marked (mtime) have no metadata file; in a Kubernetes Secret every update resets their modification time and restarts their lifecycle');
+  }
+  return 0;
+}
+
+/** `token-broker keys generate|list|help`. Exit 0 success, 1 configuration or key errors, 2 usage errors. */
+export async function keys(args: readonly string[], env: ConfigEnvironment, now: () => number = Date.now): Promise<number> {
+  const [command, ...rest] = args;
+  try {
+    switch (command) {
+      case 'generate':
+        return await generate(rest, now);
+      case 'list':
+        return await list(rest, env, now);
+      case 'help':
+      case '--help':
+      case '-h':
+        console.log(USAGE);
+        return 0;
+      default:
+        throw new UsageError(command === undefined ? 'a command is required' : `unknown command "${command}"`);
+    }
+  } catch (error) {
+    // parseArgs reports unknown or malformed options with these codes: usage errors, like ours.
+    const code = (error as NodeJS.ErrnoException).code;
+    if (error instanceof UsageError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))) {
+      console.error(`token-broker keys: ${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
+      return 2;
+    }
+    throw error;
+  }
+}

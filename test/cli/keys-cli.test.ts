@@ -1,0 +1,252 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { generateKeyPairSync, createPublicKey } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { calculateJwkThumbprint, type JWK } from 'jose';
+import { parse } from 'yaml';
+import { keyMetadataDocument, loadSigningKeysDir, readSigningKeysDir } from '../../src/mint/signing-key-set.js';
+import { keys } from '../../src/cli/keys.js';
+
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+interface Result {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `token-broker keys ...args` from the repository root through tsx, as the package would run, to its exit. */
+function runKeys(args: readonly string[]): Promise<Result> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of ['BROKER_CONFIG', 'PORT', 'REDIS_URL', 'NODE_ENV', 'NODE_TEST_CONTEXT']) delete env[name];
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'keys', ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  // A hung CLI is killed rather than hanging the suite; the exit code then shows it.
+  const guard = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  return new Promise((resolve) => {
+    child.once('close', (code) => {
+      clearTimeout(guard);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function ecPem(): string {
+  return generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+}
+
+async function kidOf(pem: string): Promise<string> {
+  return calculateJwkThumbprint(createPublicKey(pem).export({ format: 'jwk' }) as JWK, 'sha256');
+}
+
+describe('token-broker keys', () => {
+  let root: string;
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'keys-cli-'));
+  });
+  after(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('generate --out writes a 0600 PKCS#8 key and its metadata, prints the kid, and the loader accepts it', async () => {
+    const dir = join(root, 'generated');
+    const result = await runKeys(['generate', '--alg', 'ES256', '--out', dir]);
+    assert.equal(result.code, 0, result.stderr);
+    const kid = result.stdout.trim();
+    assert.match(kid, /^[A-Za-z0-9_-]{43}$/, 'one line: the RFC 7638 thumbprint');
+
+    const names = (await readdir(dir)).sort();
+    assert.equal(names.length, 2, names.join());
+    const [metadataName, pemName] = names;
+    assert.match(pemName ?? '', new RegExp(`^key-\\d{8}T\\d{6}Z-${kid.slice(0, 8).replace(/[-_]/g, '\\$&')}\\.pem$`));
+    assert.equal(metadataName, (pemName ?? '').replace(/\.pem$/, '.json'));
+    const pemPath = join(dir, pemName ?? '');
+    assert.equal((await stat(pemPath)).mode & 0o777, 0o600);
+    const pem = await readFile(pemPath, 'utf8');
+    assert.match(pem, /^-----BEGIN PRIVATE KEY-----\n/);
+    assert.equal(await kidOf(pem), kid);
+    const metadata = JSON.parse(await readFile(join(dir, metadataName ?? ''), 'utf8')) as { notBefore: string; kid: string };
+    assert.deepEqual(Object.keys(metadata).sort(), ['kid', 'notBefore']);
+    assert.equal(metadata.kid, kid);
+
+    const keys = await loadSigningKeysDir(dir, 'ES256');
+    assert.deepEqual(keys.published().map((k) => k.kid), [kid]);
+    const { files } = await readSigningKeysDir(dir, 'ES256');
+    assert.equal(files[0]?.createdFrom, 'metadata');
+    assert.equal(files[0]?.key.createdAt, Date.parse(metadata.notBefore));
+  });
+
+  it('generate --alg RS256 writes an RSA key the loader accepts for RS256', async () => {
+    const dir = join(root, 'rsa');
+    const result = await runKeys(['generate', '--alg', 'RS256', '--out', dir]);
+    assert.equal(result.code, 0, result.stderr);
+    const keys = await loadSigningKeysDir(dir, 'RS256');
+    assert.equal(keys.active()?.kid, result.stdout.trim());
+    assert.equal(keys.active()?.publicJwk.kty, 'RSA');
+  });
+
+  it('generate --k8s-secret prints a Secret manifest holding the key and its metadata', async () => {
+    const result = await runKeys(['generate', '--alg', 'ES384', '--k8s-secret', 'token-broker-signing-keys', '--namespace', 'platform']);
+    assert.equal(result.code, 0, result.stderr);
+    const manifest = parse(result.stdout) as {
+      apiVersion: string;
+      kind: string;
+      type: string;
+      metadata: { name: string; namespace: string; labels: Record<string, string> };
+      data: Record<string, string>;
+    };
+    assert.equal(manifest.apiVersion, 'v1');
+    assert.equal(manifest.kind, 'Secret');
+    assert.equal(manifest.type, 'Opaque');
+    assert.equal(manifest.metadata.name, 'token-broker-signing-keys');
+    assert.equal(manifest.metadata.namespace, 'platform');
+    const entries = Object.keys(manifest.data).sort();
+    assert.equal(entries.length, 2);
+    for (const name of entries) assert.match(name, /^[-._a-zA-Z0-9]+$/, 'a valid Secret data key');
+    assert.match(result.stdout, /kubectl patch secret token-broker-signing-keys -n platform --type merge/);
+
+    // Mounted, the Secret's data becomes files: the broker reads them as a dated key.
+    const dir = join(root, 'from-secret');
+    await mkdir(dir);
+    for (const [name, value] of Object.entries(manifest.data)) await writeFile(join(dir, name), Buffer.from(value, 'base64'));
+    const { files } = await readSigningKeysDir(dir, 'ES384');
+    assert.equal(files.length, 1);
+    assert.equal(files[0]?.createdFrom, 'metadata');
+    assert.match(result.stderr, new RegExp(`kid ${(files[0]?.key.kid ?? '').replace(/[-_]/g, '\\$&')}`));
+  });
+
+  it('list prints every key with its state and next transition', async () => {
+    const dir = join(root, 'list-keys');
+    await mkdir(dir);
+    const now = Date.now();
+    const minutes = 60_000;
+    const ages = { ancient: 10 * 24 * 60, old: 2 * 24 * 60, mid: 30, fresh: 1 };
+    const kids: Record<string, string> = {};
+    for (const [name, ageMinutes] of Object.entries(ages)) {
+      const pem = ecPem();
+      kids[name] = await kidOf(pem);
+      await writeFile(join(dir, `${name}.pem`), pem);
+      await writeFile(join(dir, `${name}.json`), keyMetadataDocument(kids[name] ?? '', now - ageMinutes * minutes));
+    }
+    // A key without metadata is dated by its mtime, and marked so.
+    const undated = ecPem();
+    await writeFile(join(dir, 'undated.pem'), undated);
+    const config = join(root, 'list.yaml');
+    await writeFile(
+      config,
+      [
+        'server: { publicUrl: "https://broker.example" }',
+        'issuers: [{ name: cluster, issuer: "https://issuer.example", audiences: [broker] }]',
+        'rules: [{ name: everyone, policies: [read] }]',
+        `signing: { keysDir: ${JSON.stringify(dir)} }`,
+        '',
+      ].join('\n'),
+    );
+    const result = await runKeys(['list', '--config', config]);
+    assert.equal(result.code, 0, result.stderr);
+    const [header, ...rows] = result.stdout.trimEnd().split('\n');
+    assert.deepEqual(header?.split(/\s{2,}/), ['KID', 'ALG', 'STATE', 'CREATED', 'NEXT', 'AT', 'FILE']);
+    const byKid = new Map(rows.map((row) => [row.split(/\s+/)[0], row]));
+    const stateOf = (kid: string | undefined) => byKid.get(kid)?.split(/\s+/)[2];
+    // Newest first: undated (mtime now) and fresh wait; mid signs; old retires; ancient has left the JWKS.
+    assert.equal(rows.length, 5);
+    assert.equal(stateOf(kids.fresh), 'pending');
+    assert.equal(stateOf(await kidOf(undated)), 'pending');
+    assert.equal(stateOf(kids.mid), 'active');
+    assert.equal(stateOf(kids.old), 'retiring');
+    assert.equal(stateOf(kids.ancient), 'retired');
+    assert.match(byKid.get(kids.fresh) ?? '', /pending\s+\S+Z\s+active\s+\S+Z \(in \d+m\d+s\)/);
+    assert.match(byKid.get(kids.old) ?? '', /retiring\s+\S+Z\s+retired\s+\S+Z \(in \d+m\d+s\)/);
+    assert.match(byKid.get(kids.mid) ?? '', /active\s+\S+Z\s+retiring\s+/, 'mid hands over when the newer keys are ready');
+    assert.match(byKid.get(kids.ancient) ?? '', /retired\s+\S+Z\s+-\s+-\s+/);
+    assert.match(byKid.get(await kidOf(undated)) ?? '', /\(mtime\)/);
+  });
+
+  it('list exits 1 with a clear message on a bad configuration or a bad key', async () => {
+    const badConfig = join(root, 'bad.yaml');
+    await writeFile(badConfig, 'server: { publicUrl: "https://broker.example" }\n');
+    const invalid = await runKeys(['list', '--config', badConfig]);
+    assert.equal(invalid.code, 1);
+    assert.match(invalid.stderr, /bad\.yaml: invalid configuration\n/);
+    assert.match(invalid.stderr, /^ {2}issuers: /m);
+
+    const dir = join(root, 'corrupt-keys');
+    await mkdir(dir);
+    await writeFile(join(dir, 'k.pem'), generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
+    const config = join(root, 'corrupt.yaml');
+    await writeFile(
+      config,
+      [
+        'server: { publicUrl: "https://broker.example" }',
+        'issuers: [{ name: cluster, issuer: "https://issuer.example", audiences: [broker] }]',
+        'rules: [{ name: everyone, policies: [read] }]',
+        `signing: { keysDir: ${JSON.stringify(dir)} }`,
+        '',
+      ].join('\n'),
+    );
+    const corrupt = await runKeys(['list', '--config', config]);
+    assert.equal(corrupt.code, 1);
+    assert.equal(corrupt.stdout, '');
+    assert.match(corrupt.stderr, new RegExp(`^token-broker keys list: ${join(dir, 'k.pem').replace(/[.]/g, '\\.')}: not a PKCS#8 ES256 private key`));
+  });
+
+  it('usage errors exit 2 with the usage on stderr', async () => {
+    // Two through the real command line (main's wiring and exit status); the whole table in-process below.
+    for (const args of [['rotate'], ['generate', '--alg', 'ES256', '--force']]) {
+      const result = await runKeys(args);
+      assert.equal(result.code, 2, `keys ${args.join(' ')}: ${result.stderr}`);
+      assert.equal(result.stdout, '');
+      assert.match(result.stderr, /Usage: token-broker keys <command>/);
+    }
+  });
+
+  it('refuses every malformed invocation with exit 2, naming the problem, writing nothing', async (t) => {
+    const out = join(root, 'never-written');
+    const cases: [string[], RegExp][] = [
+      [[], /a command is required/],
+      [['rotate'], /unknown command "rotate"/],
+      [['generate', '--out', out], /--alg must be one of ES256, ES384, RS256, PS256/],
+      [['generate', '--alg', 'EdDSA', '--out', out], /--alg must be one of/],
+      [['generate', '--alg', 'ES256'], /give exactly one of --out DIR or --k8s-secret NAME/],
+      [['generate', '--alg', 'ES256', '--out', out, '--k8s-secret', 'keys'], /give exactly one of/],
+      [['generate', '--alg', 'ES256', '--out', out, '--namespace', 'ns'], /--namespace goes with --k8s-secret/],
+      [['generate', '--alg', 'ES256', '--k8s-secret', 'Bad_Name'], /not a valid Kubernetes name/],
+      [['generate', '--alg', 'ES256', '--k8s-secret', 'keys', '--namespace', 'Bad.NS'], /not a valid namespace/],
+      [['generate', '--alg', 'ES256', '--out', out, '--force'], /Unknown option '--force'/],
+      [['generate', '--alg', 'ES256', '--out', out, 'extra'], /unexpected argument "extra"/],
+      [['list'], /--config FILE is required/],
+      [['list', '--config', 'a.yaml', 'extra'], /unexpected argument "extra"/],
+      [['list', '--config'], /argument missing/],
+    ];
+    for (const [args, message] of cases) {
+      const stdout = t.mock.method(console, 'log', () => undefined);
+      const stderr = t.mock.method(console, 'error', () => undefined);
+      const code = await keys(args, {});
+      const errors = stderr.mock.calls.map((call) => String(call.arguments[0])).join('\n');
+      assert.equal(code, 2, `keys ${args.join(' ')}: ${errors}`);
+      assert.equal(stdout.mock.callCount(), 0, `keys ${args.join(' ')}`);
+      assert.match(errors, message, `keys ${args.join(' ')}`);
+      assert.match(errors, /Usage: token-broker keys <command>/);
+      stdout.mock.restore();
+      stderr.mock.restore();
+    }
+    await assert.rejects(stat(out), { code: 'ENOENT' }, 'no usage error writes anything');
+  });
+
+  it('help prints the usage on stdout and exits 0', async (t) => {
+    const stdout = t.mock.method(console, 'log', () => undefined);
+    assert.equal(await keys(['help'], {}), 0);
+    assert.match(String(stdout.mock.calls[0]?.arguments[0]), /^Usage: token-broker keys <command>/);
+  });
+});
