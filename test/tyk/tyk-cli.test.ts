@@ -1,0 +1,296 @@
+import { describe, it, before, after, mock } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse, stringify } from 'yaml';
+import { ConfigError, loadConfigFile } from '../../src/config/load-config.js';
+import { tyk } from '../../src/cli/tyk.js';
+import { errorsOf, validators } from './tyk-schemas.js';
+
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const EXAMPLE_CONFIG = join(REPO_ROOT, 'config/broker.example.yaml');
+const API_ARGS = ['--config', EXAMPLE_CONFIG, '--api-id', 'orders', '--listen-path', '/orders/', '--upstream', 'http://orders.payments.svc:8080'];
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `token-broker tyk ...args` through tsx from the repository root, as the package would, within 60 s. */
+function runTyk(args: readonly string[]): Promise<Run> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  // The child must not think it is a test runner worker, and reads nothing else from the environment.
+  for (const name of ['NODE_TEST_CONTEXT', 'BROKER_CONFIG', 'PORT', 'REDIS_URL', 'NODE_ENV']) delete env[name];
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'tyk', ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`token-broker tyk ${args.join(' ')} did not exit within 60 s`));
+    }, 60_000);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/**
+ * The same command in this process, its console captured: for the many argument cases, where a process
+ * per case would only add seconds. Not concurrent-safe, so these tests run one after another.
+ */
+async function runInProcess(args: readonly string[]): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  const log = mock.method(console, 'log', (...parts: unknown[]) => (stdout += `${parts.join(' ')}\n`));
+  const error = mock.method(console, 'error', (...parts: unknown[]) => (stderr += `${parts.join(' ')}\n`));
+  try {
+    const code = await tyk(args);
+    return { code, stdout, stderr };
+  } finally {
+    log.mock.restore();
+    error.mock.restore();
+  }
+}
+
+let workDir = '';
+/** What the example configuration's rules can grant, worked out here independently of src/tyk. */
+let examplePolicies: readonly string[] = [];
+let exampleWarnings = '';
+before(async () => {
+  workDir = await mkdtemp(join(tmpdir(), 'tyk-cli-'));
+  const config = await loadConfigFile(EXAMPLE_CONFIG, {});
+  const named = [...new Set(config.rules.flatMap((rule) => [...(rule.policies ?? []), ...(rule.requestable ?? [])]))];
+  examplePolicies = named.filter((policy) => !policy.includes('{'));
+  exampleWarnings = named.filter((policy) => policy.includes('{')).map(templateWarning).join('');
+  // The example as committed; if it grows, the expectations above follow it.
+  for (const policy of ['payments-read', 'payments-write', 'ledger-write', 'status-read']) assert.ok(examplePolicies.includes(policy), policy);
+});
+after(async () => {
+  await rm(workDir, { recursive: true, force: true });
+});
+
+function templateWarning(policy: string): string {
+  return `token-broker tyk: warning: policy "${policy}" is a template resolved per request; it is not statically grantable and was left out\n`;
+}
+
+/** The example configuration with its rules replaced, written to the work directory. */
+async function exampleWithRules(file: string, rules: readonly object[]): Promise<string> {
+  const example = parse(await readFile(EXAMPLE_CONFIG, 'utf8')) as Record<string, unknown>;
+  const path = join(workDir, file);
+  await writeFile(path, stringify({ ...example, rules }));
+  return path;
+}
+
+describe('token-broker tyk api', { concurrency: 4 }, () => {
+  it('OAS by default: exit 0, one JSON document that validates against Tyk\'s schemas', async () => {
+    const { code, stdout, stderr } = await runTyk(['api', ...API_ARGS]);
+    assert.equal(stderr, exampleWarnings);
+    assert.equal(code, 0);
+    const definition: unknown = JSON.parse(stdout);
+    assert.equal(validators.oasDocumentStrict(definition), true, errorsOf(validators.oasDocumentStrict));
+    const jwt = (definition as { 'x-tyk-api-gateway': { server: { authentication: { securitySchemes: { jwtAuth: Record<string, unknown> } } } } })[
+      'x-tyk-api-gateway'
+    ].server.authentication.securitySchemes.jwtAuth;
+    assert.deepEqual(jwt.jwksURIs, [{ url: 'https://token-broker.platform.svc.cluster.local/.well-known/jwks.json', cacheTimeout: '240s' }]);
+    assert.equal(jwt.signingMethod, 'ecdsa');
+    assert.deepEqual(jwt.allowedAudiences, ['tyk', 'tyk-internal']);
+    assert.deepEqual(jwt.scopes, { claimName: 'scope', scopeToPolicyMapping: examplePolicies.map((p) => ({ scope: p, policyId: p })) });
+  });
+
+  it('classic, with name, org and cache flags: exit 0, valid classic definition, a warning about the cache', async () => {
+    const { code, stdout, stderr } = await runTyk(['api', ...API_ARGS, '--format', 'classic', '--name', 'Orders API', '--org-id', 'acme', '--jwks-cache-seconds', '60']);
+    assert.equal(code, 0);
+    assert.equal(
+      stderr,
+      `${exampleWarnings}token-broker tyk: warning: classic API definitions have no per-API JWKS cache timeout; Tyk applies its gateway-wide one (240 s by default)\n`,
+    );
+    const definition = JSON.parse(stdout) as Record<string, unknown>;
+    assert.equal(validators.classic(definition), true, errorsOf(validators.classic));
+    assert.equal(definition.name, 'Orders API');
+    assert.equal(definition.org_id, 'acme');
+    assert.equal(Buffer.from(String(definition.jwt_source), 'base64').toString('utf8'), 'https://token-broker.platform.svc.cluster.local/.well-known/jwks.json');
+  });
+
+  it('an invalid configuration: exit 1, every problem on stderr as check-config prints them, nothing on stdout', async () => {
+    const path = join(workDir, 'bad.yaml');
+    await writeFile(path, 'server:\n  publicUrl: not-a-url\nlisten: 8080\n');
+    const expected = await loadConfigFile(path, {}).then(
+      () => assert.fail('the configuration should be refused'),
+      (error: unknown) => (error instanceof ConfigError ? error.message : assert.fail(String(error))),
+    );
+    const { code, stdout, stderr } = await runTyk(['api', ...API_ARGS.slice(2), '--config', path]);
+    assert.equal(code, 1);
+    assert.equal(stdout, '');
+    assert.equal(stderr, `${expected}\n`);
+    assert.match(stderr, /^ {2}listen: unknown key$/m);
+  });
+
+  it('missing --api-id: exit 2 and the usage, before reading the configuration', async () => {
+    const { code, stdout, stderr } = await runTyk(['api', '--config', 'no-such-file.yaml', '--listen-path', '/orders/', '--upstream', 'http://orders']);
+    assert.equal(code, 2);
+    assert.equal(stdout, '');
+    assert.ok(stderr.startsWith('token-broker tyk: --api-id is required\n\nUsage: token-broker tyk'), stderr);
+  });
+
+  it('an unknown option: exit 2 (parseArgs strict)', async () => {
+    const { code, stderr } = await runTyk(['api', ...API_ARGS, '--jwks', 'x']);
+    assert.equal(code, 2);
+    assert.match(stderr, /^token-broker tyk: Unknown option '--jwks'/);
+  });
+});
+
+describe('token-broker tyk policies', { concurrency: 4 }, () => {
+  it('every policy the example rules can grant, as a JSON array, each granting the API', async () => {
+    const { code, stdout, stderr } = await runTyk(['policies', '--config', EXAMPLE_CONFIG, '--api-id', 'orders']);
+    assert.equal(stderr, exampleWarnings);
+    assert.equal(code, 0);
+    const policies = JSON.parse(stdout) as { id: string; org_id: string; access_rights: Record<string, { api_id: string }> }[];
+    assert.deepEqual(
+      policies.map((p) => p.id),
+      examplePolicies,
+    );
+    for (const policy of policies) {
+      assert.deepEqual(Object.keys(policy.access_rights), ['orders']);
+      assert.equal(policy.access_rights.orders?.api_id, 'orders');
+      assert.equal(policy.org_id, 'default');
+    }
+  });
+
+  it('--out DIR: one {id}.json per policy (policies.policy_path)', async () => {
+    const out = join(workDir, 'policies-dir');
+    const { code, stdout } = await runTyk(['policies', '--config', EXAMPLE_CONFIG, '--api-id', 'orders', '--out', out]);
+    assert.equal(code, 0);
+    assert.equal(stdout, `wrote ${examplePolicies.length} policies to ${out}\n`);
+    assert.deepEqual((await readdir(out)).sort(), examplePolicies.map((p) => `${p}.json`).sort());
+    const policy = JSON.parse(await readFile(join(out, 'status-read.json'), 'utf8')) as { id: string; access_rights: Record<string, unknown> };
+    assert.equal(policy.id, 'status-read');
+    assert.deepEqual(Object.keys(policy.access_rights), ['orders']);
+  });
+
+  it('templated policies are left out, each named in a warning, from policies and from the API\'s scope mapping', async () => {
+    const path = await exampleWithRules('templated.yaml', [
+      { name: 'teams', match: { issuers: ['in-cluster'] }, policies: ['{namespace.labels.team}-read', 'status-read'], allowedPolicies: ['*-read'] },
+      { name: 'writers', match: { issuers: ['in-cluster'] }, policies: ['{namespace.labels.team}-write', 'status-read'], allowedPolicies: ['*-write', 'status-read'] },
+    ]);
+    const warnings = templateWarning('{namespace.labels.team}-read') + templateWarning('{namespace.labels.team}-write');
+
+    const policies = await runTyk(['policies', '--config', path, '--api-id', 'orders']);
+    assert.equal(policies.code, 0);
+    assert.equal(policies.stderr, warnings);
+    assert.deepEqual((JSON.parse(policies.stdout) as { id: string }[]).map((p) => p.id), ['status-read']);
+
+    const api = await runTyk(['api', ...API_ARGS.slice(2), '--config', path, '--format', 'classic']);
+    assert.equal(api.code, 0);
+    assert.equal(api.stderr, warnings);
+    assert.deepEqual((JSON.parse(api.stdout) as { jwt_scope_to_policy_mapping: unknown }).jwt_scope_to_policy_mapping, { 'status-read': 'status-read' });
+  });
+});
+
+describe('token-broker tyk, in process: arguments and outcomes', () => {
+  it('a missing configuration file: exit 1', async () => {
+    const { code, stdout, stderr } = await runInProcess(['api', ...API_ARGS.slice(2), '--config', join(workDir, 'absent.yaml')]);
+    assert.equal(code, 1);
+    assert.equal(stdout, '');
+    assert.equal(stderr, `${join(workDir, 'absent.yaml')}: invalid configuration\n  (file): cannot read the file (ENOENT)\n`);
+  });
+
+  const apiUsageErrors: readonly [string, readonly string[], string][] = [
+    ['tyk api, missing --api-id', ['api', '--config', EXAMPLE_CONFIG, '--listen-path', '/orders/', '--upstream', 'http://orders'], '--api-id is required'],
+    ['tyk api, missing --config', ['api', '--api-id', 'orders', '--listen-path', '/orders/', '--upstream', 'http://orders'], '--config is required'],
+    ['tyk api, missing --upstream', ['api', '--config', EXAMPLE_CONFIG, '--api-id', 'orders', '--listen-path', '/orders/'], '--upstream is required'],
+    ['tyk api, an unknown format', ['api', ...API_ARGS, '--format', 'swagger'], '--format must be oas or classic, got "swagger"'],
+    ['tyk api, a listen path without a leading slash', ['api', ...API_ARGS, '--listen-path', 'orders/'], '--listen-path must be a path starting with "/", such as /orders/, got "orders/"'],
+    ['tyk api, a non-http upstream', ['api', ...API_ARGS, '--upstream', 'ftp://orders'], '--upstream must be an http(s) URL, got "ftp://orders"'],
+    ['tyk api, a zero cache lifetime', ['api', ...API_ARGS, '--jwks-cache-seconds', '0'], '--jwks-cache-seconds must be an integer from 1 to 86400, got "0"'],
+    ['tyk api, an API id with a slash', ['api', ...API_ARGS, '--api-id', 'a/b'], '--api-id must be letters, digits, ".", "_" and "-", got "a/b"'],
+    ['tyk, an unknown subcommand', ['keys'], 'unknown subcommand "keys"'],
+    ['tyk, no subcommand', [], 'missing subcommand'],
+  ];
+  for (const [name, args, message] of apiUsageErrors) {
+    it(`${name}: exit 2 and the usage, without reading the configuration`, async () => {
+      const { code, stdout, stderr } = await runInProcess(args);
+      assert.equal(code, 2);
+      assert.equal(stdout, '');
+      assert.ok(stderr.startsWith(`token-broker tyk: ${message}\n\nUsage: token-broker tyk`), stderr);
+    });
+  }
+
+  it('record format with limits: one object id -> policy', async () => {
+    const { code, stdout } = await runInProcess([
+      'policies', '--config', EXAMPLE_CONFIG, '--api-id', 'orders', '--api-name', 'Orders', '--org-id', 'acme', '--format', 'record',
+      '--rate', '2.5', '--per', '10', '--quota-max', '1000', '--quota-renewal-rate', '86400',
+    ]);
+    assert.equal(code, 0);
+    const record = JSON.parse(stdout) as Record<string, Record<string, unknown>>;
+    assert.deepEqual(Object.keys(record), examplePolicies);
+    assert.deepEqual(record['ledger-write'], {
+      id: 'ledger-write',
+      name: 'ledger-write',
+      org_id: 'acme',
+      active: true,
+      rate: 2.5,
+      per: 10,
+      quota_max: 1000,
+      quota_renewal_rate: 86400,
+      throttle_interval: -1,
+      throttle_retry_limit: -1,
+      max_query_depth: -1,
+      key_expires_in: 0,
+      access_rights: { orders: { api_id: 'orders', api_name: 'Orders', versions: ['Default'], allowed_urls: [] } },
+      tags: ['workload-token-broker'],
+    });
+  });
+
+  it('--format record --out DIR: DIR/policies.json (policies.policy_record_name)', async () => {
+    const out = join(workDir, 'policies-record');
+    const { code, stdout } = await runInProcess(['policies', '--config', EXAMPLE_CONFIG, '--api-id', 'orders', '--format', 'record', '--out', out]);
+    assert.equal(code, 0);
+    assert.equal(stdout, `wrote ${examplePolicies.length} policies to ${join(out, 'policies.json')}\n`);
+    assert.deepEqual(await readdir(out), ['policies.json']);
+    assert.deepEqual(Object.keys(JSON.parse(await readFile(join(out, 'policies.json'), 'utf8')) as object), examplePolicies);
+  });
+
+  it('a policy ID that cannot be a file name: exit 1 with --out, and the record format still works', async () => {
+    const path = await exampleWithRules('slash.yaml', [{ name: 'odd', match: { issuers: ['in-cluster'] }, policies: ['team/read'] }]);
+    const out = join(workDir, 'odd');
+    const dir = await runInProcess(['policies', '--config', path, '--api-id', 'orders', '--out', out]);
+    assert.equal(dir.code, 1);
+    assert.equal(dir.stderr, 'token-broker tyk: policy ID "team/read" cannot be a file name; use --format record\n');
+    const record = await runInProcess(['policies', '--config', path, '--api-id', 'orders', '--format', 'record', '--out', out]);
+    assert.equal(record.code, 0);
+    assert.deepEqual(Object.keys(JSON.parse(await readFile(join(out, 'policies.json'), 'utf8')) as object), ['team/read']);
+  });
+
+  const policiesUsageErrors: readonly [string, readonly string[], string][] = [
+    ['missing --api-id', ['policies', '--config', EXAMPLE_CONFIG], '--api-id is required'],
+    ['an unknown format', ['policies', '--config', EXAMPLE_CONFIG, '--api-id', 'orders', '--format', 'yaml'], '--format must be dir or record, got "yaml"'],
+    ['a zero quota', ['policies', '--config', EXAMPLE_CONFIG, '--api-id', 'orders', '--quota-max', '0'], '--quota-max must be -1 (unlimited) or at least 1, got "0"'],
+    ['a negative rate', ['policies', '--config', EXAMPLE_CONFIG, '--api-id', 'orders', '--rate=-1'], '--rate must be a positive number, got "-1"'],
+    ['a blank API name', ['policies', '--config', EXAMPLE_CONFIG, '--api-id', 'orders', '--api-name', ' '], '--api-name must not be blank'],
+  ];
+  for (const [name, args, message] of policiesUsageErrors) {
+    it(`tyk policies, ${name}: exit 2`, async () => {
+      const { code, stdout, stderr } = await runInProcess(args);
+      assert.equal(code, 2);
+      assert.equal(stdout, '');
+      assert.ok(stderr.startsWith(`token-broker tyk: ${message}\n\nUsage: token-broker tyk`), stderr);
+    });
+  }
+
+  it('tyk policies, a bad configuration: exit 1', async () => {
+    const path = join(workDir, 'bad-policies.yaml');
+    await writeFile(path, 'rules: []\n');
+    const { code, stdout, stderr } = await runInProcess(['policies', '--config', path, '--api-id', 'orders']);
+    assert.equal(code, 1);
+    assert.equal(stdout, '');
+    assert.ok(stderr.startsWith(`${path}: invalid configuration\n`), stderr);
+  });
+});
