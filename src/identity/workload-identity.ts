@@ -23,6 +23,32 @@ export interface WorkloadIdentity {
   readonly secretName?: string;
   /** Every verified claim, for rules that match by JSON pointer. */
   readonly claims: Claims;
+  /** What the cluster's API says about the workload, when Kubernetes is enabled for its issuer. */
+  readonly cluster?: ClusterMetadata;
+}
+
+/**
+ * Labels and annotations read from the Kubernetes API. Namespace and service-account labels are set by the
+ * namespace's administrators; pod labels and annotations by whoever submits the workflow (Argo copies them).
+ * A field is absent when it was not looked up, so rules that need it cannot match.
+ */
+export interface ClusterMetadata {
+  readonly namespaceLabels?: Readonly<Record<string, string>>;
+  readonly serviceAccountLabels?: Readonly<Record<string, string>>;
+  readonly podLabels?: Readonly<Record<string, string>>;
+  readonly podAnnotations?: Readonly<Record<string, string>>;
+}
+
+/** Argo's pod label naming the workflow run. */
+export const ARGO_WORKFLOW_LABEL = 'workflows.argoproj.io/workflow';
+/** Argo's pod annotation naming the workflow node (the step). */
+export const ARGO_NODE_ANNOTATION = 'workflows.argoproj.io/node-name';
+
+/** The Argo workflow run and node of the workload's pod, when it is an Argo pod whose metadata was read. */
+export function argoContextOf(identity: WorkloadIdentity): { readonly workflow?: string; readonly node?: string } {
+  const workflow = identity.cluster?.podLabels?.[ARGO_WORKFLOW_LABEL];
+  const node = identity.cluster?.podAnnotations?.[ARGO_NODE_ANNOTATION];
+  return { ...(workflow !== undefined && { workflow }), ...(node !== undefined && { node }) };
 }
 
 function record(value: unknown): Record<string, unknown> | undefined {

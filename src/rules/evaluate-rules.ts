@@ -1,6 +1,8 @@
 import { resolveJsonPointer } from './json-pointer.js';
+import { firstUnmatchedRequirement, type LabelSelector, type Labels } from './label-selector.js';
+import { expandPolicyTemplate, type PolicyTemplate } from './policy-template.js';
+import { argoContextOf, type WorkloadIdentity } from '../identity/workload-identity.js';
 import type { CompiledRule, CompiledRules } from './compiled-rules.js';
-import type { WorkloadIdentity } from '../identity/workload-identity.js';
 
 /** Why one rule did or did not match: for logs, audit and the explain tool, never for the response. */
 export interface RuleVerdict {
@@ -8,15 +10,26 @@ export interface RuleVerdict {
   readonly matched: boolean;
   /** The first condition that failed; absent when the rule matched. */
   readonly reason?: string;
+  /** For a matched rule: policies it could not produce (a template without a value, or outside allowedPolicies). */
+  readonly dropped?: readonly string[];
 }
 
 export interface PolicyDecision {
-  /** Union of the matching rules' policies, de-duplicated, in rule order. */
+  /** Granted without asking: matching rules' `policies`, and `requestable` of matching submitter-tier rules. */
   readonly policies: readonly string[];
+  /** Granted only when requested with `scope`: `requestable` of matching administrator-tier rules. */
+  readonly requestable: readonly string[];
   /** Smallest TTL among matching rules, capped by the maximum; the default when no matching rule sets one. */
   readonly ttlSeconds: number;
   readonly matchedRules: readonly string[];
   readonly verdicts: readonly RuleVerdict[];
+}
+
+function selectorMismatch(what: string, selector: LabelSelector | undefined, labels: Labels | undefined): string | undefined {
+  if (selector === undefined) return undefined;
+  if (labels === undefined) return `${what} were not looked up (Kubernetes is not enabled for this issuer)`;
+  const failed = firstUnmatchedRequirement(selector, labels);
+  return failed === undefined ? undefined : `${what}: ${failed}`;
 }
 
 function firstMismatch(rule: CompiledRule, identity: WorkloadIdentity): string | undefined {
@@ -40,12 +53,44 @@ function firstMismatch(rule: CompiledRule, identity: WorkloadIdentity): string |
     if (typeof value !== 'string') return `claim ${condition.pointer} is ${value === undefined ? 'absent' : 'not a string'}`;
     if (!condition.matches(value)) return `claim ${condition.pointer} = "${value}" does not match "${condition.pattern}"`;
   }
-  return undefined;
+  const cluster = identity.cluster;
+  return (
+    selectorMismatch('namespace labels', rule.namespaceSelector, cluster?.namespaceLabels) ??
+    selectorMismatch('service-account labels', rule.serviceAccountSelector, cluster?.serviceAccountLabels) ??
+    selectorMismatch('pod labels', rule.podSelector, cluster?.podLabels) ??
+    selectorMismatch('pod annotations', rule.podAnnotationSelector, cluster?.podAnnotations) ??
+    workflowMismatch(rule, identity)
+  );
+}
+
+function workflowMismatch(rule: CompiledRule, identity: WorkloadIdentity): string | undefined {
+  if (rule.workflows === undefined) return undefined;
+  const { workflow } = argoContextOf(identity);
+  if (workflow === undefined) return 'the pod is not an Argo workflow pod, or its labels were not looked up';
+  return rule.workflows(workflow) ? undefined : `workflow "${workflow}" matches none of [${rule.source.match.workflows?.join(', ')}]`;
+}
+
+/** Expands a rule's templates and applies its allowedPolicies; what cannot be produced is reported, not granted. */
+function produce(rule: CompiledRule, templates: readonly PolicyTemplate[], identity: WorkloadIdentity, dropped: string[]): string[] {
+  const produced: string[] = [];
+  for (const template of templates) {
+    const result = expandPolicyTemplate(template, identity);
+    if (!result.ok) {
+      dropped.push(result.reason);
+    } else if (rule.allowedPolicies !== undefined && !rule.allowedPolicies(result.policy)) {
+      dropped.push(`"${result.policy}" is not in allowedPolicies [${rule.source.allowedPolicies?.join(', ')}]`);
+    } else {
+      produced.push(result.policy);
+    }
+  }
+  return produced;
 }
 
 /**
- * Applies every rule to an identity. Each matching rule contributes its policies; the token lifetime is
- * the smallest any matching rule allows. Pure: same identity and rules, same decision.
+ * Applies every rule to an identity. Each matching rule contributes its policies (templates filled from
+ * administrator-controlled values only, each checked against the rule's allowedPolicies); submitter-tier rules
+ * contribute only their `requestable` policies; the token lifetime is the smallest any matching rule allows.
+ * Pure: same identity and rules, same decision.
  */
 export function evaluateRules(
   rules: CompiledRules,
@@ -53,6 +98,7 @@ export function evaluateRules(
   lifetimes: { readonly defaultTtlSeconds: number; readonly maxTtlSeconds: number },
 ): PolicyDecision {
   const policies = new Set<string>();
+  const requestable = new Set<string>();
   const matchedRules: string[] = [];
   const verdicts: RuleVerdict[] = [];
   let ttl: number | undefined;
@@ -62,13 +108,20 @@ export function evaluateRules(
       verdicts.push({ rule: rule.name, matched: false, reason });
       continue;
     }
-    verdicts.push({ rule: rule.name, matched: true });
+    const dropped: string[] = [];
+    for (const policy of produce(rule, rule.policies, identity, dropped)) policies.add(policy);
+    // A submitter-tier rule matched because the pod asked (its labels); an admin-tier rule's requestable
+    // policies wait for an explicit `scope`.
+    const target = rule.tier === 'submitter' ? policies : requestable;
+    for (const policy of produce(rule, rule.requestable, identity, dropped)) target.add(policy);
+    verdicts.push({ rule: rule.name, matched: true, ...(dropped.length > 0 && { dropped }) });
     matchedRules.push(rule.name);
-    for (const policy of rule.policies) policies.add(policy);
     if (rule.ttlSeconds !== undefined) ttl = Math.min(ttl ?? Infinity, rule.ttlSeconds);
   }
+  for (const policy of policies) requestable.delete(policy);
   return {
     policies: [...policies],
+    requestable: [...requestable],
     ttlSeconds: Math.min(ttl ?? lifetimes.defaultTtlSeconds, lifetimes.maxTtlSeconds),
     matchedRules,
     verdicts,

@@ -127,7 +127,7 @@ describe('evaluateRules: conditions', () => {
       who: { serviceAccount: undefined },
       reason: 'the token carries no service account',
     },
-    { name: 'claim by pointer into kubernetes.io', match: { claims: { '/kubernetes.io/pod/name': 'orders-sync-*' } } },
+    { name: 'claim by pointer into kubernetes.io', match: { claims: { '/kubernetes.io/serviceaccount/name': 'argo-*' } } },
     { name: 'top-level string claim', match: { claims: { '/team': 'orders' } } },
     { name: 'escaped pointer', match: { claims: { '/a~1b': 'slash' } } },
     { name: 'claim value not matched', match: { claims: { '/team': 'payments' } }, reason: 'claim /team = "orders" does not match "payments"' },
@@ -137,7 +137,7 @@ describe('evaluateRules: conditions', () => {
     { name: 'claim number is not a string', match: { claims: { '/level': '3' } }, reason: 'claim /level is not a string' },
     { name: 'claim boolean is not a string', match: { claims: { '/flag': '*' } }, reason: 'claim /flag is not a string' },
     { name: 'claim null is not a string', match: { claims: { '/nothing': '*' } }, reason: 'claim /nothing is not a string' },
-    { name: 'claim object is not a string', match: { claims: { '/kubernetes.io/pod': '*' } }, reason: 'claim /kubernetes.io/pod is not a string' },
+    { name: 'claim object is not a string', match: { claims: { '/kubernetes.io/serviceaccount': '*' } }, reason: 'claim /kubernetes.io/serviceaccount is not a string' },
     { name: 'prototype key is absent', match: { claims: { '/constructor': '*' } }, reason: 'claim /constructor is absent' },
     { name: 'all conditions hold', match: { issuers: ['cluster-a'], namespaces: ['payments'], serviceAccounts: ['argo-runner'], claims: { '/team': 'orders' } } },
     {
@@ -203,7 +203,10 @@ describe('compileRules', () => {
 
   it('de-duplicates a rule\'s own policies and freezes the result', () => {
     const compiled = compileRules([rule('a', {}, ['x', 'y', 'x'])]);
-    assert.deepEqual(compiled.rules[0]?.policies, ['x', 'y']);
+    assert.deepEqual(compiled.rules[0]?.policies, [
+      { kind: 'literal', value: 'x' },
+      { kind: 'literal', value: 'y' },
+    ]);
     assert.equal(Object.isFrozen(compiled), true);
     assert.equal(Object.isFrozen(compiled.rules), true);
   });

@@ -1,0 +1,53 @@
+import { verifySubjectToken, type VerifiedSubjectToken } from '../issuers/verify-subject-token.js';
+import { identityFromClaims, type WorkloadIdentity } from '../identity/workload-identity.js';
+import { checkWithCluster, type ClusterAccess } from '../identity/cluster-checks.js';
+import type { CompiledRules } from '../rules/compiled-rules.js';
+import type { TrustedIssuers } from '../issuers/trusted-issuers.js';
+
+export interface WorkloadResolverDependencies {
+  readonly issuers: TrustedIssuers;
+  readonly rules: () => CompiledRules;
+  readonly clusterFor?: ((issuerName: string) => ClusterAccess | undefined) | undefined;
+  readonly now: () => number;
+  /** True when the `sub` template reads {workflow} or {node}, which come from the pod. */
+  readonly subjectNeedsPod: boolean;
+}
+
+/** How far resolution got; filled as it goes, so a refusal can still be logged with what was established. */
+export interface ResolutionProgress {
+  verified?: VerifiedSubjectToken;
+  identity?: WorkloadIdentity;
+}
+
+export interface ResolvedWorkload {
+  readonly verified: VerifiedSubjectToken;
+  readonly identity: WorkloadIdentity;
+  /** The rule set the identity was prepared for (lookups follow its needs); evaluate with this one. */
+  readonly rules: CompiledRules;
+}
+
+/**
+ * From a subject token to a workload the rules can judge: verify the token, read the identity from its claims,
+ * then check it with the cluster's API (TokenReview, pod binding, labels) when Kubernetes is enabled for its
+ * issuer. Shared by the exchange and the explain endpoint, so both judge exactly the same identity.
+ */
+export function createWorkloadResolver(deps: WorkloadResolverDependencies) {
+  return async function resolveWorkload(subjectToken: string, progress: ResolutionProgress = {}): Promise<ResolvedWorkload> {
+    const verified = await verifySubjectToken(subjectToken, deps.issuers, deps.now);
+    progress.verified = verified;
+    let identity = identityFromClaims(verified.issuer.config, verified.claims);
+    progress.identity = identity;
+    const rules = deps.rules();
+    const cluster = deps.clusterFor?.(identity.issuerName);
+    if (cluster !== undefined) {
+      identity = await checkWithCluster(identity, subjectToken, verified.issuer.config.audiences, cluster, {
+        ...rules.needs,
+        pod: rules.needs.pod || deps.subjectNeedsPod,
+      });
+      progress.identity = identity;
+    }
+    return { verified, identity, rules };
+  };
+}
+
+export type ResolveWorkload = ReturnType<typeof createWorkloadResolver>;

@@ -1,0 +1,78 @@
+import { invalidRequest } from '../errors.js';
+import { podBindingRefusal } from './pod-binding.js';
+import type { ClusterMetadata, WorkloadIdentity } from './workload-identity.js';
+import type { KubernetesMetadataSource } from '../kubernetes/kubernetes-metadata-source.js';
+import type { PodInfo } from '../kubernetes/kubernetes-objects.js';
+
+/** A cluster's API and how the broker uses it for one issuer's tokens. */
+export interface ClusterAccess {
+  readonly podBinding: 'enforce' | 'off';
+  readonly verification: 'jwks' | 'tokenreview';
+  readonly source: KubernetesMetadataSource;
+}
+
+/** Which lookups an exchange needs, beyond pod binding. */
+export interface ClusterNeeds {
+  readonly namespaceLabels: boolean;
+  readonly serviceAccountLabels: boolean;
+  readonly pod: boolean;
+}
+
+/**
+ * Checks a verified workload with its cluster's API and returns it with the metadata the rules need.
+ * TokenReview (when configured) must authenticate the token for one of the issuer's audiences; pod binding
+ * (when enforced) must hold. Lookups run in parallel; any API failure rejects with `kubernetes_unavailable`,
+ * so no token is ever issued on a binding that could not be checked.
+ */
+export async function checkWithCluster(
+  identity: WorkloadIdentity,
+  subjectToken: string,
+  audiences: readonly string[],
+  access: ClusterAccess,
+  needs: ClusterNeeds,
+): Promise<WorkloadIdentity> {
+  const { source } = access;
+  const { namespace, serviceAccount, podName, podUid } = identity;
+  const wantPod = (access.podBinding === 'enforce' || needs.pod) && namespace !== undefined && podName !== undefined && podUid !== undefined;
+  const [review, pod, namespaceInfo, serviceAccountInfo] = await Promise.all([
+    access.verification === 'tokenreview' ? source.reviewToken(subjectToken, audiences) : undefined,
+    wantPod ? source.getPod(namespace, podName, podUid) : undefined,
+    needs.namespaceLabels && namespace !== undefined ? source.getNamespace(namespace) : undefined,
+    needs.serviceAccountLabels && namespace !== undefined && serviceAccount !== undefined
+      ? source.getServiceAccount(namespace, serviceAccount)
+      : undefined,
+  ]);
+
+  if (review !== undefined) {
+    if (!review.authenticated) {
+      throw invalidRequest('token_review_rejected', 'The cluster\'s API server did not authenticate the subject token (it may be revoked, or its pod or service account deleted).', {
+        detail: `TokenReview: ${review.error ?? 'not authenticated'}`,
+      });
+    }
+    if (!review.audiences.some((audience) => audiences.includes(audience))) {
+      throw invalidRequest('token_review_rejected', 'The cluster\'s API server did not accept the subject token for this broker\'s audience.', {
+        detail: `TokenReview audiences: [${review.audiences.join(', ')}]`,
+      });
+    }
+    if (review.podUid !== undefined && review.podUid !== podUid) {
+      throw invalidRequest('token_review_rejected', 'The cluster\'s API server reports a different pod for this subject token.');
+    }
+  }
+  if (access.podBinding === 'enforce') {
+    const refusal = podBindingRefusal(identity, wantPod ? pod : undefined);
+    if (refusal !== undefined) throw refusal;
+  }
+  const livePod: PodInfo | undefined = pod !== undefined && pod.uid === podUid ? pod : undefined;
+  const cluster: ClusterMetadata = {
+    ...(needs.namespaceLabels && { namespaceLabels: namespaceInfo?.labels ?? {} }),
+    ...(needs.serviceAccountLabels && {
+      // A re-created service account of the same name is another identity: its labels do not apply.
+      serviceAccountLabels:
+        serviceAccountInfo !== undefined && (identity.serviceAccountUid === undefined || serviceAccountInfo.uid === identity.serviceAccountUid)
+          ? serviceAccountInfo.labels
+          : {},
+    }),
+    ...(livePod !== undefined && { podLabels: livePod.labels, podAnnotations: livePod.annotations }),
+  };
+  return { ...identity, cluster };
+}
