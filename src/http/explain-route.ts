@@ -1,0 +1,60 @@
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import { invalidRequest, toBrokerError } from '../errors.js';
+import { parseExchangeRequest } from './parse-exchange-request.js';
+import { sendError } from './error-response.js';
+import { MAX_BODY_BYTES } from './token-route.js';
+import type { Logger } from 'pino';
+import type { ExplainWorkload } from '../explain/explain-workload.js';
+
+const parseForm = express.urlencoded({ extended: false, limit: MAX_BODY_BYTES, parameterLimit: 32 });
+
+/** The same body rules as /token: a form or nothing, anything else refused before it is buffered. */
+function requireFormBody(req: Request, res: Response, next: NextFunction): void {
+  res.set('Cache-Control', 'no-store');
+  res.set('Pragma', 'no-cache');
+  const noBody = req.headers['content-type'] === undefined && (req.headers['content-length'] ?? '0') === '0';
+  if (!noBody && req.is('application/x-www-form-urlencoded') === false) {
+    sendError(res, invalidRequest('unsupported_media_type', 'The request body must be application/x-www-form-urlencoded (RFC 8693).'));
+    return;
+  }
+  parseForm(req, res, next);
+}
+
+/**
+ * POST /v1/explain, mounted only when `explain.enabled`: the caller proves who it is with its own subject token,
+ * exactly as for /token (Authorization: Bearer, or the RFC 8693 form), and gets the explanation of the decision
+ * for that identity. Nothing is minted and no audit record is written; one ordinary log line says who asked.
+ */
+export function explainRoutes(explain: ExplainWorkload, logger: Logger): Router {
+  const router = express.Router();
+  router.post('/v1/explain', requireFormBody, async (req: Request, res: Response) => {
+    const requestId = String(res.locals.requestId ?? '');
+    try {
+      const form = req.body !== null && typeof req.body === 'object' ? (req.body as Record<string, unknown>) : {};
+      const request = parseExchangeRequest(form, req.headers.authorization);
+      const explanation = await explain({ subjectToken: request.subjectToken, scope: request.scope, audience: request.audience });
+      const { identity, outcome } = explanation;
+      logger.info(
+        {
+          requestId,
+          explain: true,
+          issuer: identity.issuer,
+          namespace: identity.namespace,
+          serviceAccount: identity.serviceAccount,
+          pod: identity.pod,
+          decision: outcome.decision,
+          ...(outcome.decision === 'denied' && { reason: outcome.reason }),
+        },
+        'explain answered',
+      );
+      res.json(explanation);
+    } catch (error) {
+      const brokerError = toBrokerError(error);
+      const line = { requestId, explain: true, reason: brokerError.code, ...(brokerError.detail !== undefined && { detail: brokerError.detail }) };
+      if (brokerError.status >= 500) logger.error({ ...line, err: error }, 'explain failed');
+      else logger.info(line, 'explain refused');
+      sendError(res, brokerError);
+    }
+  });
+  return router;
+}

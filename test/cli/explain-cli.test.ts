@@ -1,0 +1,299 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const EXAMPLE_CONFIG = 'config/broker.example.yaml';
+const FIXTURES = 'test/fixtures/identities';
+const IN_CLUSTER = 'https://kubernetes.default.svc.cluster.local';
+
+interface CliResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** The environment minus what the CLI reads, so each run depends only on its arguments. */
+function cleanEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of ['BROKER_CONFIG', 'PORT', 'REDIS_URL', 'KUBECONFIG', 'NODE_ENV', 'NODE_TEST_CONTEXT']) delete env[name];
+  return env;
+}
+
+/** Runs `token-broker ...args` from the repository root through tsx, to completion (at most 20 s). */
+function runCli(args: readonly string[]): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], { cwd: REPO_ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`token-broker ${args.join(' ')} did not exit within 20 s`));
+    }, 20_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** A JWT-shaped token nobody signed: the offline explain never checks signatures. */
+function unsignedToken(claims: Record<string, unknown>): string {
+  const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  return `${encode({ alg: 'RS256', kid: 'k' })}.${encode(claims)}.c2lnbmF0dXJl`;
+}
+
+function projectedClaims(namespace: string, serviceAccount: string, iss = IN_CLUSTER): Record<string, unknown> {
+  const now = Math.floor(Date.now() / 1000);
+  return {
+    aud: ['tyk-token-broker'],
+    exp: now + 600,
+    iat: now,
+    nbf: now,
+    iss,
+    jti: '2f6b0c1e-0000-4000-8000-000000000001',
+    sub: `system:serviceaccount:${namespace}:${serviceAccount}`,
+    'kubernetes.io': {
+      namespace,
+      pod: { name: 'orders-sync-x7k2p-call-api-3149217812', uid: '0d8b260e-0000-4000-8000-000000000001' },
+      serviceaccount: { name: serviceAccount, uid: 'e6a8680e-0000-4000-8000-000000000001' },
+    },
+  };
+}
+
+let dir: string;
+let grantedToken: string;
+let deniedToken: string;
+let foreignToken: string;
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'explain-cli-'));
+  grantedToken = join(dir, 'granted.jwt');
+  deniedToken = join(dir, 'denied.jwt');
+  foreignToken = join(dir, 'foreign.jwt');
+  await writeFile(grantedToken, `${unsignedToken(projectedClaims('payments', 'argo-workflow-runner'))}\n`);
+  await writeFile(deniedToken, unsignedToken(projectedClaims('payments', 'default')));
+  await writeFile(foreignToken, unsignedToken(projectedClaims('payments', 'argo-workflow-runner', 'https://elsewhere.example')));
+});
+
+after(() => rm(dir, { recursive: true, force: true }));
+
+describe('token-broker explain --identity', () => {
+  it('text: a granted fixture exits 0 with every rule, the policies and the claims', async () => {
+    const { code, stdout, stderr } = await runCli(['explain', '--config', EXAMPLE_CONFIG, '--identity', `${FIXTURES}/payments-runner.yaml`]);
+    assert.equal(code, 0, stderr);
+    assert.equal(stderr, '');
+    const lines = stdout.split('\n');
+    assert.equal(lines[0], '*** IDENTITY FIXTURE: not a token. Labels and pod state are what the fixture says. ***');
+    for (const expected of [
+      '  workflow         orders-sync-x7k2p',
+      '  MATCH    payments-argo-read-write             [admin]',
+      '  no match payments-settlement-ledger           [submitter]: claim /kubernetes.io/pod/name = "orders-sync-x7k2p-call-api-3149217812" does not match "nightly-settlement-*"',
+      '  no match team-read                            [admin]: namespace labels: label environment=production required, found "staging"',
+      '  MATCH    payments-workflows-may-request-write [submitter]',
+      'Outcome: GRANTED',
+      '  policies         payments-read payments-write',
+      '  ttl              300s',
+      '      "jti": "(generated at exchange)",',
+    ]) {
+      assert.ok(lines.includes(expected), `missing line ${JSON.stringify(expected)} in\n${stdout}`);
+    }
+  });
+
+  it('json: the explanation object; a scope may ask for a requestable policy', async () => {
+    const { code, stdout } = await runCli(['explain', '--config', EXAMPLE_CONFIG, '--identity', `${FIXTURES}/team-analytics.yaml`, '--format', 'json', '--scope', 'analytics-read analytics-audit-read']);
+    assert.equal(code, 0);
+    const explanation = JSON.parse(stdout) as { verification: string; granted: string[]; requestable: string[]; request: unknown; outcome: { decision: string; policies: string[]; claims: Record<string, unknown> } };
+    assert.equal(explanation.verification, 'identity fixture');
+    assert.deepEqual([explanation.granted, explanation.requestable], [['analytics-read'], ['analytics-audit-read']]);
+    assert.deepEqual(explanation.request, { scope: ['analytics-read', 'analytics-audit-read'], audience: 'tyk' });
+    assert.deepEqual(explanation.outcome.policies, ['analytics-read', 'analytics-audit-read']);
+    assert.equal(explanation.outcome.claims.scope, 'analytics-read analytics-audit-read');
+  });
+
+  it('denied exits 1: no matching rule, and a refusal before the rules (a completed step)', async () => {
+    const [none, completed] = await Promise.all([
+      runCli(['explain', '--config', EXAMPLE_CONFIG, '--identity', `${FIXTURES}/default-service-account.yaml`]),
+      runCli(['explain', '--config', EXAMPLE_CONFIG, '--identity', `${FIXTURES}/completed-step.yaml`, '--format', 'json']),
+    ]);
+    assert.equal(none.code, 1);
+    assert.ok(none.stdout.includes('\nOutcome: DENIED (no_matching_rule)\n  description      No policy is granted to this workload identity.\n'), none.stdout);
+    assert.equal(completed.code, 1);
+    assert.deepEqual(JSON.parse(completed.stdout), {
+      verification: 'identity fixture',
+      outcome: { decision: 'denied', reason: 'workflow_completed', description: 'The Argo step this subject token was issued to has completed.' },
+      notes: [],
+    });
+  });
+
+  it('an invalid fixture is an input error (exit 2) naming the field', async () => {
+    const bad = join(dir, 'bad-fixture.yaml');
+    await writeFile(bad, 'issuer: in-cluster\nnamespace: payments\nserviceAcount: runner\n');
+    const { code, stdout, stderr } = await runCli(['explain', '--config', EXAMPLE_CONFIG, '--identity', bad]);
+    assert.equal(code, 2);
+    assert.equal(stdout, '');
+    assert.equal(
+      stderr,
+      `token-broker explain: ${bad}: invalid identity fixture\n  serviceAcount: unknown key\n  serviceAccount: required (or give the full token claims under claims)\n`,
+    );
+  });
+});
+
+describe('token-broker explain --token (offline, unverified)', () => {
+  it('text: says loudly that nothing was verified, explains, exits 0 when granted', async () => {
+    const { code, stdout } = await runCli(['explain', '--config', EXAMPLE_CONFIG, '--token', grantedToken]);
+    assert.equal(code, 0);
+    const lines = stdout.split('\n');
+    assert.equal(lines[0], '*** unverified: decoded offline. NOBODY CHECKED THIS TOKEN: not its signature, its pod or its labels. ***');
+    assert.ok(lines.includes('  issuer           in-cluster (https://kubernetes.default.svc.cluster.local)'));
+    assert.ok(lines.includes('  policies         payments-read payments-write'));
+    assert.ok(
+      lines.includes('  - unverified: decoded offline. The signature, issuer keys, pod binding and Kubernetes labels were NOT checked; POST /token checks them all.'),
+    );
+  });
+
+  it('json: "unverified: decoded offline" in the document and on stderr; a denial exits 1', async () => {
+    const { code, stdout, stderr } = await runCli(['explain', '--config', EXAMPLE_CONFIG, '--token', deniedToken, '--format', 'json']);
+    assert.equal(code, 1);
+    assert.match(stderr, /^token-broker explain: unverified: decoded offline\./);
+    const explanation = JSON.parse(stdout) as { verification: string; identity: { serviceAccount: string }; outcome: unknown };
+    assert.equal(explanation.verification, 'unverified: decoded offline');
+    assert.equal(explanation.identity.serviceAccount, 'default');
+    assert.deepEqual(explanation.outcome, { decision: 'denied', reason: 'no_matching_rule', description: 'No policy is granted to this workload identity.' });
+  });
+
+  it('the issuer is found by exact iss: an unknown one is refused (exit 1); scope and audience are applied', async () => {
+    const [foreign, scope, audience] = await Promise.all([
+      runCli(['explain', '--config', EXAMPLE_CONFIG, '--token', foreignToken]),
+      runCli(['explain', '--config', EXAMPLE_CONFIG, '--token', grantedToken, '--scope', 'ledger-write', '--format', 'json']),
+      runCli(['explain', '--config', EXAMPLE_CONFIG, '--token', grantedToken, '--audience', 'billing', '--format', 'json']),
+    ]);
+    assert.equal(foreign.code, 1);
+    assert.ok(foreign.stdout.includes('Outcome: DENIED (unknown_issuer) before any rule was applied'), foreign.stdout);
+    assert.equal(scope.code, 1);
+    assert.equal((JSON.parse(scope.stdout) as { outcome: { reason: string } }).outcome.reason, 'scope_not_granted');
+    assert.equal(audience.code, 1);
+    assert.equal((JSON.parse(audience.stdout) as { outcome: { reason: string } }).outcome.reason, 'audience_not_allowed');
+  });
+});
+
+describe('token-broker explain: usage and configuration errors', () => {
+  it('usage errors exit 2 with the reason and the usage', async () => {
+    const runs = await Promise.all([
+      runCli(['explain', '--identity', `${FIXTURES}/payments-runner.yaml`]),
+      runCli(['explain', '--config', EXAMPLE_CONFIG]),
+      runCli(['explain', '--config', EXAMPLE_CONFIG, '--token', grantedToken, '--identity', `${FIXTURES}/payments-runner.yaml`]),
+      runCli(['explain', '--config', EXAMPLE_CONFIG, '--token', grantedToken, '--format', 'yaml']),
+      runCli(['explain', '--config', EXAMPLE_CONFIG, '--token', grantedToken, '--verbose']),
+    ]);
+    const reasons = ['--config is required', 'give exactly one of --token and --identity', 'give exactly one of --token and --identity', '--format must be text or json, got "yaml"'];
+    for (const [i, run] of runs.entries()) {
+      assert.equal(run.code, 2, `run ${i}`);
+      assert.equal(run.stdout, '');
+      assert.ok(run.stderr.includes('Usage: token-broker explain --config FILE (--token FILE | --identity FILE) [options]'), `run ${i}: usage`);
+      if (reasons[i] !== undefined) assert.ok(run.stderr.startsWith(`token-broker explain: ${reasons[i]}\n`), `run ${i}: ${run.stderr}`);
+    }
+    assert.match(runs[4]?.stderr ?? '', /^token-broker explain: Unknown option '--verbose'/);
+  });
+
+  it('an unreadable token file exits 2', async () => {
+    const missing = join(dir, 'missing.jwt');
+    const { code, stderr } = await runCli(['explain', '--config', EXAMPLE_CONFIG, '--token', missing]);
+    assert.equal(code, 2);
+    assert.equal(stderr, `token-broker explain: cannot read the token file ${missing} (ENOENT)\n`);
+  });
+
+  it('an invalid configuration exits 1 with every problem, as check-config prints them', async () => {
+    const config = join(dir, 'bad-config.yaml');
+    await writeFile(config, 'server: {publicUrl: https://broker.example}\nissuers: []\nrules: []\nsurprise: 1\n');
+    const { code, stdout, stderr } = await runCli(['explain', '--config', config, '--token', grantedToken]);
+    assert.equal(code, 1);
+    assert.equal(stdout, '');
+    const check = await runCli(['check-config', config]);
+    assert.equal(check.code, 1);
+    assert.equal(stderr, check.stderr);
+    assert.match(stderr, /^ {2}surprise: unknown key$/m);
+  });
+});
+
+describe('token-broker test-rules', () => {
+  it('the example cases pass against the example configuration: exit 0, one PASS line per case', async () => {
+    const { code, stdout, stderr } = await runCli(['test-rules', '--config', EXAMPLE_CONFIG, 'config/broker.example.cases.yaml']);
+    assert.equal(code, 0, stdout + stderr);
+    assert.equal(stderr, '');
+    const lines = stdout.trimEnd().split('\n');
+    const results = lines.slice(0, -2);
+    assert.ok(results.length >= 10);
+    assert.ok(results.every((line) => line.startsWith('PASS  ')), stdout);
+    assert.deepEqual(lines.slice(-2), ['', `${results.length} passed, 0 failed`]);
+  });
+
+  it('a failing case exits 1 and says what differed; fixture files are read relative to the cases file', async () => {
+    const cases = join(dir, 'failing.cases.yaml');
+    await mkdir(join(dir, 'identities'), { recursive: true });
+    await copyFile(join(REPO_ROOT, FIXTURES, 'payments-runner.yaml'), join(dir, 'identities', 'runner.yaml'));
+    await writeFile(
+      cases,
+      [
+        'cases:',
+        '  - name: runner reads only',
+        '    identity: {file: identities/runner.yaml}',
+        '    expect: {policies: [payments-read, ledger-write]}',
+        '  - name: default is denied',
+        '    identity: {issuer: in-cluster, namespace: payments, serviceAccount: default, pod: p}',
+        '    expect: {denied: no_matching_rule}',
+        '  - name: runner is denied',
+        '    identity: {issuer: in-cluster, namespace: payments, serviceAccount: argo-workflow-runner, pod: p}',
+        '    expect: {denied: scope_not_granted}',
+        '',
+      ].join('\n'),
+    );
+    const { code, stdout, stderr } = await runCli(['test-rules', '--config', EXAMPLE_CONFIG, cases]);
+    assert.equal(code, 1, stderr);
+    assert.equal(
+      stdout,
+      [
+        'FAIL  runner reads only: expected policies [payments-read ledger-write], got granted [payments-read payments-write]: missing ledger-write; unexpected payments-write; matched rules: payments-argo-read-write, payments-workflows-may-request-write',
+        'PASS  default is denied',
+        'FAIL  runner is denied: expected denied scope_not_granted, got granted [payments-read payments-write]; matched rules: payments-argo-read-write',
+        '',
+        '1 passed, 2 failed',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('usage, unreadable or invalid cases exit 2', async () => {
+    const invalid = join(dir, 'invalid.cases.yaml');
+    await writeFile(invalid, 'cases:\n  - name: x\n    identity: {issuer: nowhere, namespace: a, serviceAccount: b}\n    expect: {policies: [a]}\n');
+    const missingFixture = join(dir, 'missing-fixture.cases.yaml');
+    await writeFile(missingFixture, 'cases:\n  - name: x\n    identity: {file: nope.yaml}\n    expect: {policies: [a]}\n');
+    const [usage, extra, unreadable, unknownIssuer, noFixture] = await Promise.all([
+      runCli(['test-rules', '--config', EXAMPLE_CONFIG]),
+      runCli(['test-rules', '--config', EXAMPLE_CONFIG, 'a.yaml', 'b.yaml']),
+      runCli(['test-rules', '--config', EXAMPLE_CONFIG, join(dir, 'absent.yaml')]),
+      runCli(['test-rules', '--config', EXAMPLE_CONFIG, invalid]),
+      runCli(['test-rules', '--config', EXAMPLE_CONFIG, missingFixture]),
+    ]);
+    for (const run of [usage, extra]) {
+      assert.equal(run.code, 2);
+      assert.ok(run.stderr.startsWith('token-broker test-rules: give --config FILE and exactly one CASES.yaml\n\nUsage: token-broker test-rules'), run.stderr);
+    }
+    assert.equal(unreadable.code, 2);
+    assert.equal(unreadable.stderr, `token-broker test-rules: cannot read the cases file ${join(dir, 'absent.yaml')} (ENOENT)\n`);
+    assert.equal(unknownIssuer.code, 2);
+    assert.equal(
+      unknownIssuer.stderr,
+      `token-broker test-rules: ${invalid}: invalid cases file\n  cases[0].identity.issuer: no issuer is named "nowhere" in the configuration (issuers: in-cluster, eks-prod)\n`,
+    );
+    assert.equal(noFixture.code, 2);
+    assert.equal(noFixture.stderr, `token-broker test-rules: case "x": cannot read the identity fixture ${join(dir, 'nope.yaml')} (ENOENT)\n`);
+    assert.equal(unknownIssuer.stdout + noFixture.stdout, '');
+  });
+});
