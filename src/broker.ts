@@ -15,17 +15,29 @@ import { logExchange } from './observability/exchange-log.js';
 import { auditRecordOf } from './observability/audit-record.js';
 import { RedisAuditStream } from './observability/audit-stream.js';
 import { toBrokerError, type BrokerError } from './errors.js';
+import { createKubernetesMetadataSource, type KubernetesMetadataSource } from './kubernetes/kubernetes-metadata-source.js';
+import { kubernetesOf } from './config/validate-config.js';
+import type { ClusterAccess } from './identity/cluster-checks.js';
+import { createJwtMinter } from './mint/jwt-minter.js';
+import { createTykKeyMinter } from './mint/tyk-key-minter.js';
 import type { ExchangeOutcome } from './observability/exchange-outcome.js';
 import type { BrokerConfig } from './config/schema.js';
-import type { SigningKeySet } from './mint/signing-key-set.js';
+import { recordSigningKeyStates, type SigningKeySet } from './mint/signing-key-set.js';
 import type { ReadinessReport } from './http/health-routes.js';
 import type { TokenCache } from './cache/token-cache.js';
+// explain (POST /v1/explain) ------------------------------------------------------------------------------
+import { createWorkloadResolver } from './exchange/resolve-workload.js';
+import { subjectTemplateNeedsPod } from './mint/access-token-claims.js';
+import { createWorkloadExplainer } from './explain/explain-workload.js';
+// ------------------------------------------------------------------------------------------------------------
 
 export interface BrokerOptions {
   readonly logger: Logger;
   readonly signingKeys: SigningKeySet;
   readonly now?: () => number;
   readonly extraRoutes?: Router;
+  /** Replaces the Kubernetes API client (tests give a source bound to a stand-in through a kubeconfig). */
+  readonly kubernetesSource?: (settings: NonNullable<BrokerConfig['kubernetes']>) => KubernetesMetadataSource;
 }
 
 /** The broker assembled from its parts: what `serve` runs and what HTTP tests drive through supertest. */
@@ -81,11 +93,9 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
       ? new RedisAuditStream(redis, config.audit.redisStream.key, config.audit.redisStream.maxLen)
       : undefined;
 
-  for (const key of options.signingKeys.published()) {
-    const state = key === options.signingKeys.active() ? 'active' : 'retiring';
-    metrics.signingKeyInfo.set({ kid: key.kid, alg: key.alg, state }, 1);
-    metrics.signingKeyStateChange.set({ kid: key.kid }, key.createdAt / 1000);
-  }
+  // Key states change with files and with time alone: the set says when, and the gauges follow.
+  recordSigningKeyStates(metrics, options.signingKeys);
+  options.signingKeys.onChange?.(() => recordSigningKeyStates(metrics, options.signingKeys));
 
   function observe(outcome: ExchangeOutcome): void {
     recordExchangeMetrics(metrics, outcome);
@@ -97,17 +107,66 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     }
   }
 
+  // One metadata source per distinct cluster configuration: the top-level block, and each issuer's own.
+  const sources = new Map<NonNullable<BrokerConfig['kubernetes']>, KubernetesMetadataSource>();
+  const clusters = new Map<string, ClusterAccess>();
+  for (const issuer of config.issuers) {
+    const settings = kubernetesOf(config, issuer);
+    if (settings === undefined || !settings.enabled) continue;
+    let source = sources.get(settings);
+    if (source === undefined) {
+      source =
+        options.kubernetesSource?.(settings) ??
+        createKubernetesMetadataSource({
+          ...(settings.kubeconfig !== undefined && { kubeconfigPath: settings.kubeconfig }),
+          cacheSeconds: settings.cacheSeconds,
+          now,
+          events: {
+            onRequest(resource, code, seconds) {
+              metrics.kubernetesRequests.inc({ resource, code });
+              metrics.kubernetesDuration.observe({ resource }, seconds);
+            },
+          },
+        });
+      sources.set(settings, source);
+    }
+    clusters.set(issuer.name, { podBinding: settings.podBinding, verification: settings.verification, source });
+  }
+
   const exchange = createExchange({
     config,
     issuers,
     rules: () => rules,
-    signingKeys: options.signingKeys,
+    minter:
+      config.tokens.format === 'tyk-key' && config.tyk !== undefined
+        ? createTykKeyMinter(config.tyk, config.tokens)
+        : createJwtMinter(options.signingKeys, config.tokens, config.server.publicUrl),
     cache,
     coordinator,
     rateLimiter,
+    clusterFor: (issuerName) => clusters.get(issuerName),
     now,
     observe,
   });
+
+  // explain (POST /v1/explain) ----------------------------------------------------------------------------
+  // Built only when enabled, on a resolver with the exchange's own dependencies (createExchange builds its
+  // resolver from the same issuers, rules, clusters, clock and `sub` template), so an explanation judges exactly
+  // the identity an exchange would.
+  const explain = config.explain.enabled
+    ? createWorkloadExplainer({
+        config,
+        resolveWorkload: createWorkloadResolver({
+          issuers,
+          rules: () => rules,
+          clusterFor: (issuerName) => clusters.get(issuerName),
+          now,
+          subjectNeedsPod: subjectTemplateNeedsPod(config.tokens.subject),
+        }),
+        now,
+      })
+    : undefined;
+  // ----------------------------------------------------------------------------------------------------------
 
   /** Requests refused before they become an exchange (bad form, oversized body) are counted and logged too. */
   function recordRefusal(error: BrokerError | unknown, requestId: string): void {
@@ -161,6 +220,7 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     readiness,
     recordRefusal,
     ...(options.extraRoutes !== undefined && { extraRoutes: options.extraRoutes }),
+    ...(explain !== undefined && { explain }),
   });
 
   return {
@@ -174,6 +234,7 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     async close() {
       closed = true;
       if (retryTimer) clearTimeout(retryTimer);
+      for (const source of sources.values()) source.close();
       await cache.close();
     },
   };

@@ -24,6 +24,14 @@ export const REASON_CODES = [
   'issued_in_future',
   'missing_claim',
   'legacy_token',
+  // the workload, as the cluster's API sees it
+  'not_pod_bound',
+  'pod_not_found',
+  'pod_uid_mismatch',
+  'pod_terminating',
+  'workflow_completed',
+  'pod_finished',
+  'token_review_rejected',
   // policy
   'no_matching_rule',
   'scope_not_granted',
@@ -31,7 +39,9 @@ export const REASON_CODES = [
   'rate_limited',
   // dependencies and the broker itself
   'issuer_unavailable',
+  'kubernetes_unavailable',
   'no_signing_key',
+  'tyk_unavailable',
   'not_found',
   'method_not_allowed',
   'internal_error',

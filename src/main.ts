@@ -2,6 +2,11 @@
 import { parseArgs } from 'node:util';
 import { serve } from './cli/serve.js';
 import { checkConfig } from './cli/check-config.js';
+import { tyk } from './cli/tyk.js';
+import { keys } from './cli/keys.js';
+import { explain } from './cli/explain.js';
+import { testRules } from './cli/test-rules.js';
+import { doctor } from './cli/doctor.js';
 
 const USAGE = `Usage: token-broker <command> [options]
 
@@ -11,6 +16,19 @@ Commands:
                           stand-in cluster issuer and an ephemeral signing key (refused with NODE_ENV=production).
   check-config FILE       Validate a configuration file (with PORT and REDIS_URL) as serve does at start-up,
                           without reading keys or contacting issuers. Prints OK, or every problem with its path.
+  tyk api|policies ...    Print a Tyk API definition that accepts the broker's tokens, or the Tyk policies the
+                          rules can grant (token-broker tyk help). Exit 1 on an invalid configuration.
+  keys generate|list ...  Create a signing key (a PEM file, or a Kubernetes Secret manifest), or list the keys of
+                          signing.keysDir with their lifecycle states (token-broker keys help).
+  explain --config FILE (--token FILE | --identity FILE) [--scope S] [--audience A] [--format text|json]
+                          Explain offline what /token would decide for a workload: every rule, the policies, the
+                          claims or the refusal. --token is decoded WITHOUT verification. Exit 1 when denied.
+  test-rules --config FILE CASES.yaml
+                          Check the rules against expected policies or denials; one PASS/FAIL line per case.
+                          Exit 1 when a case fails.
+  doctor --config FILE [--tyk-url URL --tyk-secret-file FILE] [--api-id ID]
+                          Check the chain: issuers, clocks, signing keys, the broker's JWKS and Tyk's policies and
+                          API definitions; one OK/WARN/FAIL line per check (token-broker doctor help). Exit 1 on FAIL.
   help                    Show this help.
 
 Environment:
@@ -36,6 +54,16 @@ async function main(argv: readonly string[]): Promise<number> {
       }
       return checkConfig(positionals[0], process.env);
     }
+    case 'tyk':
+      return tyk(rest);
+    case 'keys':
+      return keys(rest, process.env);
+    case 'explain':
+      return explain(rest, process.env);
+    case 'test-rules':
+      return testRules(rest, process.env);
+    case 'doctor':
+      return doctor(rest, process.env);
     case 'help':
     case '--help':
     case '-h':

@@ -17,6 +17,7 @@ export class ConfigError extends Error {
 export interface ConfigEnvironment {
   readonly PORT?: string | undefined;
   readonly REDIS_URL?: string | undefined;
+  readonly KUBECONFIG?: string | undefined;
 }
 
 function applyEnvironment(document: unknown, env: ConfigEnvironment, problems: ConfigProblem[]): unknown {
@@ -35,6 +36,12 @@ function applyEnvironment(document: unknown, env: ConfigEnvironment, problems: C
     const cache = root.cache !== null && typeof root.cache === 'object' ? (root.cache as Record<string, unknown>) : {};
     const redis = cache.redis !== null && typeof cache.redis === 'object' ? (cache.redis as Record<string, unknown>) : {};
     root.cache = { ...cache, redis: { ...redis, url: env.REDIS_URL } };
+  }
+  // KUBECONFIG fills kubernetes.kubeconfig when the file names none (like kubectl); the file wins.
+  const kubeconfig = env.KUBECONFIG?.split(':')[0];
+  if (kubeconfig !== undefined && kubeconfig !== '' && root.kubernetes !== null && typeof root.kubernetes === 'object') {
+    const kubernetes = root.kubernetes as Record<string, unknown>;
+    if (kubernetes.kubeconfig === undefined) root.kubernetes = { ...kubernetes, kubeconfig };
   }
   return root;
 }

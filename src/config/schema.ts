@@ -28,6 +28,29 @@ const serverSchema = z
   })
   .describe('The HTTP listener.');
 
+const kubernetesSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    kubeconfig: z.string().min(1).optional().describe('Kubeconfig file (or KUBECONFIG). Omitted: in-cluster configuration.'),
+    podBinding: z
+      .enum(['enforce', 'off'])
+      .default('enforce')
+      .describe('enforce: the token\'s pod must exist with the same UID, not be terminating, and not be a completed Argo pod.'),
+    verification: z
+      .enum(['jwks', 'tokenreview'])
+      .default('jwks')
+      .describe('jwks: verify locally (default). tokenreview: also ask the API server (TokenReview with the issuer\'s audiences).'),
+    cacheSeconds: z
+      .strictObject({
+        namespace: seconds(0, 3600).default(60),
+        serviceAccount: seconds(0, 3600).default(60),
+        pod: seconds(0, 300).default(10),
+      })
+      .default({ namespace: 60, serviceAccount: 60, pod: 10 })
+      .describe('How long namespace, service-account and pod lookups are cached (pods by UID).'),
+  })
+  .describe('The Kubernetes API of a cluster: live pod binding and labels for rules.');
+
 const issuerSchema = z
   .strictObject({
     name: name.describe('Short name used in rules, minted claims and metrics.'),
@@ -53,6 +76,7 @@ const issuerSchema = z
       .boolean()
       .default(false)
       .describe('Allow plain http:// discovery and JWKS on a non-loopback host. Loopback addresses are always allowed.'),
+    kubernetes: kubernetesSchema.optional().describe('This issuer\'s cluster API, for multi-cluster setups; overrides the top-level kubernetes block.'),
   })
   .describe('A trusted issuer of subject tokens.');
 
@@ -63,9 +87,21 @@ const signingSchema = z
       .string()
       .min(1)
       .optional()
-      .describe('Directory of PKCS#8 PEM private keys (a mounted Kubernetes Secret). Required outside dev mode.'),
+      .describe(
+        'Directory of PKCS#8 PEM private keys (a mounted Kubernetes Secret), each with an optional `<name>.json` {"notBefore": RFC 3339} giving its creation time (else the file\'s mtime). Re-read on change. Required outside dev mode.',
+      ),
+    prePublishSeconds: seconds(0, 86400)
+      .default(300)
+      .describe('How long a new key is published in the JWKS before it signs. Must exceed tykJwksCacheSeconds plus the time a Secret update takes to reach every replica.'),
+    tykJwksCacheSeconds: seconds(0, 86400)
+      .default(240)
+      .describe('How long Tyk caches the broker\'s JWKS (Tyk `jwks.cache.timeout` / `cacheTimeout`; 240 by default). Only used to warn when prePublishSeconds is not longer.'),
+    retireMarginSeconds: seconds(0, 86400)
+      .default(60)
+      .describe('A superseded key stays published for tokens.maxTtlSeconds plus this margin (clock skew), then leaves the JWKS.'),
   })
-  .describe('How minted tokens are signed.');
+  .default({ algorithm: 'ES256', prePublishSeconds: 300, tykJwksCacheSeconds: 240, retireMarginSeconds: 60 })
+  .describe('How minted tokens are signed, and when keys start and stop signing.');
 
 const tokensSchema = z
   .strictObject({
@@ -88,7 +124,11 @@ const tokensSchema = z
       .string()
       .min(1)
       .default('workload')
-      .describe('Claim holding the workload context: issuer name, namespace, service account, pod.'),
+      .describe('Claim holding the workload context: issuer name, namespace, service account, pod, workflow, node.'),
+    format: z
+      .enum(['jwt', 'tyk-key'])
+      .default('jwt')
+      .describe('jwt: a JWT Tyk validates through the broker\'s JWKS. tyk-key: a Tyk key created through the Gateway REST API (needs the `tyk` block), for APIs that use Tyk\'s own auth tokens.'),
   })
   .default({
     audience: 'tyk',
@@ -98,8 +138,34 @@ const tokensSchema = z
     policyClaim: 'pol',
     scopeClaim: 'scope',
     contextClaim: 'workload',
+    format: 'jwt',
   })
   .describe('What minted tokens look like.');
+
+const labelKey = z
+  .string()
+  .min(1)
+  .max(317)
+  .regex(/^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, 'must be a Kubernetes label key');
+const labelValue = z.string().max(63).regex(/^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/, 'must be a Kubernetes label value');
+
+const labelSelectorSchema = z
+  .strictObject({
+    matchLabels: z.record(labelKey, labelValue).optional(),
+    matchExpressions: z
+      .array(
+        z.strictObject({
+          key: labelKey,
+          operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
+          values: z.array(labelValue).optional(),
+        }),
+      )
+      .optional(),
+  })
+  .describe('A Kubernetes label selector with the API\'s semantics (matchLabels, matchExpressions: In, NotIn, Exists, DoesNotExist).');
+
+/** A policy ID, or a template over admin-controlled names and labels: "{namespace.labels.team}-read". */
+const policyOrTemplate = z.string().min(1).max(256).regex(/^\S+$/, 'must not contain spaces');
 
 const ruleSchema = z
   .strictObject({
@@ -113,10 +179,37 @@ const ruleSchema = z
           .record(z.string().regex(/^(\/([^~/]|~[01])*)+$/, 'must be a JSON pointer such as /kubernetes.io/pod/name'), glob)
           .optional()
           .describe('JSON pointer into the verified claims -> glob the string value must match.'),
+        namespaceSelector: labelSelectorSchema.optional().describe('Labels of the workload\'s namespace (admin-controlled; needs kubernetes).'),
+        serviceAccountSelector: labelSelectorSchema.optional().describe('Labels of the workload\'s service account (admin-controlled; needs kubernetes).'),
+        podSelector: labelSelectorSchema
+          .optional()
+          .describe('Labels of the workload\'s pod. Submitter-controlled (Argo copies podMetadata and template labels): a rule using it may only offer `requestable` policies.'),
+        podAnnotationSelector: labelSelectorSchema
+          .optional()
+          .describe('Annotations of the workload\'s pod, with selector semantics. Submitter-controlled, like podSelector.'),
+        workflows: z
+          .array(glob)
+          .min(1)
+          .optional()
+          .describe('Argo workflow name globs (pod label workflows.argoproj.io/workflow). Submitter-controlled, like podSelector.'),
       })
       .default({})
       .describe('Every condition given must hold. An empty match matches every verified token.'),
-    policies: z.array(z.string().min(1).regex(/^\S+$/, 'must not contain spaces')).min(1).describe('Tyk policy IDs this rule grants.'),
+    policies: z
+      .array(policyOrTemplate)
+      .min(1)
+      .optional()
+      .describe('Tyk policy IDs this rule grants. May be templates over admin-controlled values: {issuer} {namespace} {serviceAccount} {namespace.labels.KEY} {serviceAccount.labels.KEY}.'),
+    requestable: z
+      .array(policyOrTemplate)
+      .min(1)
+      .optional()
+      .describe('Policies granted only when asked for: by the `scope` parameter, or, for a rule with pod conditions, by the pod matching them.'),
+    allowedPolicies: z
+      .array(glob)
+      .min(1)
+      .optional()
+      .describe('Globs every policy this rule produces must match; required when a policy is a template.'),
     ttlSeconds: seconds(60, 86400).optional().describe('Lifetime cap for tokens this rule contributes to.'),
   })
   .describe('Maps verified workload identities to Tyk policies. Every matching rule contributes its policies.');
@@ -185,6 +278,15 @@ const auditSchema = z
   .default({})
   .describe('Audit records: one per issued token, always logged with audit: true; optionally streamed to Redis.');
 
+const tykSchema = z
+  .strictObject({
+    gatewayUrl: z.url({ protocol: /^https?$/ }).describe('Base URL of the Tyk Gateway REST API, e.g. http://tyk-gateway.tyk.svc:8080.'),
+    secretFile: z.string().min(1).describe('File holding the Gateway secret (x-tyk-authorization), re-read on every call; never logged.'),
+    orgId: z.string().min(1).default('default').describe('org_id of created keys; must equal the APIs\' and policies\' org_id.'),
+    timeoutMs: z.number().int().min(100).max(30000).default(2000).describe('Upper bound on one Gateway call.'),
+  })
+  .describe('The Tyk Gateway REST API, for tokens.format: tyk-key.');
+
 const loggingSchema = z
   .strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -195,10 +297,17 @@ export const brokerConfigSchema = z
   .strictObject({
     server: serverSchema,
     issuers: z.array(issuerSchema).min(1).describe('Trusted issuers of subject tokens; several at once for multi-cluster and issuer migrations.'),
-    signing: signingSchema.default({ algorithm: 'ES256' }),
+    signing: signingSchema,
     tokens: tokensSchema,
     rules: z.array(ruleSchema).min(1).describe('Evaluated in order; all matching rules contribute.'),
     cache: cacheSchema,
+    kubernetes: kubernetesSchema.optional().describe('The cluster API for every kubernetes issuer without a kubernetes block of its own.'),
+    explain: z
+      .strictObject({
+        enabled: z.boolean().default(false).describe('Serve POST /v1/explain: a workload may ask, with its own subject token, why it gets what it gets.'),
+      })
+      .default({ enabled: false }),
+    tyk: tykSchema.optional(),
     limits: limitsSchema,
     audit: auditSchema,
     logging: loggingSchema,

@@ -1,5 +1,8 @@
 import { z } from 'zod';
 import { brokerConfigSchema, type BrokerConfig } from './schema.js';
+import { compileGlobs } from '../rules/glob.js';
+import { parsePolicyTemplate } from '../rules/policy-template.js';
+import { ruleTier, trustTierViolations } from '../rules/trust-tiers.js';
 
 /** One problem with a configuration, addressed by the path of the field at fault. */
 export interface ConfigProblem {
@@ -8,7 +11,7 @@ export interface ConfigProblem {
 }
 
 export type ConfigValidation =
-  | { readonly ok: true; readonly config: BrokerConfig }
+  | { readonly ok: true; readonly config: BrokerConfig; readonly warnings: readonly string[] }
   | { readonly ok: false; readonly problems: readonly ConfigProblem[] };
 
 /** Renders a path the way an operator would write it in the YAML: `issuers[0].audiences`. */
@@ -87,10 +90,18 @@ function crossFieldProblems(config: BrokerConfig): ConfigProblem[] {
   if (new Set([config.tokens.policyClaim, config.tokens.scopeClaim, config.tokens.contextClaim]).size !== 3) {
     add(['tokens'], 'policyClaim, scopeClaim and contextClaim must be different claims');
   }
-  if (config.issuers.some((issuer) => issuer.kind === 'oidc') && /\{(namespace|serviceAccount|pod)\}/.test(config.tokens.subject)) {
-    add(['tokens', 'subject'], 'uses Kubernetes variables ({namespace}, {serviceAccount}, {pod}) that tokens of a kind: oidc issuer do not carry; use {issuer} and {sub}');
+  if (config.issuers.some((issuer) => issuer.kind === 'oidc') && /\{(namespace|serviceAccount|pod|workflow|node)\}/.test(config.tokens.subject)) {
+    add(['tokens', 'subject'], 'uses Kubernetes variables ({namespace}, {serviceAccount}, {pod}, {workflow}, {node}) that tokens of a kind: oidc issuer do not carry; use {issuer} and {sub}');
   }
-  const unknownVariable = /\{(?!issuer\}|namespace\}|serviceAccount\}|pod\}|sub\})[^}]*\}/.exec(config.tokens.subject);
+  if (/\{(workflow|node)\}/.test(config.tokens.subject) && !kubernetesEverywhere(config)) {
+    add(['tokens', 'subject'], '{workflow} and {node} are read from the pod: every issuer needs kubernetes enabled');
+  }
+  if (/\{workflow\}/.test(config.tokens.subject) && !/\{namespace\}/.test(config.tokens.subject)) {
+    // Workflow names are chosen by submitters and unique only within a namespace: without it, one namespace could
+    // name a workflow after another's and share (and drain) its Tyk rate-limit bucket.
+    add(['tokens', 'subject'], '{workflow} must be qualified by {namespace}, e.g. "argo:{namespace}:{workflow}"');
+  }
+  const unknownVariable = /\{(?!issuer\}|namespace\}|serviceAccount\}|pod\}|sub\}|workflow\}|node\})[^}]*\}/.exec(config.tokens.subject);
   if (unknownVariable) add(['tokens', 'subject'], `unknown template variable ${unknownVariable[0]}`);
   if (config.tokens.allowedAudiences && !config.tokens.allowedAudiences.includes(config.tokens.audience)) {
     add(['tokens', 'allowedAudiences'], `must include the default audience "${config.tokens.audience}"`);
@@ -114,8 +125,60 @@ function crossFieldProblems(config: BrokerConfig): ConfigProblem[] {
     if (rule.ttlSeconds !== undefined && rule.ttlSeconds > config.tokens.maxTtlSeconds) {
       add(['rules', i, 'ttlSeconds'], `exceeds tokens.maxTtlSeconds (${config.tokens.maxTtlSeconds})`);
     }
+    for (const violation of trustTierViolations(rule)) add(['rules', i, violation.field], violation.message);
+    const allowed = rule.allowedPolicies ? compileGlobs(rule.allowedPolicies) : undefined;
+    for (const field of ['policies', 'requestable'] as const) {
+      rule[field]?.forEach((policy, j) => {
+        let template;
+        try {
+          template = parsePolicyTemplate(policy);
+        } catch (error) {
+          add(['rules', i, field, j], error instanceof Error ? error.message : String(error));
+          return;
+        }
+        if (template.kind === 'template' && allowed === undefined) {
+          add(['rules', i, 'allowedPolicies'], `required: "${policy}" is a template, and allowedPolicies bounds what it may produce`);
+        }
+        if (template.kind === 'literal' && allowed !== undefined && !allowed(policy)) {
+          add(['rules', i, field, j], `"${policy}" is not in this rule's allowedPolicies`);
+        }
+      });
+    }
+    const { match } = rule;
+    for (const selector of ['namespaceSelector', 'serviceAccountSelector', 'podSelector', 'podAnnotationSelector'] as const) {
+      match[selector]?.matchExpressions?.forEach((expression, j) => {
+        const path = ['rules', i, 'match', selector, 'matchExpressions', j, 'values'];
+        const count = expression.values?.length ?? 0;
+        if ((expression.operator === 'In' || expression.operator === 'NotIn') && count === 0) add(path, `${expression.operator} needs at least one value`);
+        if ((expression.operator === 'Exists' || expression.operator === 'DoesNotExist') && count > 0) add(path, `${expression.operator} takes no values`);
+      });
+    }
+    const needsCluster =
+      match.namespaceSelector !== undefined ||
+      match.serviceAccountSelector !== undefined ||
+      ruleTier(rule) === 'submitter' ||
+      [...(rule.policies ?? []), ...(rule.requestable ?? [])].some((p) => p.includes('.labels.'));
+    const ruleIssuers = config.issuers.filter((issuer) => match.issuers === undefined || match.issuers.includes(issuer.name));
+    if (needsCluster && !ruleIssuers.some((issuer) => kubernetesOf(config, issuer)?.enabled === true)) {
+      add(['rules', i, 'match'], 'reads Kubernetes labels or pod metadata, but no issuer this rule applies to has kubernetes enabled');
+    }
+  });
+  config.issuers.forEach((issuer, i) => {
+    const kubernetes = kubernetesOf(config, issuer);
+    if (kubernetes?.enabled === true && issuer.kind !== 'kubernetes') {
+      add(['issuers', i, 'kind'], 'kubernetes lookups need kind: kubernetes tokens (namespace, service account, pod claims)');
+    }
   });
   return problems;
+}
+
+/** The Kubernetes settings that apply to an issuer: its own block, else the top-level one. */
+export function kubernetesOf(config: BrokerConfig, issuer: BrokerConfig['issuers'][number]): BrokerConfig['kubernetes'] {
+  return issuer.kubernetes ?? (issuer.kind === 'kubernetes' ? config.kubernetes : undefined);
+}
+
+function kubernetesEverywhere(config: BrokerConfig): boolean {
+  return config.issuers.every((issuer) => kubernetesOf(config, issuer)?.enabled === true);
 }
 
 function deepFreeze<T>(value: T): T {
@@ -127,6 +190,22 @@ function deepFreeze<T>(value: T): T {
 }
 
 /**
+ * Settings that work but are probably a mistake, as `path: message` lines: printed by check-config and logged by
+ * serve, never a reason to refuse the configuration.
+ */
+export function configWarnings(config: BrokerConfig): string[] {
+  const warnings: string[] = [];
+  const { prePublishSeconds, tykJwksCacheSeconds } = config.signing;
+  if (prePublishSeconds <= tykJwksCacheSeconds) {
+    warnings.push(
+      `signing.prePublishSeconds: ${prePublishSeconds} s is not longer than Tyk's JWKS cache (signing.tykJwksCacheSeconds ${tykJwksCacheSeconds} s): ` +
+        'Tyk can refuse ("Key not authorized") tokens of a new key until its cached JWKS expires',
+    );
+  }
+  return warnings;
+}
+
+/**
  * Validates a parsed configuration document: shape, unknown keys, defaults, then cross-field rules.
  * `requireKeysDir` is false only for the embedded dev configuration, whose key is ephemeral.
  */
@@ -134,9 +213,12 @@ export function validateConfig(input: unknown, options: { requireKeysDir: boolea
   const parsed = brokerConfigSchema.safeParse(input);
   if (!parsed.success) return { ok: false, problems: problemsFromZod(parsed.error) };
   const problems = crossFieldProblems(parsed.data);
-  if (options.requireKeysDir && parsed.data.signing.keysDir === undefined) {
+  if (parsed.data.tokens.format === 'tyk-key' && parsed.data.tyk === undefined) {
+    problems.push({ path: 'tyk', message: 'required when tokens.format is tyk-key: the Gateway URL and secret file' });
+  }
+  if (options.requireKeysDir && parsed.data.tokens.format === 'jwt' && parsed.data.signing.keysDir === undefined) {
     problems.push({ path: 'signing.keysDir', message: 'required: a directory of PKCS#8 PEM signing keys (only dev mode generates one)' });
   }
   if (problems.length > 0) return { ok: false, problems };
-  return { ok: true, config: deepFreeze(parsed.data) };
+  return { ok: true, config: deepFreeze(parsed.data), warnings: configWarnings(parsed.data) };
 }

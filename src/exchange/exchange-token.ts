@@ -1,16 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { BrokerError, invalidRequest, invalidTarget, temporarilyUnavailable, toBrokerError } from '../errors.js';
+import { BrokerError, invalidRequest, invalidTarget, toBrokerError } from '../errors.js';
 import { TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT } from '../protocol.js';
-import { MAX_SUBJECT_TOKEN_BYTES, verifySubjectToken, tokenSha256, type VerifiedSubjectToken } from '../issuers/verify-subject-token.js';
+import { MAX_SUBJECT_TOKEN_BYTES, tokenSha256, type VerifiedSubjectToken } from '../issuers/verify-subject-token.js';
+import { createWorkloadResolver, type ResolutionProgress } from './resolve-workload.js';
 import { rateLimitKey } from '../limits/rate-limit-key.js';
-import { identityFromClaims, type WorkloadIdentity } from '../identity/workload-identity.js';
+import { argoContextOf, type WorkloadIdentity } from '../identity/workload-identity.js';
+import type { ClusterAccess } from '../identity/cluster-checks.js';
 import { evaluateRules, type PolicyDecision } from '../rules/evaluate-rules.js';
-import { buildAccessTokenClaims, type Grant } from '../mint/access-token-claims.js';
-import { signAccessToken } from '../mint/sign-access-token.js';
+import { subjectTemplateNeedsPod, type Grant } from '../mint/access-token-claims.js';
 import { tokenCacheKey } from '../cache/cache-key.js';
 import type { BrokerConfig } from '../config/schema.js';
 import type { CompiledRules } from '../rules/compiled-rules.js';
-import type { SigningKeySet } from '../mint/signing-key-set.js';
+import type { AccessTokenMinter } from '../mint/access-token-minter.js';
 import type { TokenCache, CachedToken } from '../cache/token-cache.js';
 import type { MintCoordinator } from '../cache/mint-coordinator.js';
 import type { MintRateLimiter } from '../limits/mint-rate-limiter.js';
@@ -23,11 +24,14 @@ export interface ExchangeDependencies {
   readonly issuers: TrustedIssuers;
   /** Read on every exchange, so a reload can swap the compiled rules atomically. */
   readonly rules: () => CompiledRules;
-  readonly signingKeys: SigningKeySet;
+  /** Produces the credential: a signed JWT, or a Tyk key. */
+  readonly minter: AccessTokenMinter;
   readonly cache: TokenCache;
   /** Makes concurrent requests for the same token mint once (in this process, and across replicas with Redis). */
   readonly coordinator: MintCoordinator;
   readonly rateLimiter: MintRateLimiter;
+  /** The cluster API for an issuer's tokens, when Kubernetes is enabled for it. */
+  readonly clusterFor?: (issuerName: string) => ClusterAccess | undefined;
   readonly now: () => number;
   readonly observe: ExchangeObserver;
   readonly newJti?: () => string;
@@ -35,16 +39,27 @@ export interface ExchangeDependencies {
 
 export type ExchangeToken = (request: ExchangeRequest, requestId: string) => Promise<ExchangeResponse>;
 
-/** Narrows the granted policies to the requested scope, which must be a subset of them (RFC 8693 `scope`). */
-function narrowPolicies(decision: PolicyDecision, scope: readonly string[] | undefined): readonly string[] {
-  if (scope === undefined) return decision.policies;
-  const granted = new Set(decision.policies);
-  const refused = scope.filter((policy) => !granted.has(policy));
+/**
+ * The policies of the token: what the rules grant, or, when the request names a `scope`, exactly those policies,
+ * each of which must be granted or requestable (RFC 8693 `scope`).
+ */
+export function selectPolicies(decision: PolicyDecision, scope: readonly string[] | undefined): readonly string[] {
+  if (scope === undefined) {
+    if (decision.policies.length === 0) {
+      throw invalidRequest('no_matching_rule', 'No policy is granted to this workload identity.', { detail: 'no policy granted; see verdicts' });
+    }
+    return decision.policies;
+  }
+  const available = new Set([...decision.policies, ...decision.requestable]);
+  if (available.size === 0) {
+    throw invalidRequest('no_matching_rule', 'No policy is granted to this workload identity.', { detail: 'no policy granted; see verdicts' });
+  }
+  const refused = scope.filter((policy) => !available.has(policy));
   if (refused.length > 0) {
-    throw invalidTarget('scope_not_granted', `The requested scope includes policies this workload is not granted: ${refused.join(' ')}.`);
+    throw invalidTarget('scope_not_granted', `The requested scope includes policies this workload is not granted: ${refused.join(' ').slice(0, 300)}.`);
   }
   const requested = new Set(scope);
-  return decision.policies.filter((policy) => requested.has(policy));
+  return [...decision.policies, ...decision.requestable].filter((policy) => requested.has(policy));
 }
 
 function rateLimited(retryAfterSeconds: number): BrokerError {
@@ -66,16 +81,20 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
   const allowedAudiences = new Set(tokens.allowedAudiences ?? [tokens.audience]);
   const newJti = deps.newJti ?? randomUUID;
   const nowSeconds = () => Math.floor(deps.now() / 1000);
+  const resolveWorkload = createWorkloadResolver({
+    issuers: deps.issuers,
+    rules: deps.rules,
+    clusterFor: deps.clusterFor,
+    now: deps.now,
+    subjectNeedsPod: subjectTemplateNeedsPod(tokens.subject),
+  });
 
   async function mint(grant: Grant, cacheKey: string): Promise<CachedToken> {
     const limit = await deps.rateLimiter.take(rateLimitKey(grant.identity));
     if (!limit.allowed) throw rateLimited(Math.max(1, limit.retryAfterSeconds));
-    const key = deps.signingKeys.active();
-    if (key === undefined) throw temporarilyUnavailable('no_signing_key', 'The broker has no signing key right now; retry shortly.');
     const issuedAt = nowSeconds();
     const jti = newJti();
-    const claims = buildAccessTokenClaims(grant, tokens, { issuer: deps.config.server.publicUrl, nowSeconds: issuedAt, jti });
-    const token = await signAccessToken(claims, key);
+    const token = await deps.minter.mint(grant, { nowSeconds: issuedAt, jti });
     const minted: CachedToken = { token, expiresAt: issuedAt + grant.ttlSeconds, jti, policies: grant.policies };
     await deps.cache.set(cacheKey, minted, grant.ttlSeconds - refreshBeforeSeconds);
     return minted;
@@ -84,29 +103,26 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
   return async function exchangeToken(request, requestId) {
     const started = performance.now();
     let outcome: Partial<ExchangeOutcome> & Pick<ExchangeOutcome, 'outcome' | 'reason'> = { outcome: 'error', reason: 'internal_error' };
+    const progress: ResolutionProgress = {};
     let verified: VerifiedSubjectToken | undefined;
     let identity: WorkloadIdentity | undefined;
     let decision: PolicyDecision | undefined;
     let cacheResult: ExchangeOutcome['cacheResult'];
     try {
       if (request.requestedTokenType !== undefined && request.requestedTokenType !== TOKEN_TYPE_JWT && request.requestedTokenType !== TOKEN_TYPE_ACCESS_TOKEN) {
-        throw invalidRequest('unsupported_token_type', `This broker issues ${TOKEN_TYPE_JWT} tokens; requested_token_type "${request.requestedTokenType.slice(0, 120)}" is not supported.`);
+        throw invalidRequest('unsupported_token_type', `This broker issues ${deps.minter.issuedTokenType} tokens; requested_token_type "${request.requestedTokenType.slice(0, 120)}" is not supported.`);
       }
-      verified = await verifySubjectToken(request.subjectToken, deps.issuers, deps.now);
-      identity = identityFromClaims(verified.issuer.config, verified.claims);
-      decision = evaluateRules(deps.rules(), identity, tokens);
-      if (decision.policies.length === 0) {
-        throw invalidRequest('no_matching_rule', 'No policy is granted to this workload identity.', {
-          detail: 'no rule matched; see verdicts',
-        });
-      }
+      const resolved = await resolveWorkload(request.subjectToken, progress);
+      ({ verified, identity } = resolved);
+      const { rules } = resolved;
+      decision = evaluateRules(rules, identity, tokens);
+      const policies = selectPolicies(decision, request.scope);
       const audience = request.audience ?? tokens.audience;
       if (!allowedAudiences.has(audience)) {
         throw invalidTarget('audience_not_allowed', `The broker does not issue tokens for audience "${audience.slice(0, 120)}".`);
       }
-      const grant: Grant = { identity, policies: narrowPolicies(decision, request.scope), audience, ttlSeconds: decision.ttlSeconds };
-      const signingKid = deps.signingKeys.active()?.kid ?? 'none';
-      const cacheKey = tokenCacheKey(grant, { rulesVersion: deps.rules().version, signingKid });
+      const grant: Grant = { identity, policies, audience, ttlSeconds: decision.ttlSeconds };
+      const cacheKey = tokenCacheKey(grant, { rulesVersion: rules.version, signingKid: deps.minter.generation() ?? 'none' });
 
       const lookup = await deps.cache.get(cacheKey);
       let result: CachedToken;
@@ -116,7 +132,11 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
         result = lookup.value;
       } else {
         cacheResult = lookup.status === 'hit' ? 'stale' : lookup.status;
-        const obtained = await deps.coordinator.obtain(cacheKey, () => mint(grant, cacheKey));
+        const obtained = await deps.coordinator.obtain(
+          cacheKey,
+          () => mint(grant, cacheKey),
+          (peer) => peer.expiresAt - nowSeconds() > refreshBeforeSeconds,
+        );
         result = obtained.token;
         mintedHere = obtained.mintedHere;
       }
@@ -132,7 +152,7 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
       };
       return {
         accessToken: result.token,
-        issuedTokenType: TOKEN_TYPE_JWT,
+        issuedTokenType: deps.minter.issuedTokenType,
         expiresIn,
         scope: result.policies.join(' '),
         jti: result.jti,
@@ -149,6 +169,8 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
       };
       throw brokerError;
     } finally {
+      verified ??= progress.verified;
+      identity ??= progress.identity;
       const event: ExchangeOutcome = {
         ...outcome,
         requestId,
@@ -161,6 +183,7 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
           namespace: identity.namespace,
           serviceAccount: identity.serviceAccount,
           podName: identity.podName,
+          ...argoContextOf(identity),
         }),
         ...(decision !== undefined && { matchedRules: decision.matchedRules, verdicts: decision.verdicts }),
       };

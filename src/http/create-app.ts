@@ -3,10 +3,12 @@ import { randomUUID } from 'node:crypto';
 import { BrokerError, invalidRequest } from '../errors.js';
 import { sendError } from './error-response.js';
 import { tokenRoutes } from './token-route.js';
+import { explainRoutes } from './explain-route.js';
 import { wellKnownRoutes } from './well-known-routes.js';
 import { healthRoutes, type ReadinessReport } from './health-routes.js';
 import type { Logger } from 'pino';
 import type { ExchangeToken } from '../exchange/exchange-token.js';
+import type { ExplainWorkload } from '../explain/explain-workload.js';
 import type { SigningKeySet } from '../mint/signing-key-set.js';
 import type { BrokerMetrics } from '../observability/metrics.js';
 
@@ -21,6 +23,8 @@ export interface AppDependencies {
   readonly recordRefusal: (error: unknown, requestId: string) => void;
   /** Extra routes mounted first: the dev-mode stand-in issuer. */
   readonly extraRoutes?: Router;
+  /** POST /v1/explain; given only when `explain.enabled`, otherwise the path answers 404 like any unknown one. */
+  readonly explain?: ExplainWorkload;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -65,6 +69,7 @@ export function createApp(deps: AppDependencies): Express {
 
   if (deps.extraRoutes) app.use(deps.extraRoutes);
   app.use(tokenRoutes(deps.exchange, deps.recordRefusal));
+  if (deps.explain) app.use(explainRoutes(deps.explain, deps.logger));
   app.use(wellKnownRoutes(deps.publicUrl, deps.signingKeys));
   app.use(healthRoutes(deps.readiness));
   app.get('/metrics', async (_req, res) => {

@@ -1,5 +1,5 @@
 import { invalidRequest } from '../errors.js';
-import type { WorkloadIdentity } from '../identity/workload-identity.js';
+import { argoContextOf, type WorkloadIdentity } from '../identity/workload-identity.js';
 import type { TokensConfig } from '../config/schema.js';
 
 /** What the minted token grants and to whom: everything that determines its claims except time and jti. */
@@ -10,6 +10,11 @@ export interface Grant {
   readonly ttlSeconds: number;
 }
 
+/** True when the `sub` template reads {workflow} or {node}, which only the pod's metadata carries. */
+export function subjectTemplateNeedsPod(template: string): boolean {
+  return /\{(workflow|node)\}/.test(template);
+}
+
 /** Expands the `sub` template; a variable the identity does not carry is the caller's problem, said plainly. */
 export function renderSubject(template: string, identity: WorkloadIdentity): string {
   const values: Record<string, string | undefined> = {
@@ -18,6 +23,7 @@ export function renderSubject(template: string, identity: WorkloadIdentity): str
     serviceAccount: identity.serviceAccount,
     pod: identity.podName,
     sub: identity.subject,
+    ...argoContextOf(identity),
   };
   return template.replace(/\{(\w+)\}/g, (_, name: string) => {
     // Own members only: `{constructor}` must not resolve to Object.prototype.constructor.
@@ -46,6 +52,9 @@ export function buildAccessTokenClaims(
   if (identity.namespace !== undefined) workload.namespace = identity.namespace;
   if (identity.serviceAccount !== undefined) workload.serviceAccount = identity.serviceAccount;
   if (identity.podName !== undefined) workload.pod = identity.podName;
+  const argo = argoContextOf(identity);
+  if (argo.workflow !== undefined) workload.workflow = argo.workflow;
+  if (argo.node !== undefined) workload.node = argo.node;
   return {
     iss: context.issuer,
     sub: renderSubject(tokens.subject, identity),

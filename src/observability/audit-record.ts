@@ -10,6 +10,8 @@ export interface AuditRecord {
   readonly namespace: string | undefined;
   readonly serviceAccount: string | undefined;
   readonly pod: string | undefined;
+  readonly workflow: string | undefined;
+  readonly node: string | undefined;
   readonly policies: readonly string[] | undefined;
   readonly matchedRules: readonly string[] | undefined;
   readonly expiresAt: number | undefined;
@@ -30,6 +32,8 @@ export function auditRecordOf(outcome: ExchangeOutcome): AuditRecord {
     namespace: outcome.namespace,
     serviceAccount: outcome.serviceAccount,
     pod: outcome.podName,
+    workflow: outcome.workflow,
+    node: outcome.node,
     policies: outcome.policies,
     matchedRules: outcome.matchedRules,
     expiresAt: outcome.expiresAt,

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { auditRecordOf } from './audit-record.js';
 import type { ExchangeOutcome } from './exchange-outcome.js';
 
 /**
@@ -14,6 +15,8 @@ export function logExchange(logger: Logger, outcome: ExchangeOutcome): void {
     namespace: outcome.namespace,
     serviceAccount: outcome.serviceAccount,
     pod: outcome.podName,
+    workflow: outcome.workflow,
+    node: outcome.node,
     policies: outcome.policies,
     jti: outcome.jti,
     expiresAt: outcome.expiresAt,
@@ -22,31 +25,11 @@ export function logExchange(logger: Logger, outcome: ExchangeOutcome): void {
     ...(outcome.facts !== undefined && Object.keys(outcome.facts).length > 0 && { facts: outcome.facts }),
     ...(outcome.detail !== undefined && { detail: outcome.detail }),
     // Which rules were considered and why each did not match: for the operator, never in the response.
-    ...(outcome.reason === 'no_matching_rule' && { verdicts: outcome.verdicts }),
+    ...((outcome.reason === 'no_matching_rule' || outcome.reason === 'scope_not_granted') && { verdicts: outcome.verdicts }),
   };
   if (outcome.outcome === 'error') logger.error(line, 'exchange failed');
   else if (outcome.outcome === 'rejected') logger.info(line, 'exchange rejected');
   else logger.info(line, 'exchange succeeded');
 
-  if (outcome.outcome === 'issued') {
-    logger.info(
-      {
-        audit: true,
-        event: 'token_issued',
-        requestId: outcome.requestId,
-        jti: outcome.jti,
-        subject: outcome.subject,
-        issuer: outcome.issuerName,
-        namespace: outcome.namespace,
-        serviceAccount: outcome.serviceAccount,
-        pod: outcome.podName,
-        policies: outcome.policies,
-        matchedRules: outcome.matchedRules,
-        expiresAt: outcome.expiresAt,
-        accessTokenSha256: outcome.accessTokenSha256,
-        subjectTokenSha256: outcome.subjectTokenSha256,
-      },
-      'token issued',
-    );
-  }
+  if (outcome.outcome === 'issued') logger.info({ audit: true, ...auditRecordOf(outcome) }, 'token issued');
 }

@@ -19,6 +19,9 @@ export interface ExchangeOutcome {
   readonly namespace?: string;
   readonly serviceAccount?: string;
   readonly podName?: string;
+  /** Argo workflow run and node of the pod, when known. */
+  readonly workflow?: string;
+  readonly node?: string;
   readonly subject?: string;
   readonly policies?: readonly string[];
   readonly matchedRules?: readonly string[];

@@ -20,6 +20,12 @@ const COMMENTED_IN_EXAMPLE = new Set([
   'cache.redis.cluster',
   'cache.redis.cluster[].host',
   'cache.redis.cluster[].port',
+  'kubernetes.kubeconfig',
+  'tyk',
+  'tyk.gatewayUrl',
+  'tyk.secretFile',
+  'tyk.orgId',
+  'tyk.timeoutMs',
 ]);
 
 interface SchemaNode {

@@ -330,7 +330,7 @@ describe('validateConfig: the validated configuration', () => {
       clockSkewSeconds: 30,
       allowInsecureHttp: false,
     });
-    assert.deepEqual(config.signing, { algorithm: 'ES256', keysDir: '/etc/token-broker/keys' });
+    assert.deepEqual(config.signing, { algorithm: 'ES256', keysDir: '/etc/token-broker/keys', prePublishSeconds: 300, tykJwksCacheSeconds: 240, retireMarginSeconds: 60 });
     assert.deepEqual(config.tokens, {
       audience: 'tyk',
       defaultTtlSeconds: 600,
@@ -339,6 +339,7 @@ describe('validateConfig: the validated configuration', () => {
       policyClaim: 'pol',
       scopeClaim: 'scope',
       contextClaim: 'workload',
+      format: 'jwt',
     });
     assert.deepEqual(config.cache, { refreshBeforeSeconds: 60, memory: { maxEntries: 10000 } });
     assert.deepEqual(config.logging, { level: 'info' });

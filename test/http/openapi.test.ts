@@ -54,6 +54,8 @@ interface OperationObject {
   readonly requestBody?: { readonly content: Readonly<Record<string, MediaTypeObject>> };
   readonly responses: Readonly<Record<string, ResponseObject>>;
   readonly 'x-dev-mode-only'?: boolean;
+  /** The configuration switch without which the route is not served (POST /v1/explain: explain.enabled). */
+  readonly 'x-enabled-by'?: string;
 }
 interface OpenApiDocument {
   readonly openapi: string;
@@ -383,7 +385,8 @@ describe('openapi.yaml: the document', () => {
     assert.equal(property('BearerExchangeParameters', 'grant_type').const, GRANT_TYPE_TOKEN_EXCHANGE);
     assert.deepEqual(schemas.SubjectTokenType?.enum, [...ACCEPTED_SUBJECT_TOKEN_TYPES]);
     assert.deepEqual(schemas.RequestedTokenType?.enum, [...ISSUABLE_TOKEN_TYPES]);
-    assert.equal(property('TokenExchangeResponse', 'issued_token_type').const, TOKEN_TYPE_JWT);
+    assert.deepEqual(property('TokenExchangeResponse', 'issued_token_type').enum, [...ISSUABLE_TOKEN_TYPES]);
+    assert.ok(ISSUABLE_TOKEN_TYPES.includes(TOKEN_TYPE_JWT));
     assert.deepEqual(new Set(schemas.SigningAlgorithm?.enum as string[]), new Set(SIGNING_ALGORITHMS));
   });
 });
@@ -391,13 +394,18 @@ describe('openapi.yaml: the document', () => {
 describe('openapi.yaml: every route the app serves', () => {
   let h: Harness;
   let dev: DevBroker;
+  // explain (x-enabled-by) ----------------------------------------------------------------------------------
+  let explaining: Harness;
+  // ---------------------------------------------------------------------------------------------------------
   before(async () => {
     h = await startHarness();
     dev = await startDevBroker();
+    explaining = await startHarness({ config: () => ({ explain: { enabled: true } }) });
   });
   after(async () => {
     await h.close();
     await dev.close();
+    await explaining.close();
   });
 
   it('documents exactly the served routes, and marks exactly the dev-mode-only ones', () => {
@@ -415,21 +423,75 @@ describe('openapi.yaml: every route the app serves', () => {
     for (const route of production) assert.ok(all.has(route), `dev mode serves ${route} too`);
     const devOnly = new Set([...all].filter((route) => !production.has(route)));
 
+    // explain (x-enabled-by): routes served only when a configuration switch is on ----------------------------
+    const enabledBy = new Set([...withoutCatchAlls(servedRoutes(explaining.broker.app))].filter((route) => !production.has(route)));
+    assert.deepEqual(enabledBy, new Set(['POST /v1/explain']));
+    const documentedEnabledBy = new Set<string>();
+    // ---------------------------------------------------------------------------------------------------------
+
     const documented = new Set<string>();
     const documentedDevOnly = new Set<string>();
     for (const { path, method, op } of operations()) {
       const route = `${method.toUpperCase()} ${path}`;
       documented.add(route);
+      if (op['x-enabled-by'] !== undefined) {
+        documentedEnabledBy.add(route);
+        assert.ok(op.description?.includes(`**Exists only when the configuration sets \`${op['x-enabled-by']}: true\`.**`), `${route}: says when it exists`);
+      }
       if (op['x-dev-mode-only'] === true) {
         documentedDevOnly.add(route);
         assert.ok(op.tags?.includes('Dev mode'), `${route}: tagged Dev mode`);
         assert.match(op.description ?? '', /only in dev mode/i, `${route}: says it exists only in dev mode`);
       }
     }
-    assert.deepEqual(documented, all);
+    assert.deepEqual(documented, new Set([...all, ...enabledBy]));
     assert.deepEqual(documentedDevOnly, devOnly);
+    assert.deepEqual(documentedEnabledBy, enabledBy);
   });
 });
+
+// explain -----------------------------------------------------------------------------------------------------
+describe('openapi.yaml: real responses of POST /v1/explain conform', () => {
+  let h: Harness;
+  let disabled: Harness;
+  before(async () => {
+    h = await startHarness({ config: () => ({ explain: { enabled: true } }) });
+    disabled = await startHarness();
+    await Promise.all([h.broker.warmUp(), disabled.broker.warmUp()]);
+  });
+  after(async () => {
+    await h.close();
+    await disabled.close();
+  });
+
+  it('200: a granted explanation for Authorization: Bearer, and a denied one for the RFC 8693 form with a scope', async () => {
+    const granted = await h.http.post('/v1/explain').set('Authorization', `Bearer ${await h.issuer.projectedToken()}`);
+    const grantedBody = assertConforms(granted, '/v1/explain', 'post') as { verification: string; outcome: { decision: string; policies: string[] } };
+    assert.equal(granted.status, 200);
+    assert.equal(grantedBody.verification, 'verified');
+    assert.deepEqual(grantedBody.outcome.policies, ['payments-read', 'payments-write', 'status-read']);
+
+    const form = { grant_type: GRANT_TYPE_TOKEN_EXCHANGE, subject_token_type: TOKEN_TYPE_JWT, subject_token: await h.issuer.projectedToken(), scope: 'payments-admin' };
+    assertValid(requestSchema('/v1/explain', 'post', 'application/x-www-form-urlencoded'), form, 'the RFC 8693 form');
+    const denied = await h.http.post('/v1/explain').type('form').send(form);
+    const deniedBody = assertConforms(denied, '/v1/explain', 'post') as { outcome: { decision: string; reason: string } };
+    assert.equal(denied.status, 200);
+    assert.deepEqual([deniedBody.outcome.decision, deniedBody.outcome.reason], ['denied', 'scope_not_granted']);
+  });
+
+  it('400: the refusal of /token; 404: not served without explain.enabled', async () => {
+    const expired = await h.http.post('/v1/explain').set('Authorization', `Bearer ${await h.issuer.projectedToken({ offsetSeconds: -(3600 + 900) })}`);
+    const expiredBody = assertConforms(expired, '/v1/explain', 'post') as { error: string; reason: string };
+    assert.equal(expired.status, 400);
+    assert.deepEqual([expiredBody.error, expiredBody.reason], ['invalid_request', 'expired']);
+
+    const absent = await disabled.http.post('/v1/explain').set('Authorization', `Bearer ${await disabled.issuer.projectedToken()}`);
+    const absentBody = assertConforms(absent, '/v1/explain', 'post') as { reason: string };
+    assert.equal(absent.status, 404);
+    assert.equal(absentBody.reason, 'not_found');
+  });
+});
+// -------------------------------------------------------------------------------------------------------------
 
 describe('openapi.yaml: real responses of POST /token conform', () => {
   let h: Harness;

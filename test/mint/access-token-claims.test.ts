@@ -14,6 +14,7 @@ const TOKENS: TokensConfig = {
   policyClaim: 'pol',
   scopeClaim: 'scope',
   contextClaim: 'workload',
+  format: 'jwt',
 };
 
 const CONTEXT = { issuer: 'https://token-broker.test', nowSeconds: 1_767_225_600, jti: '7c1f0d52-0000-4000-8000-000000000000' };
