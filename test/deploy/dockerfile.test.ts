@@ -1,0 +1,198 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, arrayAt, at, named, readText, readYaml } from './deploy-support.js';
+
+/**
+ * The Dockerfile cannot be built here (no Docker engine), so it is read as data: its instructions, stage by
+ * stage, and the build context that .dockerignore leaves, checked against what the image must be: multi-stage,
+ * production dependencies only, a pinned Node.js 20 slim base, a numeric non-root user, no writes needed.
+ */
+
+interface Instruction {
+  readonly keyword: string;
+  readonly args: string;
+  readonly line: number;
+}
+
+/** Dockerfile instructions with continuation lines joined and comments and parser directives dropped. */
+function parseDockerfile(text: string): Instruction[] {
+  const out: Instruction[] = [];
+  let pending = '';
+  let start = 0;
+  for (const [index, raw] of text.split('\n').entries()) {
+    const line = raw.trim();
+    if (pending === '' && (line === '' || line.startsWith('#'))) continue;
+    if (pending !== '' && line.startsWith('#')) continue;
+    if (pending === '') start = index + 1;
+    if (line.endsWith('\\')) {
+      pending += `${line.slice(0, -1).trim()} `;
+      continue;
+    }
+    const full = `${pending}${line}`.trim();
+    pending = '';
+    const match = /^(\S+)\s*(.*)$/.exec(full);
+    assert.ok(match?.[1] !== undefined, `line ${start}: ${full}`);
+    out.push({ keyword: match[1].toUpperCase(), args: match[2] ?? '', line: start });
+  }
+  assert.equal(pending, '', 'the Dockerfile ends in a continuation line');
+  return out;
+}
+
+interface Stage {
+  readonly from: string;
+  readonly name: string | undefined;
+  readonly instructions: readonly Instruction[];
+}
+
+function stagesOf(instructions: readonly Instruction[]): Stage[] {
+  const stages: { from: string; name: string | undefined; instructions: Instruction[] }[] = [];
+  for (const instruction of instructions) {
+    if (instruction.keyword === 'FROM') {
+      const match = /^(\S+)(?:\s+AS\s+(\S+))?$/i.exec(instruction.args);
+      assert.ok(match?.[1] !== undefined, `FROM ${instruction.args}`);
+      stages.push({ from: match[1], name: match[2], instructions: [] });
+    } else {
+      const current = stages.at(-1);
+      assert.ok(current !== undefined, `${instruction.keyword} before the first FROM`);
+      current.instructions.push(instruction);
+    }
+  }
+  return stages;
+}
+
+const DOCKERFILE = readText('Dockerfile');
+const instructions = parseDockerfile(DOCKERFILE);
+const stages = stagesOf(instructions);
+const build = stages.find((stage) => stage.name === 'build');
+const runtime = stages.at(-1);
+
+function args(stage: Stage | undefined, keyword: string): string[] {
+  return (stage?.instructions ?? []).filter((i) => i.keyword === keyword).map((i) => i.args);
+}
+
+/** .dockerignore patterns (comments and blank lines dropped). */
+const IGNORE = readText('.dockerignore')
+  .split('\n')
+  .map((line) => line.trim())
+  .filter((line) => line !== '' && !line.startsWith('#'));
+
+/** Whether .dockerignore keeps a context path out, for the pattern shapes it uses (`name`, `dir/sub`, `*.ext`, `**\/*.ext`). */
+function ignored(path: string): boolean {
+  const segments = path.split('/');
+  return IGNORE.some((pattern) => {
+    assert.ok(!pattern.startsWith('!'), 'no exceptions, so the matcher below stays exact');
+    const glob = (text: string) => new RegExp(`^${text.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*')}$`);
+    if (pattern.startsWith('**/')) return segments.some((_, i) => glob(pattern.slice(3)).test(segments.slice(i).join('/')));
+    // A pattern matches a path or any of its parent directories.
+    return segments.some((_, i) => glob(pattern).test(segments.slice(0, i + 1).join('/')));
+  });
+}
+
+describe('Dockerfile', () => {
+  it('has two stages, build and runtime, on the same pinned Node.js 20 slim image', () => {
+    assert.deepEqual(
+      stages.map((stage) => [stage.from, stage.name]),
+      [
+        ['node:20.20.2-bookworm-slim', 'build'],
+        ['node:20.20.2-bookworm-slim', 'runtime'],
+      ],
+    );
+    for (const stage of stages) {
+      assert.match(stage.from, /^node:20\.\d+\.\d+-[a-z]+-slim$/, 'a full version tag, never latest or a floating major');
+    }
+    const engines = (JSON.parse(readText('package.json')) as { engines: { node: string } }).engines.node;
+    assert.equal(engines, '>=20.19');
+    const [, minor] = /^node:20\.(\d+)\./.exec(stages[0]?.from ?? '') ?? [];
+    assert.ok(Number(minor) >= 19, 'the image satisfies package.json engines');
+  });
+
+  it('builds with every dependency and tsc in the build stage', () => {
+    assert.deepEqual(args(build, 'RUN'), ['npm ci --ignore-scripts --no-audit --no-fund', 'npm run build && chmod 0755 dist/main.js']);
+    assert.deepEqual(args(build, 'COPY'), ['package.json package-lock.json ./', 'tsconfig.json tsconfig.build.json ./', 'src ./src']);
+    const scripts = (JSON.parse(readText('package.json')) as { scripts: Record<string, string> }).scripts;
+    assert.equal(scripts.build, 'tsc -p tsconfig.build.json');
+  });
+
+  it('the runtime stage has production dependencies and dist/ only, and never the sources', () => {
+    assert.deepEqual(args(runtime, 'RUN'), [
+      'npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force && ln -s /app/dist/main.js /usr/local/bin/token-broker',
+    ]);
+    assert.deepEqual(args(runtime, 'COPY'), ['package.json package-lock.json ./', '--from=build /app/dist ./dist']);
+    assert.deepEqual(args(runtime, 'WORKDIR'), ['/app']);
+    assert.deepEqual(args(runtime, 'ENV'), ['NODE_ENV=production']);
+    // tsconfig.build.json compiles src/ to dist/, where package.json's bin points.
+    const pkg = JSON.parse(readText('package.json')) as { bin: Record<string, string> };
+    assert.deepEqual(pkg.bin, { 'token-broker': 'dist/main.js' });
+    assert.equal(at(JSON.parse(readText('tsconfig.build.json')), 'compilerOptions.outDir'), 'dist');
+  });
+
+  it('every package src/ imports at run time is a production dependency (the runtime stage omits dev ones)', () => {
+    const pkg = JSON.parse(readText('package.json')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+    const files = readdirSync(join(ROOT, 'src'), { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts'));
+    const imported = new Map<string, string>();
+    for (const file of files) {
+      const text = readFileSync(join(ROOT, 'src', file), 'utf8');
+      // `import type` / `export type` are erased by tsc; every other import (even of types only, under
+      // verbatimModuleSyntax) stays in dist/ and loads the package.
+      const pattern = /^\s*(?:import|export)\s+(?!type\s)(?:[^'";]*?\sfrom\s+)?['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/gm;
+      for (const match of text.matchAll(pattern)) {
+        const specifier = match[1] ?? match[2] ?? '';
+        if (specifier.startsWith('.') || specifier.startsWith('node:')) continue;
+        const parts = specifier.split('/');
+        const name = specifier.startsWith('@') ? parts.slice(0, 2).join('/') : (parts[0] ?? specifier);
+        if (!imported.has(name)) imported.set(name, `src/${file}`);
+      }
+    }
+    assert.ok(imported.has('express') && imported.has('yaml'), `found ${[...imported.keys()].join(', ')}`);
+    for (const [name, file] of imported) {
+      assert.ok(name in pkg.dependencies, `${file} imports "${name}", which is ${name in pkg.devDependencies ? 'only a devDependency' : 'not a dependency'}: the image would fail with ERR_MODULE_NOT_FOUND`);
+    }
+  });
+
+  it('runs as a numeric non-root user, node /app/dist/main.js serve, with no health check and no volume', () => {
+    assert.deepEqual(args(runtime, 'USER'), ['10001:10001']);
+    assert.deepEqual(args(runtime, 'ENTRYPOINT'), ['["node", "/app/dist/main.js"]']);
+    assert.deepEqual(args(runtime, 'CMD'), ['["serve"]']);
+    assert.deepEqual(JSON.parse(args(runtime, 'ENTRYPOINT')[0] ?? ''), ['node', '/app/dist/main.js']);
+    assert.deepEqual(args(runtime, 'EXPOSE'), ['8080']);
+    for (const keyword of ['HEALTHCHECK', 'VOLUME', 'ADD', 'ARG']) {
+      assert.deepEqual(instructions.filter((i) => i.keyword === keyword), [], `no ${keyword}`);
+    }
+    // USER comes after everything that writes into the image.
+    const keywords = runtime?.instructions.map((i) => i.keyword) ?? [];
+    assert.deepEqual(keywords.slice(keywords.indexOf('USER')), ['USER', 'EXPOSE', 'ENTRYPOINT', 'CMD']);
+  });
+
+  it('the Kubernetes Deployment runs as the image\'s user, and with a read-only root filesystem', () => {
+    const [uid, gid] = (args(runtime, 'USER')[0] ?? '').split(':').map(Number);
+    const deployment = readYaml('deploy/kubernetes/base/deployment.yaml');
+    const container = named(arrayAt(deployment, 'spec.template.spec.containers'), 'broker');
+    assert.equal(at(container, 'securityContext.runAsUser'), uid);
+    assert.equal(at(container, 'securityContext.runAsGroup'), gid);
+    assert.equal(at(container, 'securityContext.readOnlyRootFilesystem'), true);
+  });
+
+  it('copies only files that exist in the build context and that .dockerignore keeps', () => {
+    const sources = args(build, 'COPY')
+      .concat(args(runtime, 'COPY'))
+      .filter((copy) => !copy.startsWith('--from='))
+      .flatMap((copy) => copy.split(/\s+/).slice(0, -1));
+    assert.deepEqual(sources, ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'src', 'package.json', 'package-lock.json']);
+    for (const source of sources) {
+      assert.ok(existsSync(join(ROOT, source)), `${source} exists`);
+      assert.equal(ignored(source), false, `${source} is in the build context`);
+    }
+    assert.equal(ignored('src/main.ts'), false);
+  });
+});
+
+describe('.dockerignore', () => {
+  it('keeps node_modules, dist, test, .git, benchmark results and stray keys out of the build context', () => {
+    for (const path of ['node_modules', 'node_modules/jose/package.json', 'dist/main.js', 'test/deploy/compose.test.ts', '.git', '.git/config', 'bench/results', 'bench/results/run.json', 'scratch/x.ts', 'deploy/kubernetes/base/broker.yaml', 'config/keys/key.pem', 'README.md', 'coverage/lcov.info', 'npm-debug.log']) {
+      assert.equal(ignored(path), true, path);
+    }
+    for (const pattern of ['node_modules', 'dist', 'test', '.git', 'bench/results']) assert.ok(IGNORE.includes(pattern), pattern);
+  });
+});
