@@ -7,6 +7,7 @@ import { keys } from './cli/keys.js';
 import { explain } from './cli/explain.js';
 import { testRules } from './cli/test-rules.js';
 import { doctor } from './cli/doctor.js';
+import { lint } from './cli/lint.js';
 
 const USAGE = `Usage: token-broker <command> [options]
 
@@ -29,6 +30,9 @@ Commands:
   doctor --config FILE [--tyk-url URL --tyk-secret-file FILE] [--api-id ID]
                           Check the chain: issuers, clocks, signing keys, the broker's JWKS and Tyk's policies and
                           API definitions; one OK/WARN/FAIL line per check (token-broker doctor help). Exit 1 on FAIL.
+  lint [PATH...] [--format text|json|sarif] [--audience AUD] [--broker-url URL] [--fail-on error|warning|note] [--suggest]
+                          Check Argo workflow manifests for static credentials and broker calls that would fail; one
+                          finding per line with file:line:column, rule id and fix (token-broker lint --help).
   help                    Show this help.
 
 Environment:
@@ -64,6 +68,8 @@ async function main(argv: readonly string[]): Promise<number> {
       return testRules(rest, process.env);
     case 'doctor':
       return doctor(rest, process.env);
+    case 'lint':
+      return lint(rest);
     case 'help':
     case '--help':
     case '-h':
