@@ -1,0 +1,105 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { decodeJwt } from 'jose';
+import { startHarness, type Harness } from '../support/broker-harness.js';
+import { startStandInKubernetes, type StandInKubernetes } from '../fakes/stand-in-kubernetes.js';
+import { expectMinted, expectRefusal } from './refusal.js';
+
+/*
+ * Cluster metadata as an attack surface, through the stand-in Kubernetes API (which, unlike a real API server,
+ * accepts any label value: the broker must not rely on Kubernetes' own validation). Deleted and re-created pods,
+ * pod labels against the trust tiers and namespace-label templates with glob and template metacharacters are
+ * covered in test/identity/kubernetes-exchange.test.ts; here: service-account labels fed to a policy template,
+ * and a service account re-created under the same name.
+ */
+
+const NAMESPACE = 'tenants';
+const NO_POLICY = { status: 400, error: 'invalid_request', reason: 'no_matching_rule', description: 'No policy is granted to this workload identity.' } as const;
+
+describe('security: hostile cluster metadata', { timeout: 60_000 }, () => {
+  let kube: StandInKubernetes;
+  let dir: string;
+  let h: Harness;
+
+  before(async () => {
+    kube = await startStandInKubernetes();
+    dir = await mkdtemp(join(tmpdir(), 'tb-security-k8s-'));
+    const kubeconfig = await kube.writeKubeconfig(dir);
+    kube.putNamespace(NAMESPACE);
+    h = await startHarness({
+      config: () => ({
+        kubernetes: { kubeconfig, podBinding: 'off', cacheSeconds: { namespace: 0, serviceAccount: 0, pod: 0 } },
+        rules: [
+          {
+            name: 'team-by-service-account',
+            match: { namespaces: [NAMESPACE], serviceAccountSelector: { matchExpressions: [{ key: 'team', operator: 'Exists' }] } },
+            policies: ['{serviceAccount.labels.team}-read'],
+            allowedPolicies: ['*-read'],
+          },
+        ],
+      }),
+    });
+    await h.broker.warmUp();
+  });
+  after(async () => {
+    await h.close();
+    await kube.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** A service account on the stand-in with `labels`, and a projected token carrying its UID (as the API server's would). */
+  async function tokenForServiceAccount(labels: Record<string, string>, uid?: string): Promise<{ token: string; name: string }> {
+    const name = `sa-${randomUUID().slice(0, 8)}`;
+    const account = kube.putServiceAccount(NAMESPACE, name, { labels });
+    const claims = h.issuer.projectedClaims({ namespace: NAMESPACE, serviceAccount: name });
+    const kubernetes = claims['kubernetes.io'] as Record<string, unknown>;
+    const token = await h.issuer.sign({ ...claims, 'kubernetes.io': { ...kubernetes, serviceaccount: { name, uid: uid ?? account.metadata.uid } } });
+    return { token, name };
+  }
+
+  it('baseline: team=payments on the service account grants payments-read', async () => {
+    const { token } = await tokenForServiceAccount({ team: 'payments' });
+    const res = await expectMinted(h, () => h.exchange(token));
+    assert.equal(decodeJwt(String(res.body.access_token)).scope, 'payments-read');
+  });
+
+  const hostile: readonly string[] = [
+    '*',
+    'evil*',
+    '?',
+    '[a-z]',
+    '{namespace}',
+    '{serviceAccount.labels.admin}',
+    '../admin',
+    'admin read',
+    'admin\nadmin',
+    '$(admin)',
+    '%s',
+    'a,b',
+    'ädmin',
+    'x'.repeat(200),
+  ];
+  for (const team of hostile) {
+    it(`team=${JSON.stringify(team.length > 20 ? `${team.slice(0, 20)}...` : team)}: the template yields no plain policy ID, nothing is granted`, async () => {
+      const { token } = await tokenForServiceAccount({ team, admin: 'payments' });
+      const linesBefore = h.logs.lines.length;
+      await expectRefusal(h, () => h.exchange(token), NO_POLICY);
+      const line = h.logs.lines.slice(linesBefore).find((l) => l.reason === 'no_matching_rule');
+      const verdicts = line?.verdicts as { rule: string; matched: boolean; dropped?: string[] }[];
+      assert.equal(verdicts.length, 1);
+      assert.equal(verdicts[0]?.matched, true);
+      assert.equal(verdicts[0]?.dropped?.length, 1, 'the produced value was dropped');
+    });
+  }
+
+  it('a service account deleted and re-created under the same name with team=admin: the old token gets none of the new labels', async () => {
+    const { token, name } = await tokenForServiceAccount({ team: 'payments' });
+    kube.deleteServiceAccount(NAMESPACE, name);
+    kube.putServiceAccount(NAMESPACE, name, { labels: { team: 'admin' } });
+    await expectRefusal(h, () => h.exchange(token), NO_POLICY);
+  });
+});
