@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { calculateJwkThumbprint, createLocalJWKSet, decodeProtectedHeader, exportJWK, jwtVerify, type JSONWebKeySet } from 'jose';
 import { startStandInIssuer, type StandInIssuer } from '../fakes/stand-in-issuer.js';
+import { sinkChildOutput } from '../support/log-capture.js';
 import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/protocol.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -45,6 +46,7 @@ function startCli(args: readonly string[], env: NodeJS.ProcessEnv = cleanEnv()):
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
     err += chunk;
   });
+  sinkChildOutput(child); // the whole-suite log-leak check reads what the CLI printed
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => resolve({ code, signal }));
   });

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { doctor, DOCTOR_USAGE } from '../../src/cli/doctor.js';
 import { startChain, type Chain } from '../doctor/chain-fixture.js';
+import { sinkChildOutput } from '../support/log-capture.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -25,6 +26,7 @@ function runDoctor(args: readonly string[]): Promise<Run> {
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  sinkChildOutput(child); // the whole-suite log-leak check reads what the CLI printed
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');

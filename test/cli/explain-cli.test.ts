@@ -5,6 +5,7 @@ import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sinkChildOutput } from '../support/log-capture.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const EXAMPLE_CONFIG = 'config/broker.example.yaml';
@@ -32,6 +33,7 @@ function runCli(args: readonly string[]): Promise<CliResult> {
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    sinkChildOutput(child); // the whole-suite log-leak check reads what the CLI printed
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`token-broker ${args.join(' ')} did not exit within 20 s`));

@@ -10,6 +10,7 @@ import { calculateJwkThumbprint, type JWK } from 'jose';
 import { parse } from 'yaml';
 import { keyMetadataDocument, loadSigningKeysDir, readSigningKeysDir } from '../../src/mint/signing-key-set.js';
 import { keys } from '../../src/cli/keys.js';
+import { sinkChildOutput } from '../support/log-capture.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -32,6 +33,7 @@ function runKeys(args: readonly string[]): Promise<Result> {
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
     stderr += chunk;
   });
+  sinkChildOutput(child); // the whole-suite log-leak check reads what the CLI printed
   // A hung CLI is killed rather than hanging the suite; the exit code then shows it.
   const guard = setTimeout(() => child.kill('SIGKILL'), 60_000);
   return new Promise((resolve) => {

@@ -4,7 +4,6 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { createBroker, type Broker } from '../../src/broker.js';
 import { validateConfig } from '../../src/config/validate-config.js';
@@ -17,6 +16,7 @@ import type { BrokerConfig, BrokerConfigInput } from '../../src/config/schema.js
 import type { TykApiOptions } from '../../src/tyk/tyk-api-options.js';
 import { startStandInIssuer, type StandInIssuer } from '../fakes/stand-in-issuer.js';
 import { startStandInTyk, type StandInTyk } from '../fakes/stand-in-tyk.js';
+import { captureLogs } from '../support/log-capture.js';
 
 /**
  * The whole chain on loopback, as `token-broker doctor` sees it in production: a stand-in cluster issuer, a keys
@@ -92,7 +92,8 @@ export async function startChain(): Promise<Chain> {
   const publicUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const input = configInput(issuer.issuer, publicUrl, keysDir);
   const config = validated(input);
-  const broker = createBroker(config, { logger: pino({ level: 'silent' }), signingKeys: await loadSigningKeysDir(keysDir, 'ES256') });
+  // Captured, not silent: the whole-suite log-leak check (test/hygiene) reads what this broker logs.
+  const broker = createBroker(config, { logger: captureLogs().logger, signingKeys: await loadSigningKeysDir(keysDir, 'ES256') });
   server.on('request', broker.app);
 
   const tyk = await startStandInTyk();

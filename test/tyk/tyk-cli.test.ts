@@ -9,6 +9,7 @@ import { parse, stringify } from 'yaml';
 import { ConfigError, loadConfigFile } from '../../src/config/load-config.js';
 import { tyk } from '../../src/cli/tyk.js';
 import { errorsOf, validators } from './tyk-schemas.js';
+import { sinkChildOutput } from '../support/log-capture.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const EXAMPLE_CONFIG = join(REPO_ROOT, 'config/broker.example.yaml');
@@ -30,6 +31,7 @@ function runTyk(args: readonly string[]): Promise<Run> {
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  sinkChildOutput(child); // the whole-suite log-leak check reads what the CLI printed
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
