@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { createApp } from './http/create-app.js';
 import { createExchange } from './exchange/exchange-token.js';
 import { createTrustedIssuers, type TrustedIssuers } from './issuers/trusted-issuers.js';
+import { VerifiedTokenCache } from './issuers/verified-token-cache.js';
 import { compileRules } from './rules/compiled-rules.js';
 import { MemoryTokenCache } from './cache/memory-token-cache.js';
 import { RedisTokenCache } from './cache/redis-token-cache.js';
@@ -46,6 +47,8 @@ export interface Broker {
   readonly metrics: BrokerMetrics;
   readonly issuers: TrustedIssuers;
   readonly cache: TokenCache;
+  /** Subject tokens whose signature was verified, by SHA-256 (see VerifiedTokenCache). */
+  readonly verifiedTokens: VerifiedTokenCache;
   /** Present when Redis is configured. */
   readonly redis: RedisConnection | undefined;
   readiness(): ReadinessReport;
@@ -60,10 +63,17 @@ const WARM_UP_RETRY_MS = 10_000;
 export function createBroker(config: BrokerConfig, options: BrokerOptions): Broker {
   const now = options.now ?? Date.now;
   const { logger } = options;
-  const metrics = createMetrics();
+  const metrics = createMetrics(
+    { signingKeysReadable: () => options.signingKeys.status?.().lastError === undefined },
+    // metrics.namespaceLabel: the outcome's namespace ('' when unknown) as a label of the exchanges counter.
+    { namespaceLabel: config.metrics.namespaceLabel },
+  );
+  // Verified subject tokens, shared by /token and /v1/explain; an issuer's entries go when its keys change.
+  const verifiedTokens = new VerifiedTokenCache();
   const issuers = createTrustedIssuers(config.issuers, {
     now,
     eventsFor: (issuerName) => ({
+      onKeysChanged: () => verifiedTokens.purge(issuerName),
       onRefresh(result, error) {
         metrics.jwksRefresh.inc({ issuer: issuerName, result });
         if (result === 'success') metrics.jwksLastSuccess.set({ issuer: issuerName }, now() / 1000);
@@ -147,6 +157,7 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     clusterFor: (issuerName) => clusters.get(issuerName),
     now,
     observe,
+    verifiedTokens,
   });
 
   // explain (POST /v1/explain) ----------------------------------------------------------------------------
@@ -162,6 +173,7 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
           clusterFor: (issuerName) => clusters.get(issuerName),
           now,
           subjectNeedsPod: subjectTemplateNeedsPod(config.tokens.subject),
+          verifiedTokens,
         }),
         now,
       })
@@ -192,7 +204,10 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
         : { ok: false, detail: 'the issuer\'s keys have not been loaded yet (discovery or JWKS unreachable)' };
     }
     const active = options.signingKeys.active();
-    checks.signingKey = active !== undefined ? { ok: true, detail: `kid ${active.kid}` } : { ok: false, detail: 'no signing key' };
+    // A keys directory that cannot be re-read keeps its last good set: ready as long as that set can sign.
+    const readError = options.signingKeys.status?.().lastError;
+    const stale = readError === undefined ? '' : `; the keys cannot be re-read since ${new Date(readError.since).toISOString()}, the last good key set is in force`;
+    checks.signingKey = active !== undefined ? { ok: true, detail: `kid ${active.kid}${stale}` } : { ok: false, detail: `no signing key${stale}` };
     if (redis !== undefined) {
       // Redis never makes the broker unready: without it, exchanges are still answered (minted, not shared).
       checks.redis = { ok: true, detail: redis.up ? 'up' : 'down: minting without the shared cache' };
@@ -228,6 +243,7 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     metrics,
     issuers,
     cache,
+    verifiedTokens,
     redis,
     readiness,
     warmUp,

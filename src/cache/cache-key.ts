@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Grant } from '../mint/access-token-claims.js';
 
 /**
@@ -18,5 +18,5 @@ export function tokenCacheKey(grant: Grant, context: { readonly rulesVersion: st
     context.rulesVersion,
     context.signingKid,
   ]);
-  return createHash('sha256').update(material).digest('base64url');
+  return hash('sha256', material, 'base64url');
 }

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { parseDocument } from 'yaml';
+import { parseDocument, visit } from 'yaml';
 import { validateConfig, type ConfigProblem } from './validate-config.js';
 import type { BrokerConfig } from './schema.js';
 
@@ -55,7 +55,24 @@ export function parseConfigText(text: string, source: string): unknown {
       document.errors.map((e) => ({ path: `line ${e.linePos?.[0]?.line ?? '?'}`, message: e.message.split('\n')[0] ?? e.code })),
     );
   }
-  return document.toJS();
+  try {
+    return document.toJS();
+  } catch (error) {
+    // Alias problems (an alias to an anchor never set, or an alias bomb) surface only when the document is
+    // resolved, as a plain ReferenceError: still a problem of the file, reported like the others.
+    const message = error instanceof Error ? error.message : String(error);
+    const alias = /: (\S+)$/.exec(message)?.[1];
+    let offset: number | undefined;
+    visit(document, {
+      Alias(_, node) {
+        if (alias !== undefined && node.source !== alias) return undefined;
+        offset = node.range?.[0];
+        return visit.BREAK;
+      },
+    });
+    const line = offset === undefined ? '?' : String(text.slice(0, offset).split('\n').length);
+    throw new ConfigError(source, [{ path: `line ${line}`, message }]);
+  }
 }
 
 /** Reads, parses and validates a configuration file; throws ConfigError naming every bad field. */

@@ -293,6 +293,20 @@ const loggingSchema = z
   })
   .default({ level: 'info' });
 
+// metrics ----------------------------------------------------------------------------------------------------
+const metricsSchema = z
+  .strictObject({
+    namespaceLabel: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Add a `namespace` label (the workload\'s namespace; empty when the exchange ended before it was known) to token_broker_exchanges_total. Off by default to keep the series count bounded: on, every calling namespace multiplies the outcome and reason series.',
+      ),
+  })
+  .default({ namespaceLabel: false })
+  .describe('What the Prometheus metrics at /metrics break down by.');
+// ------------------------------------------------------------------------------------------------------------
+
 export const brokerConfigSchema = z
   .strictObject({
     server: serverSchema,
@@ -311,6 +325,7 @@ export const brokerConfigSchema = z
     limits: limitsSchema,
     audit: auditSchema,
     logging: loggingSchema,
+    metrics: metricsSchema,
   })
   .describe('workload-token-broker configuration');
 

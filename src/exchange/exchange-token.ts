@@ -16,6 +16,7 @@ import type { TokenCache, CachedToken } from '../cache/token-cache.js';
 import type { MintCoordinator } from '../cache/mint-coordinator.js';
 import type { MintRateLimiter } from '../limits/mint-rate-limiter.js';
 import type { TrustedIssuers } from '../issuers/trusted-issuers.js';
+import type { VerifiedTokenCache } from '../issuers/verified-token-cache.js';
 import type { ExchangeRequest, ExchangeResponse } from './exchange-request.js';
 import type { ExchangeObserver, ExchangeOutcome } from '../observability/exchange-outcome.js';
 
@@ -35,6 +36,8 @@ export interface ExchangeDependencies {
   readonly now: () => number;
   readonly observe: ExchangeObserver;
   readonly newJti?: () => string;
+  /** Verified subject tokens by SHA-256: a re-presented token skips its signature check, never its time checks. */
+  readonly verifiedTokens?: VerifiedTokenCache;
 }
 
 export type ExchangeToken = (request: ExchangeRequest, requestId: string) => Promise<ExchangeResponse>;
@@ -87,6 +90,7 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
     clusterFor: deps.clusterFor,
     now: deps.now,
     subjectNeedsPod: subjectTemplateNeedsPod(tokens.subject),
+    verifiedTokens: deps.verifiedTokens,
   });
 
   async function mint(grant: Grant, cacheKey: string): Promise<CachedToken> {
@@ -108,6 +112,7 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
     let identity: WorkloadIdentity | undefined;
     let decision: PolicyDecision | undefined;
     let cacheResult: ExchangeOutcome['cacheResult'];
+    let accessToken: string | undefined;
     try {
       if (request.requestedTokenType !== undefined && request.requestedTokenType !== TOKEN_TYPE_JWT && request.requestedTokenType !== TOKEN_TYPE_ACCESS_TOKEN) {
         throw invalidRequest('unsupported_token_type', `This broker issues ${deps.minter.issuedTokenType} tokens; requested_token_type "${request.requestedTokenType.slice(0, 120)}" is not supported.`);
@@ -148,8 +153,8 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
         jti: result.jti,
         expiresAt: result.expiresAt,
         ttlSeconds: expiresIn,
-        accessTokenSha256: tokenSha256(result.token),
       };
+      accessToken = result.token;
       return {
         accessToken: result.token,
         issuedTokenType: deps.minter.issuedTokenType,
@@ -185,8 +190,19 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
           podName: identity.podName,
           ...argoContextOf(identity),
         }),
-        ...(decision !== undefined && { matchedRules: decision.matchedRules, verdicts: decision.verdicts }),
+        ...(decision !== undefined && { matchedRules: decision.matchedRules }),
       };
+      if (decision !== undefined) {
+        const judged = decision;
+        // A getter: verdicts (one per rule) are built only if an observer reads them, to explain a refusal.
+        Object.defineProperty(event, 'verdicts', { get: () => judged.verdicts, enumerable: true });
+      }
+      if (accessToken !== undefined) {
+        const token = accessToken;
+        let digest: string | undefined;
+        // A getter too: only an audit record (an issued token) reads it, not the cached answers that are most exchanges.
+        Object.defineProperty(event, 'accessTokenSha256', { get: () => (digest ??= tokenSha256(token)), enumerable: true });
+      }
       try {
         deps.observe(event);
       } catch {

@@ -3,6 +3,7 @@ import { identityFromClaims, type WorkloadIdentity } from '../identity/workload-
 import { checkWithCluster, type ClusterAccess } from '../identity/cluster-checks.js';
 import type { CompiledRules } from '../rules/compiled-rules.js';
 import type { TrustedIssuers } from '../issuers/trusted-issuers.js';
+import type { VerifiedTokenCache } from '../issuers/verified-token-cache.js';
 
 export interface WorkloadResolverDependencies {
   readonly issuers: TrustedIssuers;
@@ -11,6 +12,8 @@ export interface WorkloadResolverDependencies {
   readonly now: () => number;
   /** True when the `sub` template reads {workflow} or {node}, which come from the pod. */
   readonly subjectNeedsPod: boolean;
+  /** Re-presented tokens skip signature verification (never the time or cluster checks). */
+  readonly verifiedTokens?: VerifiedTokenCache | undefined;
 }
 
 /** How far resolution got; filled as it goes, so a refusal can still be logged with what was established. */
@@ -33,7 +36,7 @@ export interface ResolvedWorkload {
  */
 export function createWorkloadResolver(deps: WorkloadResolverDependencies) {
   return async function resolveWorkload(subjectToken: string, progress: ResolutionProgress = {}): Promise<ResolvedWorkload> {
-    const verified = await verifySubjectToken(subjectToken, deps.issuers, deps.now);
+    const verified = await verifySubjectToken(subjectToken, deps.issuers, deps.now, deps.verifiedTokens);
     progress.verified = verified;
     let identity = identityFromClaims(verified.issuer.config, verified.claims);
     progress.identity = identity;

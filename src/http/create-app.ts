@@ -31,7 +31,13 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Body-parser failures carry a `type`; map them to precise client errors. */
 function bodyError(error: unknown): BrokerError | undefined {
-  if (error === null || typeof error !== 'object' || !('type' in error)) return undefined;
+  if (error === null || typeof error !== 'object') return undefined;
+  if (!('type' in error)) {
+    // A compressed body that does not decompress: body-parser passes zlib's error on as an exposed 400 without a type.
+    const { status, expose } = error as { status?: unknown; expose?: unknown };
+    const clientError = typeof status === 'number' && status >= 400 && status < 500 && expose === true;
+    return clientError ? invalidRequest('invalid_request', 'The request body could not be decoded as a form.') : undefined;
+  }
   const type = String((error as { type: unknown }).type);
   if (type === 'entity.too.large' || type === 'parameters.too.many') {
     return new BrokerError('request_too_large', {

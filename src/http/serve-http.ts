@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Express } from 'express';
 
 export interface HttpServerOptions {
@@ -28,6 +28,15 @@ export function listen(app: Express, options: HttpServerOptions): Promise<Runnin
     maxHeaderSize: 16 * 1024 + 4096,
     // Node checks the timeouts above on this interval; the default (30 s) would make them coarse.
     connectionsCheckingInterval: 1000,
+  });
+  // headersTimeout only starts with a request's first byte, so a connection that never sends one would be held
+  // open for good: close it when it has sent nothing within the same time. One that has is Node's to time out.
+  server.on('connection', (socket: Socket) => {
+    const silent = setTimeout(() => {
+      if (socket.bytesRead === 0) socket.destroy();
+    }, options.headersTimeoutSeconds * 1000);
+    silent.unref();
+    socket.once('close', () => clearTimeout(silent));
   });
   // While draining, every response says Connection: close, so a keep-alive client leaves with its answer
   // instead of holding the process open until keepAliveTimeout. Registered before the app, which may answer synchronously.

@@ -11,15 +11,20 @@ const parseForm = express.urlencoded({ extended: false, limit: MAX_BODY_BYTES, p
 
 type RecordRefusal = (error: unknown, requestId: string) => void;
 
+const FORM_TYPE = 'application/x-www-form-urlencoded';
+
 /** Only form bodies are read; any other body is refused before it is buffered. */
 const requireFormBody = (recordRefusal: RecordRefusal) => (req: Request, res: Response, next: NextFunction): void => {
-  res.set('Cache-Control', 'no-store');
-  res.set('Pragma', 'no-cache');
+  // Constant headers: setHeader, not res.set, which re-checks each value for a content type to complete.
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader('Pragma', 'no-cache');
+  const contentType = req.headers['content-type'];
   // req.is() is null without a body, false for a body of another type. fetch, Python requests and Node send a
   // bodiless POST (the curl-friendly Bearer form) as `Content-Length: 0` or an empty chunked body with no
-  // Content-Type: that is no body, not a body of another type.
-  const noBody = req.headers['content-type'] === undefined && (req.headers['content-length'] ?? '0') === '0';
-  if (!noBody && req.is('application/x-www-form-urlencoded') === false) {
+  // Content-Type: that is no body, not a body of another type. The exact form type, what every client sends,
+  // needs no media-type parsing.
+  const noBody = contentType === undefined && (req.headers['content-length'] ?? '0') === '0';
+  if (!noBody && contentType !== FORM_TYPE && req.is(FORM_TYPE) === false) {
     const error = invalidRequest('unsupported_media_type', 'The request body must be application/x-www-form-urlencoded (RFC 8693).');
     recordRefusal(error, String(res.locals.requestId ?? ''));
     sendError(res, error);
@@ -46,7 +51,10 @@ export function tokenRoutes(exchange: ExchangeToken, recordRefusal: RecordRefusa
         throw error;
       }
       const result = await exchange(request, requestId);
-      if (req.accepts(['application/json', 'text/plain']) === 'text/plain') {
+      // No Accept, */* (curl) and application/json all negotiate to JSON: only another Accept needs negotiating.
+      const accept = req.headers.accept;
+      const wantsJson = accept === undefined || accept === '*/*' || accept === 'application/json';
+      if (!wantsJson && req.accepts(['application/json', 'text/plain']) === 'text/plain') {
         res.type('text/plain').send(result.accessToken);
         return;
       }

@@ -16,10 +16,17 @@ export interface IssuerKeySet {
   readonly loaded: boolean;
   /** Milliseconds since the epoch of the last successful load, or undefined. */
   readonly lastSuccessAt: number | undefined;
+  /**
+   * Changes whenever a load brings keys that differ from the ones before (a rotation, a removed key), and only
+   * then: a verification remembered under another generation no longer counts.
+   */
+  readonly generation: number;
 }
 
 export interface KeySetEvents {
   onRefresh?(result: 'success' | 'error', error?: unknown): void;
+  /** After a load replaced the keys with different ones (`generation` changed). */
+  onKeysChanged?(): void;
 }
 
 interface LoadedKeys {
@@ -30,6 +37,11 @@ interface LoadedKeys {
 abstract class BaseKeySet implements IssuerKeySet {
   protected current: LoadedKeys | undefined;
   protected successAt: number | undefined;
+  private keysGeneration = 0;
+  /** The JSON of the installed keys, to tell a changed key set from a refetch of the same one. */
+  private installedJson: string | undefined;
+
+  constructor(protected readonly keySetEvents?: KeySetEvents) {}
 
   get loaded(): boolean {
     return this.current !== undefined;
@@ -39,6 +51,10 @@ abstract class BaseKeySet implements IssuerKeySet {
     return this.successAt;
   }
 
+  get generation(): number {
+    return this.keysGeneration;
+  }
+
   abstract refresh(): Promise<void>;
 
   abstract getKey(header: { alg: string; kid?: string | undefined }): Promise<VerificationKey>;
@@ -46,6 +62,12 @@ abstract class BaseKeySet implements IssuerKeySet {
   protected install(keys: readonly JWK[], at: number): void {
     this.current = { keys, imported: new Map() };
     this.successAt = at;
+    const json = JSON.stringify(keys);
+    if (json !== this.installedJson) {
+      this.installedJson = json;
+      this.keysGeneration += 1;
+      this.keySetEvents?.onKeysChanged?.();
+    }
   }
 
   /** Returns the key, or why there is none. Imported keys are memoized per key set generation. */
@@ -96,6 +118,8 @@ export interface RemoteKeySetOptions {
   readonly events?: KeySetEvents;
 }
 
+const UNKNOWN_KID_UNAVAILABLE = 'The subject token\'s key is not known and the issuer\'s key set cannot be fetched right now; retry shortly.';
+
 /**
  * A remote JWKS with stale-while-revalidate semantics: known keys keep verifying while the issuer is down,
  * an unknown kid refetches at most once per cool-down, and concurrent refreshes collapse into one request.
@@ -106,11 +130,13 @@ const UNLOADED_RETRY_MS = 2000;
 export class RemoteKeySet extends BaseKeySet {
   private inflight: Promise<void> | undefined;
   private lastAttemptAt = Number.NEGATIVE_INFINITY;
+  /** The last fetch failed: until one succeeds, an unknown kid cannot be told apart from a key rotated meanwhile. */
+  private lastAttemptFailed = false;
   private readonly cooldownMs: number;
   private readonly maxAgeMs: number;
 
   constructor(private readonly options: RemoteKeySetOptions) {
-    super();
+    super(options.events);
     this.cooldownMs = options.cooldownMs ?? 30_000;
     this.maxAgeMs = options.maxAgeMs ?? 600_000;
   }
@@ -130,8 +156,10 @@ export class RemoteKeySet extends BaseKeySet {
       if (!response.ok) throw new Error(`JWKS answered HTTP ${response.status}`);
       const keys = parseJwks(await response.json());
       this.install(keys, this.options.now());
+      this.lastAttemptFailed = false;
       this.options.events?.onRefresh?.('success');
     } catch (error) {
+      this.lastAttemptFailed = true;
       this.options.events?.onRefresh?.('error', error);
       throw error;
     }
@@ -153,8 +181,14 @@ export class RemoteKeySet extends BaseKeySet {
     const first = this.lookup(header);
     if (first !== 'unknown_kid') return first;
     // A refresh already in flight (max age, or a concurrent request) may bring this kid: wait for it.
-    if (this.inflight === undefined && now - this.lastAttemptAt < this.cooldownMs) throw unknownKid(header.kid);
-    await this.refreshOrUnavailable('The subject token\'s key is not known and the issuer\'s key set cannot be fetched right now; retry shortly.');
+    if (this.inflight === undefined && now - this.lastAttemptAt < this.cooldownMs) {
+      // Inside the cool-down after a failed fetch the kid may well exist: tell the caller to retry, not that its token is bad.
+      if (this.lastAttemptFailed) {
+        throw temporarilyUnavailable('issuer_unavailable', UNKNOWN_KID_UNAVAILABLE, { detail: 'unknown kid while the last JWKS fetch failed; next attempt after the cool-down' });
+      }
+      throw unknownKid(header.kid);
+    }
+    await this.refreshOrUnavailable(UNKNOWN_KID_UNAVAILABLE);
     const second = this.lookup(header);
     if (second !== 'unknown_kid') return second;
     throw unknownKid(header.kid);
@@ -178,7 +212,7 @@ export class FileKeySet extends BaseKeySet {
     private readonly now: () => number,
     private readonly events?: KeySetEvents,
   ) {
-    super();
+    super(events);
   }
 
   async refresh(): Promise<void> {

@@ -1,15 +1,7 @@
+import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
-import {
-  ApiException,
-  AuthenticationV1Api,
-  CoreV1Api,
-  KubeConfig,
-  Observable,
-  type ConfigurationOptions,
-  type ObservableMiddleware,
-  type RequestContext,
-  type ResponseContext,
-} from '@kubernetes/client-node';
+import type * as KubernetesClient from '@kubernetes/client-node';
+import type { ConfigurationOptions, KubeConfig, ObservableMiddleware, RequestContext, ResponseContext } from '@kubernetes/client-node';
 import { temporarilyUnavailable, type BrokerError } from '../errors.js';
 import {
   EXTRA_POD_NAME,
@@ -62,6 +54,23 @@ export interface KubernetesMetadataSourceOptions {
   /** Upper bound for each API request, connection to body. Default 2000. */
   readonly timeoutMs?: number;
   readonly events?: KubernetesMetadataEvents;
+}
+
+/**
+ * @kubernetes/client-node, loaded on first use: it is about 70 MB of resident memory (every API model), which a
+ * broker whose issuers use no Kubernetes API should not carry. require() loads it synchronously (Node >= 20.19
+ * requires ES modules), so a source is still created, and a bad kubeconfig still refused, at start-up.
+ */
+let loadedClient: typeof KubernetesClient | undefined;
+
+function kubernetesClient(): typeof KubernetesClient {
+  loadedClient ??= createRequire(import.meta.url)('@kubernetes/client-node') as typeof KubernetesClient;
+  return loadedClient;
+}
+
+/** Whether @kubernetes/client-node has been loaded into this process (start-up diagnostics and tests). */
+export function kubernetesClientLoaded(): boolean {
+  return loadedClient !== undefined;
 }
 
 const DEFAULT_TIMEOUT_MS = 2000;
@@ -214,7 +223,7 @@ function statusMessage(body: unknown): string {
  */
 function describeFailure(error: unknown): string {
   if (error instanceof RequestStoppedError) return error.message;
-  if (error instanceof ApiException) return `HTTP ${error.code}${statusMessage(error.body)}`;
+  if (error instanceof kubernetesClient().ApiException) return `HTTP ${error.code}${statusMessage(error.body)}`;
   if (error instanceof UnexpectedAnswerError) return `unexpected answer: ${error.message}`;
   if (error instanceof SyntaxError) return 'the answer is not valid JSON';
   if (error instanceof Error) return `${error.name}: ${error.message}`;
@@ -280,7 +289,7 @@ class ObjectCache<T> {
 }
 
 function loadKubeConfig(kubeconfigPath: string | undefined): KubeConfig {
-  const kubeConfig = new KubeConfig();
+  const kubeConfig = new (kubernetesClient().KubeConfig)();
   if (kubeconfigPath !== undefined) {
     kubeConfig.loadFromFile(kubeconfigPath);
   } else {
@@ -306,6 +315,7 @@ function loadKubeConfig(kubeconfigPath: string | undefined): KubeConfig {
  * Throws at creation when the kubeconfig cannot be loaded.
  */
 export function createKubernetesMetadataSource(options: KubernetesMetadataSourceOptions): KubernetesMetadataSource {
+  const { ApiException, AuthenticationV1Api, CoreV1Api, Observable } = kubernetesClient();
   const kubeConfig = loadKubeConfig(options.kubeconfigPath);
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const authentication = kubeConfig.makeApiClient(AuthenticationV1Api);

@@ -17,6 +17,8 @@ export interface SigningKeySet {
   states?(): KeyStates<SigningKey>;
   /** Calls `listener` after the active key, the published keys or any key's state changed; returns the unsubscribe. */
   onChange?(listener: () => void): () => void;
+  /** Whether the latest read of the keys' source failed (the last good set stays in force). Absent on fixed sets. */
+  status?(): { readonly lastError?: { readonly message: string; readonly since: number } };
 }
 
 /** A fixed set of keys: the newest signs, all are published. */

@@ -6,7 +6,9 @@ const PREFIX = 'token_broker_';
 /** Every metric the broker exports, declared once. Labels come from small fixed sets only. */
 export interface BrokerMetrics {
   readonly registry: Registry;
-  readonly exchanges: Counter<'outcome' | 'reason'>;
+  /** Labelled `namespace` too when `namespaceLabel` is on (config metrics.namespaceLabel). */
+  readonly exchanges: Counter<'outcome' | 'reason' | 'namespace'>;
+  readonly namespaceLabel: boolean;
   readonly subjectTokenRemaining: Histogram;
   readonly subjectTokenExpiredFor: Histogram;
   readonly clockSkew: Histogram;
@@ -19,12 +21,24 @@ export interface BrokerMetrics {
   readonly redisUp: Gauge;
   readonly signingKeyInfo: Gauge<'kid' | 'alg' | 'state'>;
   readonly signingKeyStateChange: Gauge<'kid'>;
+  readonly signingKeysReadOk: Gauge;
   readonly kubernetesRequests: Counter<'resource' | 'code'>;
   readonly kubernetesDuration: Histogram<'resource'>;
 }
 
+export interface MetricsSources {
+  /** False while the signing keys cannot be re-read (the last good set signs); read at every scrape. */
+  readonly signingKeysReadable?: () => boolean;
+}
+
 /** Creates a fresh registry with the broker's metrics and Node.js process metrics. */
-export function createMetrics(): BrokerMetrics {
+export interface MetricsSettings {
+  /** Adds the workload's namespace as a label of token_broker_exchanges_total; off by default (cardinality). */
+  readonly namespaceLabel?: boolean;
+}
+
+export function createMetrics(sources: MetricsSources = {}, settings: MetricsSettings = {}): BrokerMetrics {
+  const namespaceLabel = settings.namespaceLabel === true;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: PREFIX });
   // prom-client names these gauges *_total, which Prometheus reserves for counters (promtool check metrics
@@ -35,12 +49,16 @@ export function createMetrics(): BrokerMetrics {
   const registers = [registry];
   return {
     registry,
-    exchanges: new Counter({
+    exchanges: new Counter<'outcome' | 'reason' | 'namespace'>({
       name: `${PREFIX}exchanges_total`,
-      help: 'Token exchanges by outcome (issued, cached, rejected, error) and stable reason code (ok on success).',
-      labelNames: ['outcome', 'reason'],
+      help: namespaceLabel
+        ? 'Token exchanges by outcome (issued, cached, rejected, error), stable reason code (ok on success) and the workload\'s namespace (empty when unknown).'
+        : 'Token exchanges by outcome (issued, cached, rejected, error) and stable reason code (ok on success).',
+      // Declared only when enabled, so the default exposition has no namespace label at all.
+      labelNames: namespaceLabel ? ['outcome', 'reason', 'namespace'] : ['outcome', 'reason'],
       registers,
     }),
+    namespaceLabel,
     subjectTokenRemaining: new Histogram({
       name: `${PREFIX}subject_token_remaining_seconds`,
       help: 'Life left on accepted subject tokens at exchange time. Low values mean steps present tokens close to expiry.',
@@ -126,12 +144,24 @@ export function createMetrics(): BrokerMetrics {
       labelNames: ['kid'],
       registers,
     }),
+    signingKeysReadOk: new Gauge({
+      name: `${PREFIX}signing_keys_read_ok`,
+      help: '1 when the latest read of signing.keysDir succeeded (always 1 for a fixed key set); 0 while reads fail and the last good key set stays in force.',
+      registers,
+      collect() {
+        this.set(sources.signingKeysReadable?.() === false ? 0 : 1);
+      },
+    }),
   };
 }
 
 /** Subscribes the metrics to exchange outcomes. */
 export function recordExchangeMetrics(metrics: BrokerMetrics, outcome: ExchangeOutcome): void {
-  metrics.exchanges.inc({ outcome: outcome.outcome, reason: outcome.reason });
+  metrics.exchanges.inc(
+    metrics.namespaceLabel
+      ? { outcome: outcome.outcome, reason: outcome.reason, namespace: outcome.namespace ?? '' }
+      : { outcome: outcome.outcome, reason: outcome.reason },
+  );
   if (outcome.cacheResult !== undefined) metrics.cacheRequests.inc({ result: outcome.cacheResult });
   const timing = outcome.subjectTiming;
   if (timing !== undefined) {

@@ -2,7 +2,7 @@ import { resolveJsonPointer } from './json-pointer.js';
 import { firstUnmatchedRequirement, type LabelSelector, type Labels } from './label-selector.js';
 import { expandPolicyTemplate, type PolicyTemplate } from './policy-template.js';
 import { argoContextOf, type WorkloadIdentity } from '../identity/workload-identity.js';
-import type { CompiledRule, CompiledRules } from './compiled-rules.js';
+import { candidateRules, type CompiledRule, type CompiledRules } from './compiled-rules.js';
 
 /** Why one rule did or did not match: for logs, audit and the explain tool, never for the response. */
 export interface RuleVerdict {
@@ -30,6 +30,18 @@ function selectorMismatch(what: string, selector: LabelSelector | undefined, lab
   if (labels === undefined) return `${what} were not looked up (Kubernetes is not enabled for this issuer)`;
   const failed = firstUnmatchedRequirement(selector, labels);
   return failed === undefined ? undefined : `${what}: ${failed}`;
+}
+
+/**
+ * The first three conditions of firstMismatch (issuer, namespace, service account) as a yes/no, without writing a
+ * reason: most candidate rules fail here (globs the index cannot narrow), and a reason is read only to explain a
+ * refusal. False means firstMismatch returns a reason; true means it has to be asked.
+ */
+function passesWorkloadNames(rule: CompiledRule, identity: WorkloadIdentity): boolean {
+  if (rule.issuers && !rule.issuers.has(identity.issuerName)) return false;
+  if (rule.namespaces && (identity.namespace === undefined || !rule.namespaces(identity.namespace))) return false;
+  if (rule.serviceAccounts && (identity.serviceAccount === undefined || !rule.serviceAccounts(identity.serviceAccount))) return false;
+  return true;
 }
 
 function firstMismatch(rule: CompiledRule, identity: WorkloadIdentity): string | undefined {
@@ -91,6 +103,10 @@ function produce(rule: CompiledRule, templates: readonly PolicyTemplate[], ident
  * administrator-controlled values only, each checked against the rule's allowedPolicies); submitter-tier rules
  * contribute only their `requestable` policies; the token lifetime is the smallest any matching rule allows.
  * Pure: same identity and rules, same decision.
+ *
+ * Only the rules the index leaves as candidates are matched (the others fail on issuer or namespace); `verdicts`,
+ * one per rule in order, is built when first read, since it is read only to explain a refusal. The decision is
+ * the one a scan of every rule gives.
  */
 export function evaluateRules(
   rules: CompiledRules,
@@ -100,12 +116,15 @@ export function evaluateRules(
   const policies = new Set<string>();
   const requestable = new Set<string>();
   const matchedRules: string[] = [];
-  const verdicts: RuleVerdict[] = [];
+  /** Verdicts of the candidates that got past passesWorkloadNames; every other rule's is computed only if `verdicts` is read. */
+  const judged = new Map<number, RuleVerdict>();
   let ttl: number | undefined;
-  for (const rule of rules.rules) {
+  for (const position of candidateRules(rules, identity.issuerName, identity.namespace)) {
+    const rule = rules.rules[position];
+    if (rule === undefined || !passesWorkloadNames(rule, identity)) continue;
     const reason = firstMismatch(rule, identity);
     if (reason !== undefined) {
-      verdicts.push({ rule: rule.name, matched: false, reason });
+      judged.set(position, { rule: rule.name, matched: false, reason });
       continue;
     }
     const dropped: string[] = [];
@@ -114,16 +133,27 @@ export function evaluateRules(
     // policies wait for an explicit `scope`.
     const target = rule.tier === 'submitter' ? policies : requestable;
     for (const policy of produce(rule, rule.requestable, identity, dropped)) target.add(policy);
-    verdicts.push({ rule: rule.name, matched: true, ...(dropped.length > 0 && { dropped }) });
+    judged.set(position, { rule: rule.name, matched: true, ...(dropped.length > 0 && { dropped }) });
     matchedRules.push(rule.name);
     if (rule.ttlSeconds !== undefined) ttl = Math.min(ttl ?? Infinity, rule.ttlSeconds);
   }
   for (const policy of policies) requestable.delete(policy);
+  let verdicts: readonly RuleVerdict[] | undefined;
   return {
     policies: [...policies],
     requestable: [...requestable],
     ttlSeconds: Math.min(ttl ?? lifetimes.defaultTtlSeconds, lifetimes.maxTtlSeconds),
     matchedRules,
-    verdicts,
+    get verdicts(): readonly RuleVerdict[] {
+      verdicts ??= rules.rules.map((rule, position) => {
+        const known = judged.get(position);
+        if (known !== undefined) return known;
+        // Not a candidate (its issuer or namespace fails), or one whose workload names failed: never a match.
+        const reason = firstMismatch(rule, identity);
+        if (reason === undefined) throw new Error(`rule "${rule.name}" matches but was passed over`);
+        return { rule: rule.name, matched: false, reason };
+      });
+      return verdicts;
+    },
   };
 }

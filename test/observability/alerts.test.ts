@@ -225,6 +225,7 @@ describe('deploy/prometheus/alerts.yaml', () => {
       'TokenBrokerRedisDown',
       'TokenBrokerSigningKeyActivatedTooSoon',
       'TokenBrokerSigningKeyDroppedTooSoon',
+      'TokenBrokerSigningKeysUnreadable',
     ]);
     assert.equal(new Set(names).size, names.length, 'alert names are unique');
   });

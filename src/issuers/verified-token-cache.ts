@@ -1,0 +1,73 @@
+import type { Claims } from '../identity/workload-identity.js';
+import type { TrustedIssuer } from './trusted-issuers.js';
+
+/**
+ * What signature verification and claim parsing established about one subject token: everything but its timing,
+ * which depends on the clock and is checked again on every use.
+ */
+export interface VerifiedSignature {
+  readonly issuer: TrustedIssuer;
+  readonly claims: Claims;
+  readonly algorithm: string;
+  readonly kid: string | undefined;
+  /** The issuer key set's generation the signature was verified against; another generation makes it a miss. */
+  readonly keysGeneration: number;
+}
+
+/** Default bound: about the number of workloads that re-present their token within its lifetime. */
+export const VERIFIED_TOKEN_CACHE_ENTRIES = 10_000;
+
+/**
+ * Remembers verified subject tokens by their SHA-256, so a re-presented token skips the signature check and the
+ * claim parsing (a projected token is re-presented for every call a step makes). A bounded LRU, like the minted
+ * token cache. It never answers for a token alone: the caller re-checks `exp`, `nbf` and `iat` with the clock skew
+ * on every hit, and cluster checks (pod binding) run after it as for any token. An entry verified against an
+ * issuer key set that has since changed is dropped on read, and `purge` drops an issuer's entries at once.
+ */
+export class VerifiedTokenCache {
+  private readonly entries = new Map<string, VerifiedSignature>();
+
+  constructor(private readonly maxEntries: number = VERIFIED_TOKEN_CACHE_ENTRIES) {
+    if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new Error('VerifiedTokenCache: maxEntries must be a positive integer');
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** The verification of the token with this SHA-256, if it is still valid for its issuer's current key set. */
+  get(sha256: string): VerifiedSignature | undefined {
+    const entry = this.entries.get(sha256);
+    if (entry === undefined) return undefined;
+    this.entries.delete(sha256);
+    if (entry.issuer.keys.generation !== entry.keysGeneration) return undefined;
+    // Re-inserting makes the Map's first key the least recently used.
+    this.entries.set(sha256, entry);
+    return entry;
+  }
+
+  set(sha256: string, entry: VerifiedSignature): void {
+    this.entries.delete(sha256);
+    this.entries.set(sha256, entry);
+    while (this.entries.size > this.maxEntries) {
+      const oldest = this.entries.keys().next();
+      if (oldest.done === true) break;
+      this.entries.delete(oldest.value);
+    }
+  }
+
+  delete(sha256: string): void {
+    this.entries.delete(sha256);
+  }
+
+  /** Drops every entry of one issuer (its key set changed), or of all issuers. */
+  purge(issuerName?: string): void {
+    if (issuerName === undefined) {
+      this.entries.clear();
+      return;
+    }
+    for (const [sha256, entry] of this.entries) {
+      if (entry.issuer.config.name === issuerName) this.entries.delete(sha256);
+    }
+  }
+}
