@@ -39,7 +39,7 @@ function origin(url: string, functionName: string): string {
   if (url === '') return functionName.startsWith('(') ? functionName : '(native)';
   if (url.startsWith('node:')) return 'node internals';
   // The bench's compiled copy of src/ lives under node_modules/.cache: it is the broker, not a package.
-  const built = /token-broker-bench\/out-[^/]+\/src\/([^/]+)/.exec(url);
+  const built = /token-broker-bench\/out(?:-[^/]+)?\/src\/([^/]+)/.exec(url);
   if (built?.[1] !== undefined) return `broker ${built[1].endsWith('.js') ? built[1] : `${built[1]}/`}`;
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (pkg?.[1] !== undefined) return `npm ${pkg[1]}`;
@@ -49,7 +49,7 @@ function origin(url: string, functionName: string): string {
 }
 
 function shortUrl(url: string): string {
-  const built = /token-broker-bench\/out-[^/]+\/(.+)$/.exec(url);
+  const built = /token-broker-bench\/out(?:-[^/]+)?\/(.+)$/.exec(url);
   if (built?.[1] !== undefined) return built[1];
   const pkg = /node_modules\/(.+)$/.exec(url);
   if (pkg?.[1] !== undefined) return pkg[1];

@@ -8,13 +8,15 @@
  * warmed up first, so no run inherits another's cache; every load loop is bounded by a duration and, where tokens
  * must not repeat, by the pool size.
  *
- * Options: --runs N (3) --duration S (10) --connections N (32) --only a,b (scenario names) --quick (1 run, 5 s,
- * 20,000 identities for the memory check) --profile (CPU-profile the broker on hit and miss; writes
- * bench/results/<label>-<scenario>.cpuprofile) --label NAME (also writes bench/results/<label>.json)
- * --memory-identities N (100000) --no-memory --no-latency.
+ * Options: --runs N (3) --duration S (10) --connections N (32) --only a,b (scenario names or ids, `baseline`,
+ * `memory`) --quick (1 run, 5 s, 20,000 identities for the memory check) --profile (CPU-profile the broker on hit
+ * and miss; writes bench/results/<label>-<scenario>.cpuprofile) --label NAME (also writes bench/results/<label>.json)
+ * --memory-identities N (100000) --no-memory --no-latency --variant NAME=DIR (repeatable: A/B source trees, runs
+ * interleaved) --node-options=FLAGS (instead of the deployment's NODE_OPTIONS). bench/README.md explains the output.
  */
 import autocannon, { type Instance } from 'autocannon';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { Agent, request } from 'node:http';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -62,6 +64,7 @@ const { values: args } = parseArgs({
     'no-memory': { type: 'boolean', default: false },
     'no-latency': { type: 'boolean', default: false },
     variant: { type: 'string', multiple: true },
+    'node-options': { type: 'string' },
   },
   strict: true,
 });
@@ -387,7 +390,8 @@ function deploymentNodeOptions(): string {
   }
 }
 
-const NODE_OPTIONS = deploymentNodeOptions();
+/** `--node-options` replaces them, to measure another heap setting (say what you ran with the figures). */
+const NODE_OPTIONS = args['node-options'] ?? deploymentNodeOptions();
 
 /** Every child process this bench started and has not seen exit: stopped by pid if the bench is interrupted. */
 const liveChildren = new Set<ChildProcess>();
@@ -565,6 +569,78 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   };
 }
 
+/**
+ * Open-loop load: requests start at Poisson-distributed times, `rate` a second, whatever the answers do, each on a
+ * free keep-alive socket. Latency runs from the scheduled start, so a stall counts for every request it delays (no
+ * coordinated omission). Used for latency at a given rate: autocannon's fixed-rate mode starts all its connections
+ * on the same beat, a burst of `connections` requests every 1/rate-per-connection seconds, which measures the
+ * drain time of a herd rather than what independent clients see. Bounded by `durationSeconds` and rate x duration.
+ */
+async function runOpenLoop(url: string, rate: number, durationSeconds: number, nextBody: () => string): Promise<LoadResult> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 512 });
+  const { hostname, port } = new URL(url);
+  const latencies: number[] = [];
+  const statuses: Record<string, number> = {};
+  let socketErrors = 0;
+  const maxRequests = Math.ceil(rate * durationSeconds * 1.5);
+  const pending = new Set<Promise<void>>();
+  const send = (scheduledAt: number) => {
+    const body = nextBody();
+    const done = new Promise<void>((resolve) => {
+      const req = request(
+        {
+          agent,
+          hostname,
+          port,
+          method: 'POST',
+          path: '/token',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', 'content-length': Buffer.byteLength(body) },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => {
+            statuses[res.statusCode ?? 0] = (statuses[res.statusCode ?? 0] ?? 0) + 1;
+            latencies.push(performance.now() - scheduledAt);
+            resolve();
+          });
+        },
+      );
+      req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
+      req.on('error', () => {
+        socketErrors++;
+        resolve();
+      });
+      req.end(body);
+    });
+    pending.add(done);
+    void done.then(() => pending.delete(done));
+  };
+  const started = performance.now();
+  const end = started + durationSeconds * 1000;
+  let next = started;
+  let sent = 0;
+  while (next < end && sent < maxRequests) {
+    while (next <= performance.now() && next < end && sent < maxRequests) {
+      send(next);
+      sent++;
+      next += (-Math.log(1 - Math.random()) * 1000) / rate;
+    }
+    await sleep(Math.max(0, Math.min(5, next - performance.now())));
+  }
+  await Promise.all(pending);
+  agent.destroy();
+  const sorted = Float64Array.from(latencies).sort();
+  return {
+    requests: latencies.length,
+    seconds: round(durationSeconds),
+    rps: round(latencies.length / durationSeconds, 0),
+    p50Ms: round(percentile(sorted, 50)),
+    p99Ms: round(percentile(sorted, 99)),
+    statuses,
+    socketErrors,
+  };
+}
+
 /** A body source per traffic kind; `miss` and the miss share of `mixed` never repeat a token within a run. */
 function bodies(traffic: Traffic | 'warm', pools: Pools): { next: () => string; maxRequests: number | undefined } {
   let i = 0;
@@ -717,32 +793,40 @@ function summarize(runs: readonly RunRecord[]): Summary {
   };
 }
 
-/** Hit traffic at a fixed rate (half the measured maximum) on one warmed broker: the latency a sized fleet sees. */
+/**
+ * Hit traffic at half the measured maximum rate on one warmed broker, open loop (Poisson arrivals): the latency a
+ * fleet sized with 50% headroom shows its clients.
+ */
 async function runLatencyAtHalfRate(env: Environment, variant: Variant, maxRps: number): Promise<LatencyCheck> {
   const rate = Math.max(100, Math.round(maxRps / 2));
   const configPath = writeConfig(env.files, env.issuer.issuer, { rules: defaultRules() });
   const broker = await startBroker(variant, configPath, { redis: false });
   const runs: RunRecord[] = [];
+  let herdP99Ms: number | undefined;
   try {
     await warmUp([broker.url], env.pools);
     for (let run = 0; run < OPTIONS.runs; run++) {
       const load1Before = load1();
-      const result = await cpuPerRequest([broker.process.pid], () =>
-        runLoad({ targets: [broker.url], connections: OPTIONS.connections, durationSeconds: OPTIONS.durationSeconds, rate, nextBody: () => env.pools.hit }),
-      );
+      const result = await cpuPerRequest([broker.process.pid], () => runOpenLoop(broker.url, rate, OPTIONS.durationSeconds, () => env.pools.hit));
       runs.push({ ...result, errors: unexpected(result, 200), rssMb: rssMb(broker.process.pid), load1Before, load1After: load1() });
-      log(`${variant.name} latency@${rate}/s run ${run + 1}: ${result.rps} req/s p50 ${result.p50Ms} ms p99 ${result.p99Ms} ms ${result.cpuUsPerRequest} CPU us/req (load ${load1Before})`);
+      log(`${variant.name} latency@${rate}/s (open loop) run ${run + 1}: ${result.rps} req/s p50 ${result.p50Ms} ms p99 ${result.p99Ms} ms ${result.cpuUsPerRequest} CPU us/req (load ${load1Before})`);
     }
+    // For comparison, once: autocannon at the same rate, its connections firing in step (the herd the comment above describes).
+    const herd = await runLoad({ targets: [broker.url], connections: OPTIONS.connections, durationSeconds: OPTIONS.durationSeconds, rate, nextBody: () => env.pools.hit });
+    herdP99Ms = herd.p99Ms;
+    log(`${variant.name} latency@${rate}/s (autocannon, ${OPTIONS.connections} connections in step): p50 ${herd.p50Ms} ms p99 ${herd.p99Ms} ms`);
   } finally {
     await stopChild(broker);
     rmSync(configPath, { force: true });
   }
-  return { variant: variant.name, rate, runs, summary: summarize(runs) };
+  return { variant: variant.name, rate, runs, summary: summarize(runs), autocannonInStepP99Ms: herdP99Ms };
 }
 
 interface LatencyCheck {
   readonly variant: string;
   readonly rate: number;
+  /** p99 of one autocannon run at the same rate, connections in step: a burst pattern, for comparison. */
+  readonly autocannonInStepP99Ms: number | undefined;
   readonly runs: readonly RunRecord[];
   readonly summary: Summary;
 }
@@ -1061,7 +1145,7 @@ async function main(): Promise<void> {
     }
     for (const l of Object.values(latency)) {
       const m = l.summary;
-      rows.push([`${multi ? `${l.variant} ` : ''}memory/hit @ ${l.rate}/s`, String(m.rps), '-', String(m.cpuUsPerRequest ?? '-'), '-', String(m.p50Ms), String(m.p99Ms), String(m.errors), String(m.rssMb ?? '-'), String(m.load1), l.runs.map((x) => x.rps).join(' ')]);
+      rows.push([`${multi ? `${l.variant} ` : ''}memory/hit @ ${l.rate}/s open loop`, String(m.rps), '-', String(m.cpuUsPerRequest ?? '-'), '-', String(m.p50Ms), String(m.p99Ms), String(m.errors), String(m.rssMb ?? '-'), String(m.load1), l.runs.map((x) => x.rps).join(' ')]);
     }
     console.log(`\n${table(rows)}\n`);
     for (const m of [...Object.values(memory), ...Object.values(memorySized)]) {

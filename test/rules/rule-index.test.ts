@@ -14,8 +14,12 @@ import type { WorkloadIdentity } from '../../src/identity/workload-identity.js';
 
 const LIFETIMES = { defaultTtlSeconds: 600, maxTtlSeconds: 3600 };
 const ISSUERS = ['cluster-a', 'cluster-b', 'cluster-c'];
-const NAMESPACES = ['payments', 'payments-eu', 'orders', 'ci', 'sandbox', '*'];
-const NAMESPACE_PATTERNS = ['payments', 'payments-eu', 'orders', 'ci', 'pay*', '*-eu', '*', 'o*s', 'sandbox', '**'];
+const NAMESPACES = ['payments', 'payments-eu', 'orders', 'ci', 'sandbox', '*', 'pay', 'p', 'team-1-dev', 'team-12'];
+// Exact names, globs with a literal prefix (shared, nested, equal to a name), and globs that start with `*`.
+const NAMESPACE_PATTERNS = [
+  'payments', 'payments-eu', 'orders', 'ci', 'sandbox', 'pay*', 'payments*', 'payments-*', 'p*', 'o*s', 'team-1*', 'team-*-dev',
+  '*-eu', '*', '**',
+];
 const SERVICE_ACCOUNTS = ['argo-runner', 'deployer', 'default'];
 const SA_PATTERNS = ['argo-runner', 'argo-*', 'deployer', '*', 'default'];
 
@@ -142,6 +146,19 @@ describe('rule index', () => {
     assert.deepEqual(decision.matchedRules, ['team-7', 'everyone']);
     assert.equal(decision.verdicts.length, 1001);
     assert.deepEqual(decision.verdicts[0], { rule: 'team-0', matched: false, reason: 'namespace "team-7" matches none of [team-0]' });
+  });
+
+  it('globs are bucketed by their literal prefix: only namespaces with that prefix reach them', () => {
+    const compiled = compileRules([
+      { name: 'team-1-envs', match: { namespaces: ['team-1-*'] }, policies: ['a'] },
+      { name: 'team-1-exact-and-glob', match: { namespaces: ['team-1-dev', 'team-1*'] }, policies: ['b'] },
+      { name: 'payments', match: { namespaces: ['payments'] }, policies: ['c'] },
+      { name: 'suffix', match: { namespaces: ['*-dev'] }, policies: ['d'] },
+    ]);
+    assert.deepEqual(candidateRules(compiled, 'x', 'payments'), [2, 3]);
+    assert.deepEqual(candidateRules(compiled, 'x', 'team-1-dev'), [0, 1, 3], 'reached twice, listed once');
+    assert.deepEqual(candidateRules(compiled, 'x', 'team-1'), [1, 3]);
+    assert.deepEqual(candidateRules(compiled, 'x', 'team-'), [3]);
   });
 
   it('a namespace that is literally "*" in a token is an exact name, not a wildcard', () => {
