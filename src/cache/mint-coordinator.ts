@@ -70,6 +70,15 @@ export class RedisMintCoordinator implements MintCoordinator {
         const acquired = await this.connection.attempt((client) => client.set(lockKey, owner, 'PX', this.lockTtlMs, 'NX'));
         if (acquired === 'OK' || acquired === REDIS_UNAVAILABLE) {
           try {
+            if (acquired === 'OK') {
+              // Double-checked: the caller read the cache before the lock, and a peer may have minted, cached and
+              // released the lock in between. Without this second read, that peer's token would be minted again.
+              const peer = await this.cache.get(cacheKey);
+              if (peer.status === 'hit' && usable(peer.value)) {
+                sharedFromPeer = true;
+                return peer.value;
+              }
+            }
             return await mint();
           } finally {
             if (acquired === 'OK') await this.connection.attempt((client) => client.eval(RELEASE_SCRIPT, 1, lockKey, owner));
