@@ -1,6 +1,6 @@
-import type { Express, Router } from 'express';
+import type { Router } from 'express';
 import type { Logger } from 'pino';
-import { createApp } from './http/create-app.js';
+import { createApp, type BrokerHttpHandler } from './http/create-app.js';
 import { createExchange } from './exchange/exchange-token.js';
 import { createTrustedIssuers, type TrustedIssuers } from './issuers/trusted-issuers.js';
 import { VerifiedTokenCache } from './issuers/verified-token-cache.js';
@@ -43,7 +43,7 @@ export interface BrokerOptions {
 
 /** The broker assembled from its parts: what `serve` runs and what HTTP tests drive through supertest. */
 export interface Broker {
-  readonly app: Express;
+  readonly app: BrokerHttpHandler;
   readonly metrics: BrokerMetrics;
   readonly issuers: TrustedIssuers;
   readonly cache: TokenCache;

@@ -1,8 +1,10 @@
 import express, { type Express, type NextFunction, type Request, type Response, type Router } from 'express';
-import { randomUUID } from 'node:crypto';
-import { BrokerError, invalidRequest } from '../errors.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { BrokerError } from '../errors.js';
 import { sendError } from './error-response.js';
-import { tokenRoutes } from './token-route.js';
+import { bodyError } from './form-body.js';
+import { beginRequest } from './request-context.js';
+import { createTokenHandler, tokenRoutes } from './token-route.js';
 import { explainRoutes } from './explain-route.js';
 import { wellKnownRoutes } from './well-known-routes.js';
 import { healthRoutes, type ReadinessReport } from './health-routes.js';
@@ -27,54 +29,39 @@ export interface AppDependencies {
   readonly explain?: ExplainWorkload;
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
-/** Body-parser failures carry a `type`; map them to precise client errors. */
-function bodyError(error: unknown): BrokerError | undefined {
-  if (error === null || typeof error !== 'object') return undefined;
-  if (!('type' in error)) {
-    // A compressed body that does not decompress: body-parser passes zlib's error on as an exposed 400 without a type.
-    const { status, expose } = error as { status?: unknown; expose?: unknown };
-    const clientError = typeof status === 'number' && status >= 400 && status < 500 && expose === true;
-    return clientError ? invalidRequest('invalid_request', 'The request body could not be decoded as a form.') : undefined;
-  }
-  const type = String((error as { type: unknown }).type);
-  if (type === 'entity.too.large' || type === 'parameters.too.many') {
-    return new BrokerError('request_too_large', {
-      oauthError: 'invalid_request',
-      status: 413,
-      description: 'The request body is too large (at most 64 KiB and 32 parameters).',
-    });
-  }
-  if (type === 'request.aborted' || type === 'request.size.invalid') return invalidRequest('invalid_request', 'The request body was incomplete.');
-  return invalidRequest('invalid_request', 'The request body could not be decoded as a form.');
+/** The broker's HTTP request listener: what `http.createServer` and supertest take. */
+export interface BrokerHttpHandler {
+  (req: IncomingMessage, res: ServerResponse): void;
+  /** The Express application behind it, which holds every route (POST /token included); for listing routes. */
+  readonly express: Express;
 }
 
-/** Builds the HTTP application from its dependencies; no module-level state. */
-export function createApp(deps: AppDependencies): Express {
+const TOKEN_ROUTE = () => '/token';
+
+/**
+ * Builds the HTTP application from its dependencies; no module-level state.
+ *
+ * `POST /token`, nearly every request the broker serves, goes straight to its handler on Node's HTTP server;
+ * everything else (and the rarer spellings of /token) goes through Express. Both paths set the same headers and
+ * feed the same duration histogram.
+ */
+export function createApp(deps: AppDependencies): BrokerHttpHandler {
+  const handleToken = createTokenHandler(deps.exchange, deps.recordRefusal, deps.logger);
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
   app.set('query parser', 'simple');
 
   app.use((req: Request, res: Response, next: NextFunction) => {
-    const incoming = req.headers['x-request-id'];
-    const id = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    res.locals.requestId = id;
-    res.set('X-Request-Id', id);
-    res.set('X-Content-Type-Options', 'nosniff');
-    res.set('Referrer-Policy', 'no-referrer');
-    const stopTimer = deps.metrics.httpDuration.startTimer();
-    res.on('finish', () => {
-      // Route templates only: never a raw path, which a client controls.
+    res.locals.requestId = beginRequest(req, res, deps.metrics, () => {
       const route = (req.route as { path?: string } | undefined)?.path;
-      stopTimer({ route: typeof route === 'string' ? route : 'unmatched', status_class: `${Math.floor(res.statusCode / 100)}xx` });
+      return typeof route === 'string' ? route : 'unmatched';
     });
     next();
   });
 
   if (deps.extraRoutes) app.use(deps.extraRoutes);
-  app.use(tokenRoutes(deps.exchange, deps.recordRefusal));
+  app.use(tokenRoutes(handleToken));
   if (deps.explain) app.use(explainRoutes(deps.explain, deps.logger));
   app.use(wellKnownRoutes(deps.publicUrl, deps.signingKeys));
   app.use(healthRoutes(deps.readiness));
@@ -86,12 +73,19 @@ export function createApp(deps: AppDependencies): Express {
   app.use((_req: Request, res: Response) => {
     sendError(res, new BrokerError('not_found', { oauthError: 'invalid_request', status: 404, description: 'No such endpoint.' }));
   });
-  app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const known = bodyError(error);
+  app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const known = error instanceof BrokerError ? error : bodyError(error);
     if (known === undefined) deps.logger.error({ requestId: res.locals.requestId, err: error }, 'unhandled error');
-    if (req.path === '/token') deps.recordRefusal(known ?? error, String(res.locals.requestId ?? ''));
     if (res.headersSent) return;
     sendError(res, known ?? error);
   });
-  return app;
+
+  function handleRequest(req: IncomingMessage, res: ServerResponse): void {
+    if (req.method === 'POST' && req.url === '/token') {
+      handleToken(req, res, beginRequest(req, res, deps.metrics, TOKEN_ROUTE));
+      return;
+    }
+    app(req, res);
+  }
+  return Object.assign(handleRequest, { express: app });
 }

@@ -1,23 +1,23 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
-import { invalidRequest, toBrokerError } from '../errors.js';
+import { toBrokerError } from '../errors.js';
 import { parseExchangeRequest } from './parse-exchange-request.js';
 import { sendError } from './error-response.js';
-import { MAX_BODY_BYTES } from './token-route.js';
+import { readFormBody } from './form-body.js';
 import type { Logger } from 'pino';
 import type { ExplainWorkload } from '../explain/explain-workload.js';
 
-const parseForm = express.urlencoded({ extended: false, limit: MAX_BODY_BYTES, parameterLimit: 32 });
-
 /** The same body rules as /token: a form or nothing, anything else refused before it is buffered. */
 function requireFormBody(req: Request, res: Response, next: NextFunction): void {
-  res.set('Cache-Control', 'no-store');
-  res.set('Pragma', 'no-cache');
-  const noBody = req.headers['content-type'] === undefined && (req.headers['content-length'] ?? '0') === '0';
-  if (!noBody && req.is('application/x-www-form-urlencoded') === false) {
-    sendError(res, invalidRequest('unsupported_media_type', 'The request body must be application/x-www-form-urlencoded (RFC 8693).'));
-    return;
-  }
-  parseForm(req, res, next);
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader('Pragma', 'no-cache');
+  readFormBody(req, res, (error, form) => {
+    if (error !== undefined) {
+      next(error);
+      return;
+    }
+    req.body = form;
+    next();
+  });
 }
 
 /**

@@ -1,6 +1,5 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type { Express } from 'express';
 
 export interface HttpServerOptions {
   readonly port: number;
@@ -20,7 +19,7 @@ export interface RunningServer {
  * Listens with short header and request timeouts, so a client that never finishes its headers is cut off
  * within seconds rather than holding a socket for minutes.
  */
-export function listen(app: Express, options: HttpServerOptions): Promise<RunningServer> {
+export function listen(app: RequestListener, options: HttpServerOptions): Promise<RunningServer> {
   const server = createServer({
     headersTimeout: options.headersTimeoutSeconds * 1000,
     requestTimeout: options.requestTimeoutSeconds * 1000,

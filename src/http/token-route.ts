@@ -1,76 +1,89 @@
-import express, { type NextFunction, type Request, type Response, type Router } from 'express';
-import { BrokerError, invalidRequest } from '../errors.js';
+import express, { type Request, type Response, type Router } from 'express';
+import accepts from 'accepts';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { BrokerError } from '../errors.js';
 import { parseExchangeRequest } from './parse-exchange-request.js';
+import { readFormBody } from './form-body.js';
 import { sendError } from './error-response.js';
+import { sendJson, sendText } from './send-body.js';
 import type { ExchangeToken } from '../exchange/exchange-token.js';
 
-/** Form bodies above this are refused with 413 before parsing. */
-export const MAX_BODY_BYTES = 64 * 1024;
-
-const parseForm = express.urlencoded({ extended: false, limit: MAX_BODY_BYTES, parameterLimit: 32 });
+export { MAX_BODY_BYTES } from './form-body.js';
 
 type RecordRefusal = (error: unknown, requestId: string) => void;
 
-const FORM_TYPE = 'application/x-www-form-urlencoded';
+/** Answers one POST /token request; `requestId` is already on the response. */
+export type TokenHandler = (req: IncomingMessage, res: ServerResponse, requestId: string) => void;
 
-/** Only form bodies are read; any other body is refused before it is buffered. */
-const requireFormBody = (recordRefusal: RecordRefusal) => (req: Request, res: Response, next: NextFunction): void => {
-  // Constant headers: setHeader, not res.set, which re-checks each value for a content type to complete.
-  res.setHeader('Cache-Control', 'no-store');
-  res.setHeader('Pragma', 'no-cache');
-  const contentType = req.headers['content-type'];
-  // req.is() is null without a body, false for a body of another type. fetch, Python requests and Node send a
-  // bodiless POST (the curl-friendly Bearer form) as `Content-Length: 0` or an empty chunked body with no
-  // Content-Type: that is no body, not a body of another type. The exact form type, what every client sends,
-  // needs no media-type parsing.
-  const noBody = contentType === undefined && (req.headers['content-length'] ?? '0') === '0';
-  if (!noBody && contentType !== FORM_TYPE && req.is(FORM_TYPE) === false) {
-    const error = invalidRequest('unsupported_media_type', 'The request body must be application/x-www-form-urlencoded (RFC 8693).');
-    recordRefusal(error, String(res.locals.requestId ?? ''));
-    sendError(res, error);
-    return;
-  }
-  parseForm(req, res, next);
-};
+/** Whether the caller asked for the bare access token (`Accept: text/plain`) rather than the RFC 8693 JSON. */
+function wantsPlainText(req: IncomingMessage): boolean {
+  // No Accept, */* (curl) and application/json all negotiate to JSON: only another Accept needs negotiating.
+  const accept = req.headers.accept;
+  if (accept === undefined || accept === '*/*' || accept === 'application/json') return false;
+  return accepts(req).type(['application/json', 'text/plain']) === 'text/plain';
+}
 
 /**
  * POST /token: RFC 8693 token exchange. With `Accept: text/plain` the body is the bare access token, so a
  * workflow step needs no JSON tool.
+ *
+ * Written against Node's request and response, not Express's: the server hands `POST /token` straight to this
+ * handler (see createApp), because Express's routing and response helpers cost more CPU per request than a
+ * cached exchange does (bench/README.md). Express routes the rarer spellings of the path to the same handler.
  */
-export function tokenRoutes(exchange: ExchangeToken, recordRefusal: RecordRefusal): Router {
-  const router = express.Router();
-  router.post('/token', requireFormBody(recordRefusal), async (req: Request, res: Response) => {
-    const requestId = String(res.locals.requestId ?? '');
+export function createTokenHandler(exchange: ExchangeToken, recordRefusal: RecordRefusal, logger: Logger): TokenHandler {
+  async function answer(req: IncomingMessage, res: ServerResponse, requestId: string, form: Readonly<Record<string, unknown>>): Promise<void> {
+    let request;
     try {
-      const form = req.body !== null && typeof req.body === 'object' ? (req.body as Record<string, unknown>) : {};
-      let request;
-      try {
-        request = parseExchangeRequest(form, req.headers.authorization);
-      } catch (error) {
-        recordRefusal(error, requestId);
-        throw error;
-      }
-      const result = await exchange(request, requestId);
-      // No Accept, */* (curl) and application/json all negotiate to JSON: only another Accept needs negotiating.
-      const accept = req.headers.accept;
-      const wantsJson = accept === undefined || accept === '*/*' || accept === 'application/json';
-      if (!wantsJson && req.accepts(['application/json', 'text/plain']) === 'text/plain') {
-        res.type('text/plain').send(result.accessToken);
+      request = parseExchangeRequest(form, req.headers.authorization);
+    } catch (error) {
+      recordRefusal(error, requestId);
+      throw error;
+    }
+    const result = await exchange(request, requestId);
+    if (wantsPlainText(req)) {
+      sendText(res, 200, result.accessToken);
+      return;
+    }
+    sendJson(res, 200, {
+      access_token: result.accessToken,
+      issued_token_type: result.issuedTokenType,
+      token_type: 'Bearer',
+      expires_in: result.expiresIn,
+      scope: result.scope,
+    });
+  }
+
+  function fail(res: ServerResponse, requestId: string, error: unknown): void {
+    if (!(error instanceof BrokerError)) logger.error({ requestId, err: error }, 'unhandled error');
+    if (!res.headersSent) sendError(res, error);
+  }
+
+  return function handleToken(req, res, requestId) {
+    // Constant headers: set before anything can answer, refusals included.
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('Pragma', 'no-cache');
+    readFormBody(req, res, (bodyError, form) => {
+      if (bodyError !== undefined) {
+        recordRefusal(bodyError, requestId);
+        fail(res, requestId, bodyError);
         return;
       }
-      res.json({
-        access_token: result.accessToken,
-        issued_token_type: result.issuedTokenType,
-        token_type: 'Bearer',
-        expires_in: result.expiresIn,
-        scope: result.scope,
-      });
-    } catch (error) {
-      sendError(res, error);
-    }
-  });
+      answer(req, res, requestId, form).catch((error: unknown) => fail(res, requestId, error));
+    });
+  };
+}
+
+/**
+ * The Express side of /token: the spellings the server does not hand to the handler directly (`/token/`, a query
+ * string, another case) reach the same handler, and any other method is answered 405.
+ */
+export function tokenRoutes(handleToken: TokenHandler): Router {
+  const router = express.Router();
+  router.post('/token', (req: Request, res: Response) => handleToken(req, res, String(res.locals.requestId ?? '')));
   router.all('/token', (_req: Request, res: Response) => {
-    res.set('Allow', 'POST');
+    res.setHeader('Allow', 'POST');
     sendError(res, new BrokerError('method_not_allowed', { oauthError: 'invalid_request', status: 405, description: 'Use POST for the token endpoint.' }));
   });
   return router;

@@ -412,9 +412,9 @@ describe('openapi.yaml: every route the app serves', () => {
     // router.all() catch-alls (405 with Allow) answer with a shared component, not an operation of their own.
     const catchAllPaths = (routes: Set<string>): Set<string> => new Set([...routes].filter((r) => r.startsWith('ALL ')).map((r) => r.slice(4)));
     const withoutCatchAlls = (routes: Set<string>): Set<string> => new Set([...routes].filter((r) => !r.startsWith('ALL ')));
-    const production = withoutCatchAlls(servedRoutes(h.broker.app));
-    const all = withoutCatchAlls(servedRoutes(dev.broker.app));
-    for (const path of catchAllPaths(servedRoutes(dev.broker.app))) {
+    const production = withoutCatchAlls(servedRoutes(h.broker.app.express));
+    const all = withoutCatchAlls(servedRoutes(dev.broker.app.express));
+    for (const path of catchAllPaths(servedRoutes(dev.broker.app.express))) {
       assert.ok(doc.paths[path] !== undefined, `${path} has a catch-all route but is not documented`);
       assert.match(operation(path, 'post').description ?? '', /405/, `${path}: says other methods answer 405`);
       assert.ok(doc.components.responses.MethodNotAllowed !== undefined, 'components.responses.MethodNotAllowed');
@@ -424,7 +424,7 @@ describe('openapi.yaml: every route the app serves', () => {
     const devOnly = new Set([...all].filter((route) => !production.has(route)));
 
     // explain (x-enabled-by): routes served only when a configuration switch is on ----------------------------
-    const enabledBy = new Set([...withoutCatchAlls(servedRoutes(explaining.broker.app))].filter((route) => !production.has(route)));
+    const enabledBy = new Set([...withoutCatchAlls(servedRoutes(explaining.broker.app.express))].filter((route) => !production.has(route)));
     assert.deepEqual(enabledBy, new Set(['POST /v1/explain']));
     const documentedEnabledBy = new Set<string>();
     // ---------------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/protocol.js';
 import { startHarness, type Harness } from '../support/broker-harness.js';
+import { metricValue } from '../support/multi-broker.js';
 
 /*
  * POST /token skips work for what nearly every client sends: the exact form Content-Type needs no media-type
@@ -84,5 +85,39 @@ describe('POST /token fast paths answer as the full checks do', () => {
     const audit = h.logs.lines.filter((line) => line.audit === true && line.requestId === requestId);
     assert.equal(audit.length, 1);
     assert.equal(audit[0]?.accessTokenSha256, createHash('sha256').update(String(res.body.access_token)).digest('base64url'));
+  });
+
+  // The server hands exactly `POST /token` to the handler itself; Express routes the other spellings of the path
+  // to the same handler. Both must answer alike, and count under the same route in the duration histogram.
+  it('POST /token and the spellings Express routes (/token/, /TOKEN, /token?x=1) answer alike', async () => {
+    const seen: string[] = [];
+    for (const path of ['/token', '/token/', '/TOKEN', '/token?x=1']) {
+      const ok = await h.http.post(path).set('Content-Type', 'application/x-www-form-urlencoded').set('X-Request-Id', `spelling-${seen.length}`).send(FORM(subject));
+      assert.equal(ok.status, 200, `${path}: ${ok.text}`);
+      assert.deepEqual(Object.keys(ok.body).sort(), ['access_token', 'expires_in', 'issued_token_type', 'scope', 'token_type'], path);
+      assert.equal(ok.headers['content-type'], 'application/json; charset=utf-8', path);
+      assert.equal(ok.headers['content-length'], String(Buffer.byteLength(ok.text)), path);
+      assert.equal(ok.headers['x-request-id'], `spelling-${seen.length}`, path);
+      assert.equal(ok.headers['x-content-type-options'], 'nosniff', path);
+      assert.equal(ok.headers['referrer-policy'], 'no-referrer', path);
+      assert.equal(ok.headers['cache-control'], 'no-store', path);
+      assert.equal(ok.headers.pragma, 'no-cache', path);
+      const refused = await h.http.post(path).set('Content-Type', 'application/x-www-form-urlencoded').send('grant_type=password');
+      assert.equal(refused.status, 400, path);
+      assert.deepEqual(refused.body, { error: 'unsupported_grant_type', error_description: refused.body.error_description, reason: 'unsupported_grant_type' }, path);
+      seen.push(ok.body.access_token as string);
+    }
+    assert.equal(new Set(seen).size, 1, 'one cached token for all four');
+    const metrics = (await h.http.get('/metrics').expect(200)).text;
+    const samples = metrics.split('\n').filter((line) => line.startsWith('token_broker_http_request_duration_seconds_count{'));
+    assert.ok(samples.some((line) => line.includes('route="/token"') && line.includes('status_class="2xx"')), samples.join('\n'));
+    assert.ok(!samples.some((line) => /route="\/(token\/|TOKEN)/.test(line)), 'raw paths never become labels');
+    assert.ok((metricValue(metrics, 'token_broker_http_request_duration_seconds_count{route="/token",status_class="4xx"}') ?? 0) >= 4);
+  });
+
+  it('GET /token answers 405 with Allow: POST, through Express', async () => {
+    const res = await h.http.get('/token').expect(405);
+    assert.equal(res.headers.allow, 'POST');
+    assert.equal(res.body.reason, 'method_not_allowed');
   });
 });
