@@ -12,7 +12,7 @@ import { LocalMintCoordinator, RedisMintCoordinator, type MintCoordinator } from
 import { MemoryMintRateLimiter, unlimited, type MintRateLimiter } from './limits/mint-rate-limiter.js';
 import { RedisMintRateLimiter } from './limits/redis-mint-rate-limiter.js';
 import { createMetrics, recordExchangeMetrics, type BrokerMetrics } from './observability/metrics.js';
-import { logExchange } from './observability/exchange-log.js';
+import { exchangeLogger, logExchange } from './observability/exchange-log.js';
 import { auditRecordOf } from './observability/audit-record.js';
 import { RedisAuditStream } from './observability/audit-stream.js';
 import { toBrokerError, type BrokerError } from './errors.js';
@@ -107,9 +107,10 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
   recordSigningKeyStates(metrics, options.signingKeys);
   options.signingKeys.onChange?.(() => recordSigningKeyStates(metrics, options.signingKeys));
 
+  const exchangeLines = exchangeLogger(logger);
   function observe(outcome: ExchangeOutcome): void {
     recordExchangeMetrics(metrics, outcome);
-    logExchange(logger, outcome);
+    logExchange(exchangeLines, outcome);
     if (outcome.outcome === 'issued' && auditStream !== undefined) {
       void auditStream.append(auditRecordOf(outcome)).then((ok) => {
         if (!ok) logger.warn({ requestId: outcome.requestId, jti: outcome.jti }, 'audit record not streamed to Redis (it is in the log)');

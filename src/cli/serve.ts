@@ -8,6 +8,7 @@ import { openSigningKeyDirectory, type SigningKeyDirectory } from '../mint/signi
 import { keyLifecycleSettings } from '../mint/key-lifecycle.js';
 import { configWarnings } from '../config/validate-config.js';
 import { listen, type RunningServer } from '../http/serve-http.js';
+import { REDACT_PATHS, REDACTION_CENSOR } from '../observability/log-redaction.js';
 import type { BrokerConfig } from '../config/schema.js';
 
 export interface ServeEnvironment {
@@ -23,7 +24,7 @@ function createLogger(level: BrokerConfig['logging']['level']): Logger {
     base: { service: 'token-broker' },
     timestamp: pino.stdTimeFunctions.isoTime,
     // Belt and braces: nothing logs these fields, but if one ever did, it would not leak a credential.
-    redact: { paths: ['token', 'subject_token', 'access_token', 'authorization', '*.authorization', '*.token'], censor: '[redacted]' },
+    redact: { paths: [...REDACT_PATHS], censor: REDACTION_CENSOR },
   });
 }
 
