@@ -77,13 +77,9 @@ export async function verifySubjectToken(
   const sha256 = tokenSha256(token);
   const remembered = verified?.get(sha256);
   if (remembered !== undefined) {
-    let timing: TokenTiming;
-    try {
-      timing = checkTemporalClaims(remembered.claims, Math.floor(now() / 1000), remembered.issuer.config.clockSkewSeconds);
-    } catch (error) {
-      verified?.delete(sha256);
-      throw error;
-    }
+    // An expired entry stays: a step retrying with its expired token is refused by the clock alone, not by another
+    // signature check. The LRU bound pushes it out like any entry.
+    const timing = checkTemporalClaims(remembered.claims, Math.floor(now() / 1000), remembered.issuer.config.clockSkewSeconds);
     return { issuer: remembered.issuer, claims: remembered.claims, algorithm: remembered.algorithm, kid: remembered.kid, timing, sha256 };
   }
   const segments = token.split('.');
@@ -148,15 +144,28 @@ export async function verifySubjectToken(
   // Parse the bytes that were verified, not the earlier unverified decode.
   const claims = decodeSegment(Buffer.from(payload).toString('base64url'), 'payload');
 
-  const timing = checkTemporalClaims(claims, Math.floor(now() / 1000), issuer.config.clockSkewSeconds);
+  let timing: TokenTiming | undefined;
+  let timingRefusal: unknown;
+  try {
+    timing = checkTemporalClaims(claims, Math.floor(now() / 1000), issuer.config.clockSkewSeconds);
+  } catch (error) {
+    timingRefusal = error;
+  }
   const aud = claims.aud;
   const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : [];
-  if (!audiences.some((a) => issuer.config.audiences.includes(a))) {
+  const forThisBroker = audiences.some((a) => issuer.config.audiences.includes(a));
+  // Authentic and addressed to this broker: remembered even when its time is wrong (expired, not yet valid), because
+  // every cache hit checks the time again; a token for another audience is never remembered.
+  if (verified !== undefined && keysUnchanged && forThisBroker) {
+    verified.set(sha256, { issuer, claims: deepFreeze(claims), algorithm: alg, kid, keysGeneration });
+  }
+  // The time is the caller's first problem to hear about, as before any cache existed.
+  if (timing === undefined) throw timingRefusal;
+  if (!forThisBroker) {
     throw invalidRequest(
       'audience_mismatch',
       `The subject token's audience ${audiences.length === 0 ? '(none)' : audiences.map((a) => `"${short(a)}"`).join(', ')} is not one this broker accepts for issuer "${issuer.config.name}"; request a projected token with audience ${issuer.config.audiences.map((a) => `"${a}"`).join(' or ')}.`,
     );
   }
-  if (verified !== undefined && keysUnchanged) verified.set(sha256, { issuer, claims: deepFreeze(claims), algorithm: alg, kid, keysGeneration });
   return { issuer, claims, algorithm: alg, kid, timing, sha256 };
 }

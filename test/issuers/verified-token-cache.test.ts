@@ -150,7 +150,7 @@ describe('verifySubjectToken with a verified-token cache (stand-in issuer)', () 
     assert.ok(Object.isFrozen(claims['kubernetes.io']));
   });
 
-  it('an expired token is refused even though it is cached, with the uncached message, and leaves the cache', async () => {
+  it('an expired token is refused even though it is cached, with the uncached message, and stays for its retries', async () => {
     const { cache, issuers, keyLookups } = await fresh();
     const token = await issuer.projectedToken({ lifetimeSeconds: 600 });
     await verifySubjectToken(token, issuers, clock.now, cache);
@@ -174,7 +174,9 @@ describe('verifySubjectToken with a verified-token cache (stand-in issuer)', () 
         return true;
       });
       assert.equal(keyLookups(), 1, 'refused from the cached verification, by its time alone');
-      assert.equal(cache.size, 0, 'an expired entry is dropped');
+      assert.equal(cache.size, 1, 'kept: a retry with the same expired token is refused by the clock alone');
+      await assert.rejects(verifySubjectToken(token, issuers, clock.now, cache), (error: unknown) => errorCode(error) === 'expired');
+      assert.equal(keyLookups(), 1, 'the retry made no signature check either');
     } finally {
       clock.set(start);
     }
@@ -240,6 +242,41 @@ describe('verifySubjectToken with a verified-token cache (stand-in issuer)', () 
     assert.equal(keyLookups(), before + 1, 'a was evicted and verified again');
   });
 
+  it('an authentic token first seen expired is refused, then refused again by its time alone', async () => {
+    const { cache, issuers, keyLookups } = await fresh();
+    const token = await issuer.projectedToken({ lifetimeSeconds: 600 });
+    const start = clock.now();
+    try {
+      clock.advance(600 + SKEW + 30);
+      const refusals: string[] = [];
+      for (let attempt = 0; attempt < 3; attempt++) {
+        await assert.rejects(verifySubjectToken(token, issuers, clock.now, cache), (error: unknown) => {
+          assert.equal(errorCode(error), 'expired');
+          refusals.push((error as BrokerError).description);
+          return true;
+        });
+      }
+      assert.equal(new Set(refusals).size, 1, 'the same precise refusal every time');
+      assert.equal(keyLookups(), 1, 'one signature check, on first sight');
+      assert.equal(cache.size, 1);
+    } finally {
+      clock.set(start);
+    }
+  });
+
+  it('an expired token for another audience is refused expired, and never remembered', async () => {
+    const { cache, issuers } = await fresh();
+    const token = await issuer.projectedToken({ audience: 'someone-else', lifetimeSeconds: 600 });
+    const start = clock.now();
+    try {
+      clock.advance(600 + SKEW + 30);
+      await assert.rejects(verifySubjectToken(token, issuers, clock.now, cache), (error: unknown) => errorCode(error) === 'expired');
+      assert.equal(cache.size, 0);
+    } finally {
+      clock.set(start);
+    }
+  });
+
   it('a refused token is never remembered', async () => {
     const { cache, issuers } = await fresh();
     const wrongAudience = await issuer.projectedToken({ audience: 'someone-else' });
@@ -274,7 +311,8 @@ describe('exchange with the verified-token cache (broker harness)', () => {
           'The subject token expired 30s ago. Its lifetime was 10m. A few seconds to minutes usually means the node clock and the broker clock disagree, or the token was read just before the kubelet rotated it.',
         reason: 'expired',
       });
-      assert.equal(h.broker.verifiedTokens.size, 0);
+      assert.equal(h.broker.verifiedTokens.size, 1, 'kept for the retries of the expired token');
+      assert.deepEqual((await h.exchange(token)).body, res.body, 'a retry gets the same refusal');
     } finally {
       h.clock.set(start);
     }
