@@ -33,10 +33,11 @@ export function logExchange(logger: Logger, outcome: ExchangeOutcome): void {
     expiresAt: outcome.expiresAt,
     durationMs: Math.round(outcome.durationMs * 100) / 100,
     subjectTokenSha256: outcome.subjectTokenSha256,
-    ...(outcome.facts !== undefined && Object.keys(outcome.facts).length > 0 && { facts: outcome.facts }),
-    ...(outcome.detail !== undefined && { detail: outcome.detail }),
+    // Undefined fields are left out of the line by pino; a fixed shape is cheaper to build than spreads.
+    facts: outcome.facts !== undefined && Object.keys(outcome.facts).length > 0 ? outcome.facts : undefined,
+    detail: outcome.detail,
     // Which rules were considered and why each did not match: for the operator, never in the response.
-    ...((outcome.reason === 'no_matching_rule' || outcome.reason === 'scope_not_granted') && { verdicts: outcome.verdicts }),
+    verdicts: outcome.reason === 'no_matching_rule' || outcome.reason === 'scope_not_granted' ? outcome.verdicts : undefined,
   };
   if (outcome.outcome === 'error') logger.error(line, 'exchange failed');
   else if (outcome.outcome === 'rejected') logger.info(line, 'exchange rejected');

@@ -25,12 +25,12 @@ export interface ExchangeOutcome {
   readonly subject?: string;
   readonly policies?: readonly string[];
   readonly matchedRules?: readonly string[];
-  /** Why each rule did or did not match; logged on `no_matching_rule`, never sent to the client. */
+  /** Why each rule did or did not match: only on `no_matching_rule` and `scope_not_granted`, logged, never sent to the client. */
   readonly verdicts?: readonly RuleVerdict[];
   readonly jti?: string;
   readonly expiresAt?: number;
   readonly ttlSeconds?: number;
-  /** For the minted or cached access token: its SHA-256, for audit. */
+  /** For an issued (minted) access token only: its SHA-256, for the audit record. */
   readonly accessTokenSha256?: string;
   readonly subjectTiming?: TokenTiming;
   /** What the token cache answered, when it was asked. */
