@@ -16,7 +16,6 @@
  */
 import autocannon, { type Instance } from 'autocannon';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { Agent, request } from 'node:http';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -39,6 +38,8 @@ const RESULTS = join(ROOT, 'bench', 'results');
  */
 const BUILD = join(ROOT, 'node_modules', '.cache', 'token-broker-bench');
 const BASELINE_BUILT = join(BUILD, 'out-baseline');
+const OPEN_LOOP_BUILT = join(BUILD, 'out-open-loop-client');
+const OPEN_LOOP_CLIENT = join(OPEN_LOOP_BUILT, 'bench', 'open-loop-client.js');
 const AUDIENCE = 'tyk-token-broker';
 const ISSUER_NAME = 'bench-cluster';
 const FORM_PREFIX =
@@ -367,6 +368,7 @@ function compile(name: string, root: string, entry: string, outDir: string): voi
 /** The baseline app from this tree, and every variant's broker. */
 function buildForBench(): void {
   compile('baseline', ROOT, 'bench/baseline-app.ts', BASELINE_BUILT);
+  compile('open-loop-client', ROOT, 'bench/open-loop-client.ts', OPEN_LOOP_BUILT);
   for (const variant of OPTIONS.variants) compile(variant.name, variant.root, 'src/main.ts', dirname(dirname(variant.main)));
 }
 
@@ -398,11 +400,11 @@ const liveChildren = new Set<ChildProcess>();
 /** The redis-server this run started, likewise. */
 let liveRedis: RedisServer | undefined;
 
-function spawnNode(args: readonly string[], env: Record<string, string>): { child: ChildProcess; tail: () => string } {
+function spawnNode(args: readonly string[], env: Record<string, string>, stdout: 'ignore' | 'pipe' = 'ignore'): { child: ChildProcess; tail: () => string } {
   const child = spawn(process.execPath, [...args], {
     cwd: ROOT,
     env: { ...process.env, NODE_OPTIONS, ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', stdout, 'pipe'],
   });
   liveChildren.add(child);
   child.once('exit', () => liveChildren.delete(child));
@@ -574,71 +576,32 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
  * free keep-alive socket. Latency runs from the scheduled start, so a stall counts for every request it delays (no
  * coordinated omission). Used for latency at a given rate: autocannon's fixed-rate mode starts all its connections
  * on the same beat, a burst of `connections` requests every 1/rate-per-connection seconds, which measures the
- * drain time of a herd rather than what independent clients see. Bounded by `durationSeconds` and rate x duration.
+ * drain time of a herd rather than what independent clients see. The client is a process of its own
+ * (bench/open-loop-client.ts), so this process's large heap (the signed token pools) and its pauses stay out of the
+ * figures. Bounded by `durationSeconds` and 1.5 x rate x duration requests.
  */
-async function runOpenLoop(url: string, rate: number, durationSeconds: number, nextBody: () => string): Promise<LoadResult> {
-  const agent = new Agent({ keepAlive: true, maxSockets: 512 });
-  const { hostname, port } = new URL(url);
-  const latencies: number[] = [];
-  const statuses: Record<string, number> = {};
-  let socketErrors = 0;
-  const maxRequests = Math.ceil(rate * durationSeconds * 1.5);
-  const pending = new Set<Promise<void>>();
-  const send = (scheduledAt: number) => {
-    const body = nextBody();
-    const done = new Promise<void>((resolve) => {
-      const req = request(
-        {
-          agent,
-          hostname,
-          port,
-          method: 'POST',
-          path: '/token',
-          headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', 'content-length': Buffer.byteLength(body) },
-        },
-        (res) => {
-          res.resume();
-          res.on('end', () => {
-            statuses[res.statusCode ?? 0] = (statuses[res.statusCode ?? 0] ?? 0) + 1;
-            latencies.push(performance.now() - scheduledAt);
-            resolve();
-          });
-        },
-      );
-      req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
-      req.on('error', () => {
-        socketErrors++;
-        resolve();
-      });
-      req.end(body);
+async function runOpenLoop(url: string, rate: number, durationSeconds: number, body: string): Promise<LoadResult> {
+  const bodyFile = join(mkdtempSync(join(tmpdir(), 'tb-bench-body-')), 'body');
+  writeFileSync(bodyFile, body);
+  try {
+    const { child, tail } = spawnNode([OPEN_LOOP_CLIENT, `${url}/token`, String(rate), String(durationSeconds), bodyFile], {}, 'pipe');
+    let stdout = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8');
     });
-    pending.add(done);
-    void done.then(() => pending.delete(done));
-  };
-  const started = performance.now();
-  const end = started + durationSeconds * 1000;
-  let next = started;
-  let sent = 0;
-  while (next < end && sent < maxRequests) {
-    while (next <= performance.now() && next < end && sent < maxRequests) {
-      send(next);
-      sent++;
-      next += (-Math.log(1 - Math.random()) * 1000) / rate;
-    }
-    await sleep(Math.max(0, Math.min(5, next - performance.now())));
+    const exitCode = await new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    if (exitCode !== 0) throw new Error(`open-loop client exited ${exitCode}:\n${tail()}`);
+    const result = JSON.parse(stdout.trim()) as Omit<LoadResult, 'rps'> & { seconds: number };
+    return {
+      ...result,
+      seconds: round(result.seconds),
+      rps: round(result.requests / durationSeconds, 0),
+      p50Ms: round(result.p50Ms),
+      p99Ms: round(result.p99Ms),
+    };
+  } finally {
+    rmSync(dirname(bodyFile), { recursive: true, force: true });
   }
-  await Promise.all(pending);
-  agent.destroy();
-  const sorted = Float64Array.from(latencies).sort();
-  return {
-    requests: latencies.length,
-    seconds: round(durationSeconds),
-    rps: round(latencies.length / durationSeconds, 0),
-    p50Ms: round(percentile(sorted, 50)),
-    p99Ms: round(percentile(sorted, 99)),
-    statuses,
-    socketErrors,
-  };
 }
 
 /** A body source per traffic kind; `miss` and the miss share of `mixed` never repeat a token within a run. */
@@ -788,7 +751,7 @@ function summarize(runs: readonly RunRecord[]): Summary {
     p50Ms: round(median(runs.map((r) => r.p50Ms))),
     p99Ms: round(median(runs.map((r) => r.p99Ms))),
     errors: runs.reduce((sum, r) => sum + r.errors, 0),
-    rssMb: rss.length === 0 ? undefined : median(rss),
+    rssMb: rss.length === 0 ? undefined : round(median(rss), 1),
     load1: round(median(runs.map((r) => (r.load1Before + r.load1After) / 2))),
   };
 }
@@ -807,7 +770,7 @@ async function runLatencyAtHalfRate(env: Environment, variant: Variant, maxRps: 
     await warmUp([broker.url], env.pools);
     for (let run = 0; run < OPTIONS.runs; run++) {
       const load1Before = load1();
-      const result = await cpuPerRequest([broker.process.pid], () => runOpenLoop(broker.url, rate, OPTIONS.durationSeconds, () => env.pools.hit));
+      const result = await cpuPerRequest([broker.process.pid], () => runOpenLoop(broker.url, rate, OPTIONS.durationSeconds, env.pools.hit));
       runs.push({ ...result, errors: unexpected(result, 200), rssMb: rssMb(broker.process.pid), load1Before, load1After: load1() });
       log(`${variant.name} latency@${rate}/s (open loop) run ${run + 1}: ${result.rps} req/s p50 ${result.p50Ms} ms p99 ${result.p99Ms} ms ${result.cpuUsPerRequest} CPU us/req (load ${load1Before})`);
     }
@@ -819,7 +782,28 @@ async function runLatencyAtHalfRate(env: Environment, variant: Variant, maxRps: 
     await stopChild(broker);
     rmSync(configPath, { force: true });
   }
-  return { variant: variant.name, rate, runs, summary: summarize(runs), autocannonInStepP99Ms: herdP99Ms };
+  // The floor of this machine and client at the same rate: the baseline app, same open-loop client, same body.
+  const baselineRuns: LoadResult[] = [];
+  const baseline = await startBaseline();
+  try {
+    await runLoad({ targets: [baseline.url], connections: OPTIONS.connections, durationSeconds: WARM_UP_SECONDS, nextBody: () => env.pools.hit });
+    for (let run = 0; run < OPTIONS.runs; run++) {
+      const result = await runOpenLoop(baseline.url, rate, OPTIONS.durationSeconds, env.pools.hit);
+      baselineRuns.push(result);
+      log(`baseline latency@${rate}/s (open loop) run ${run + 1}: p50 ${result.p50Ms} ms p99 ${result.p99Ms} ms`);
+    }
+  } finally {
+    await stopChild(baseline);
+  }
+  return {
+    variant: variant.name,
+    rate,
+    runs,
+    summary: summarize(runs),
+    autocannonInStepP99Ms: herdP99Ms,
+    baselineP50Ms: round(median(baselineRuns.map((r) => r.p50Ms))),
+    baselineP99Ms: round(median(baselineRuns.map((r) => r.p99Ms))),
+  };
 }
 
 interface LatencyCheck {
@@ -827,6 +811,9 @@ interface LatencyCheck {
   readonly rate: number;
   /** p99 of one autocannon run at the same rate, connections in step: a burst pattern, for comparison. */
   readonly autocannonInStepP99Ms: number | undefined;
+  /** The baseline app at the same rate with the same client (median of the runs): what this machine allows. */
+  readonly baselineP50Ms: number;
+  readonly baselineP99Ms: number;
   readonly runs: readonly RunRecord[];
   readonly summary: Summary;
 }
@@ -951,6 +938,8 @@ interface Target {
   readonly target: string;
   readonly value: number | string | undefined;
   readonly met: boolean | undefined;
+  /** A figure shown beside the targets to read them by, not a target itself. */
+  readonly context?: boolean;
 }
 
 function table(rows: readonly (readonly string[])[]): string {
@@ -987,6 +976,10 @@ function evaluateTargets(
   const rules = get('memory/rules-1000')?.median.rps;
   at('rules-1000 / hit', '>= 0.95', hit !== undefined && rules !== undefined ? round(rules / hit) : undefined, (v) => v >= 0.95);
   at('hit p99 at 50% of max rate (ms)', '<= 10', latency?.summary.p99Ms, (v) => v <= 10);
+  // Not a target: the same client against the baseline app at the same rate, to tell the broker from the machine.
+  if (latency !== undefined) {
+    targets.push({ name: '  for context: the baseline app at the same rate, same client, p99 (ms)', target: '-', value: latency.baselineP99Ms, met: undefined, context: true });
+  }
   const errors = reports.reduce((sum, r) => sum + r.median.errors, 0) + (latency?.summary.errors ?? 0) + (memory?.errors ?? 0);
   at('errors (all runs)', '= 0', errors, (v) => v === 0);
   at(`RSS after ${memory?.identities ?? '?'} identities, in-memory cache, default bound (MB)`, '<= 150', memory?.rssMbAfter, (v) => v <= 150);
@@ -1147,6 +1140,10 @@ async function main(): Promise<void> {
       const m = l.summary;
       rows.push([`${multi ? `${l.variant} ` : ''}memory/hit @ ${l.rate}/s open loop`, String(m.rps), '-', String(m.cpuUsPerRequest ?? '-'), '-', String(m.p50Ms), String(m.p99Ms), String(m.errors), String(m.rssMb ?? '-'), String(m.load1), l.runs.map((x) => x.rps).join(' ')]);
     }
+    const floor = Object.values(latency)[0];
+    if (floor !== undefined) {
+      rows.push([`baseline @ ${floor.rate}/s open loop`, '-', '-', '-', '-', String(floor.baselineP50Ms), String(floor.baselineP99Ms), '-', '-', '-', '-']);
+    }
     console.log(`\n${table(rows)}\n`);
     for (const m of [...Object.values(memory), ...Object.values(memorySized)]) {
       console.log(
@@ -1157,7 +1154,7 @@ async function main(): Promise<void> {
     for (const [name, f] of Object.entries(footprints)) {
       console.log(`${name} redis: ${f.memoryUsageBytesMean} B MEMORY USAGE per token key (max ${f.memoryUsageBytesMax}, ${f.sampled} sampled of ${f.tokenKeys}); used_memory/key ${f.usedMemoryBytesPerKey} B`);
     }
-    console.log(`\ntargets, judged on ${judged}:\n${table([['target', 'wanted', 'measured', 'met'], ...targets.map((t) => [t.name, t.target, String(t.value ?? '-'), t.met === undefined ? 'not run' : t.met ? 'yes' : 'NO'])])}\n`);
+    console.log(`\ntargets, judged on ${judged}:\n${table([['target', 'wanted', 'measured', 'met'], ...targets.map((t) => [t.name, t.target, String(t.value ?? '-'), t.context === true ? '-' : t.met === undefined ? 'not run' : t.met ? 'yes' : 'NO'])])}\n`);
     for (const [id, summary] of Object.entries(profiles)) {
       console.log(`top self-time frames, ${id} (${summary.busyMs} ms busy${summary.busyUsPerRequest === undefined ? "" : `, ${summary.busyUsPerRequest} us per request served incl. start-up`}):`);
       for (const frame of summary.top.slice(0, 15)) console.log(`  ${frame.selfPercent.toFixed(1).padStart(5)}%  ${frame.name}`);
