@@ -49,6 +49,8 @@ const MISS_POOL = 10_000;
 const WARM_POOL = 2_000;
 const EXPIRED_POOL = 1_000;
 const WARM_UP_SECONDS = 2;
+/** Idle seconds after the memory check's burst before its settled RSS is read (see MemoryCheck.rssMbSettled). */
+const SETTLE_SECONDS = 15;
 
 // --- options --------------------------------------------------------------------------------------------------
 
@@ -826,7 +828,13 @@ interface MemoryCheck {
   readonly seconds: number;
   readonly rpsDuring: number;
   readonly errors: number;
+  /** 3 s after the last answer: the live heap plus whatever garbage and heap headroom the burst left. */
   readonly rssMbAfter: number | undefined;
+  /**
+   * After SETTLE_SECONDS of idle: V8's memory reducer has run a full collection (it starts a few seconds after the
+   * allocation rate drops) and released what it does not need. What the bounded caches really hold.
+   */
+  readonly rssMbSettled: number | undefined;
   readonly rssMbPeak: number | undefined;
   readonly rssMbIdleBefore: number | undefined;
 }
@@ -850,8 +858,11 @@ async function runMemoryCheck(env: Environment, variant: Variant, all: readonly 
       nextBody: () => all[i++ % all.length] as string,
     });
     await sleep(3000);
+    const rssMbAfter = rssMb(broker.process.pid);
+    await sleep(SETTLE_SECONDS * 1000 - 3000);
+    const rssMbSettled = rssMb(broker.process.pid);
     const counters = await scrapeCacheResults(broker.url);
-    log(`${variant.name} memory (maxEntries ${maxEntries}): ${result.requests} exchanges in ${result.seconds} s, RSS ${rssMb(broker.process.pid)} MB, ${JSON.stringify(counters)}`);
+    log(`${variant.name} memory (maxEntries ${maxEntries}): ${result.requests} exchanges in ${result.seconds} s, RSS ${rssMbAfter} MB after 3 s, ${rssMbSettled} MB after ${SETTLE_SECONDS} s, ${JSON.stringify(counters)}`);
     const heap = Object.fromEntries(Object.entries(counters).filter(([k]) => k.endsWith('_mb')));
     return {
       variant: variant.name,
@@ -861,7 +872,8 @@ async function runMemoryCheck(env: Environment, variant: Variant, all: readonly 
       seconds: result.seconds,
       rpsDuring: result.rps,
       errors: unexpected(result, 200),
-      rssMbAfter: rssMb(broker.process.pid),
+      rssMbAfter,
+      rssMbSettled,
       rssMbPeak: rssMb(broker.process.pid, 'VmHWM'),
       rssMbIdleBefore: idle,
     };
@@ -982,7 +994,10 @@ function evaluateTargets(
   }
   const errors = reports.reduce((sum, r) => sum + r.median.errors, 0) + (latency?.summary.errors ?? 0) + (memory?.errors ?? 0);
   at('errors (all runs)', '= 0', errors, (v) => v === 0);
-  at(`RSS after ${memory?.identities ?? '?'} identities, in-memory cache, default bound (MB)`, '<= 150', memory?.rssMbAfter, (v) => v <= 150);
+  at(`RSS after ${memory?.identities ?? '?'} identities, in-memory cache, default bound, settled (MB)`, '<= 150', memory?.rssMbSettled, (v) => v <= 150);
+  if (memory !== undefined) {
+    targets.push({ name: '  for context: the same, 3 s after the burst / peak (MB)', target: '-', value: `${memory.rssMbAfter} / ${memory.rssMbPeak}`, met: undefined, context: true });
+  }
   at('Redis MEMORY USAGE per cached token (bytes)', '<= 1536', footprint?.memoryUsageBytesMean, (v) => v <= 1536);
   return targets;
 }
@@ -1147,7 +1162,7 @@ async function main(): Promise<void> {
     console.log(`\n${table(rows)}\n`);
     for (const m of [...Object.values(memory), ...Object.values(memorySized)]) {
       console.log(
-        `${m.variant} memory: RSS ${m.rssMbAfter} MB after ${m.identities} identities with cache.memory.maxEntries ${m.maxEntries} ` +
+        `${m.variant} memory: RSS ${m.rssMbSettled} MB settled (${m.rssMbAfter} MB 3 s after the burst) after ${m.identities} identities with cache.memory.maxEntries ${m.maxEntries} ` +
           `(peak ${m.rssMbPeak} MB, idle before ${m.rssMbIdleBefore} MB; ${JSON.stringify(m.heap ?? {})})`,
       );
     }
