@@ -1,3 +1,4 @@
+import { BoundedLru } from './bounded-lru.js';
 import { CACHE_MISS, type CacheLookup, type CachedToken, type TokenCache } from './token-cache.js';
 
 interface Entry {
@@ -5,17 +6,16 @@ interface Entry {
   readonly storedUntil: number;
 }
 
-/**
- * A bounded in-process LRU for a single instance (the embedded default). A Map keeps insertion order, so
- * re-inserting on read makes the first key the least recently used.
- */
+/** A bounded in-process LRU of minted tokens for a single instance (the embedded default). */
 export class MemoryTokenCache implements TokenCache {
-  private readonly entries = new Map<string, Entry>();
+  private readonly entries: BoundedLru<string, Entry>;
 
   constructor(
-    private readonly maxEntries: number,
+    maxEntries: number,
     private readonly now: () => number,
-  ) {}
+  ) {
+    this.entries = new BoundedLru(maxEntries);
+  }
 
   get size(): number {
     return this.entries.size;
@@ -24,21 +24,16 @@ export class MemoryTokenCache implements TokenCache {
   async get(key: string): Promise<CacheLookup> {
     const entry = this.entries.get(key);
     if (entry === undefined) return CACHE_MISS;
-    this.entries.delete(key);
-    if (entry.storedUntil <= this.now()) return CACHE_MISS;
-    this.entries.set(key, entry);
+    if (entry.storedUntil <= this.now()) {
+      this.entries.delete(key);
+      return CACHE_MISS;
+    }
     return { status: 'hit', value: entry.value };
   }
 
   async set(key: string, value: CachedToken, ttlSeconds: number): Promise<void> {
     if (ttlSeconds <= 0) return;
-    this.entries.delete(key);
     this.entries.set(key, { value, storedUntil: this.now() + ttlSeconds * 1000 });
-    while (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.keys().next();
-      if (oldest.done === true) break;
-      this.entries.delete(oldest.value);
-    }
   }
 
   async close(): Promise<void> {

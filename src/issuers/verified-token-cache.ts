@@ -1,3 +1,4 @@
+import { BoundedLru } from '../cache/bounded-lru.js';
 import type { Claims } from '../identity/workload-identity.js';
 import type { TrustedIssuer } from './trusted-issuers.js';
 
@@ -29,10 +30,10 @@ export const VERIFIED_TOKEN_CACHE_ENTRIES = 4096;
  * issuer key set that has since changed is dropped on read, and `purge` drops an issuer's entries at once.
  */
 export class VerifiedTokenCache {
-  private readonly entries = new Map<string, VerifiedSignature>();
+  private readonly entries: BoundedLru<string, VerifiedSignature>;
 
-  constructor(private readonly maxEntries: number = VERIFIED_TOKEN_CACHE_ENTRIES) {
-    if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new Error('VerifiedTokenCache: maxEntries must be a positive integer');
+  constructor(maxEntries: number = VERIFIED_TOKEN_CACHE_ENTRIES) {
+    this.entries = new BoundedLru(maxEntries);
   }
 
   get size(): number {
@@ -42,36 +43,18 @@ export class VerifiedTokenCache {
   /** The verification of the token with this SHA-256, if it is still valid for its issuer's current key set. */
   get(sha256: string): VerifiedSignature | undefined {
     const entry = this.entries.get(sha256);
-    if (entry === undefined) return undefined;
+    if (entry === undefined || entry.issuer.keys.generation === entry.keysGeneration) return entry;
     this.entries.delete(sha256);
-    if (entry.issuer.keys.generation !== entry.keysGeneration) return undefined;
-    // Re-inserting makes the Map's first key the least recently used.
-    this.entries.set(sha256, entry);
-    return entry;
+    return undefined;
   }
 
   set(sha256: string, entry: VerifiedSignature): void {
-    this.entries.delete(sha256);
     this.entries.set(sha256, entry);
-    while (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.keys().next();
-      if (oldest.done === true) break;
-      this.entries.delete(oldest.value);
-    }
-  }
-
-  delete(sha256: string): void {
-    this.entries.delete(sha256);
   }
 
   /** Drops every entry of one issuer (its key set changed), or of all issuers. */
   purge(issuerName?: string): void {
-    if (issuerName === undefined) {
-      this.entries.clear();
-      return;
-    }
-    for (const [sha256, entry] of this.entries) {
-      if (entry.issuer.config.name === issuerName) this.entries.delete(sha256);
-    }
+    if (issuerName === undefined) this.entries.clear();
+    else this.entries.deleteWhere((entry) => entry.issuer.config.name === issuerName);
   }
 }

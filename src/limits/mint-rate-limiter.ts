@@ -1,3 +1,4 @@
+import { BoundedLru } from '../cache/bounded-lru.js';
 import { takeToken, type BucketState } from './token-bucket.js';
 
 export interface RateLimitDecision {
@@ -20,22 +21,19 @@ export const unlimited: MintRateLimiter = { take: async () => ({ allowed: true, 
 
 /** Token buckets in process memory, for a single instance; bounded so idle identities are forgotten. */
 export class MemoryMintRateLimiter implements MintRateLimiter {
-  private readonly buckets = new Map<string, BucketState>();
+  private readonly buckets: BoundedLru<string, BucketState>;
 
   constructor(
     private readonly settings: RateLimitSettings,
     private readonly now: () => number,
-    private readonly maxBuckets = 100_000,
-  ) {}
+    maxBuckets = 100_000,
+  ) {
+    this.buckets = new BoundedLru(maxBuckets);
+  }
 
   async take(identityKey: string): Promise<RateLimitDecision> {
     const decision = takeToken(this.buckets.get(identityKey), this.now(), this.settings.ratePerMinute / 60, this.settings.burst);
-    this.buckets.delete(identityKey);
     this.buckets.set(identityKey, decision.state);
-    if (this.buckets.size > this.maxBuckets) {
-      const oldest = this.buckets.keys().next();
-      if (oldest.done !== true) this.buckets.delete(oldest.value);
-    }
     return { allowed: decision.allowed, retryAfterSeconds: Math.ceil(decision.retryAfterMs / 1000) };
   }
 }
