@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, createPublicKey } from 'node:crypto';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +11,7 @@ import { calculateJwkThumbprint, createLocalJWKSet, decodeProtectedHeader, expor
 import { startStandInIssuer, type StandInIssuer } from '../fakes/stand-in-issuer.js';
 import { sinkChildOutput } from '../support/log-capture.js';
 import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/protocol.js';
+import { freePort } from '../support/free-port.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SUBJECT_AUDIENCE = 'tyk-token-broker';
@@ -101,19 +102,6 @@ function waitForStdout(cli: CliProcess, predicate: (stdout: string) => boolean, 
       check();
     }),
   );
-}
-
-/** A port nothing listens on right now: bind port 0 on loopback, note it, release it. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Whether a TCP connection to the loopback port is accepted (false on refusal), within 2 s. */

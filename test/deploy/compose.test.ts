@@ -14,6 +14,7 @@ import { sinkChildOutput } from '../support/log-capture.js';
 import { startStandInTyk, type StandInTyk } from '../fakes/stand-in-tyk.js';
 import { errorsOf, validators } from '../tyk/tyk-schemas.js';
 import { ROOT, arrayAt, at, isObject, missingToolSkip, objectAt, readText, readYaml, stringAt, type JsonObject } from './deploy-support.js';
+import { freePort } from '../support/free-port.js';
 
 /**
  * docker-compose.yml cannot be run here (no Docker engine), so it is checked statically: against the Compose
@@ -356,14 +357,6 @@ describe('docker-compose.yml: the demo', () => {
     let gateway: Server;
     let gatewayUrl = '';
     const upstreamRequests: { path: string; authorization: string | undefined }[] = [];
-
-    async function freePort(): Promise<number> {
-      const probe = createServer();
-      await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-      const { port } = probe.address() as AddressInfo;
-      await new Promise<void>((resolve) => probe.close(() => resolve()));
-      return port;
-    }
 
     before(async () => {
       brokerPort = await freePort();

@@ -13,10 +13,10 @@ import { grantablePolicies } from '../../src/tyk/grantable-policies.js';
 import { buildTykOasApiDefinition } from '../../src/tyk/tyk-oas-api-definition.js';
 import { buildTykPolicies } from '../../src/tyk/tyk-policies.js';
 import type { BrokerConfig, BrokerConfigInput } from '../../src/config/schema.js';
-import type { TykApiOptions } from '../../src/tyk/tyk-api-options.js';
 import { startStandInIssuer, type StandInIssuer } from '../fakes/stand-in-issuer.js';
 import { startStandInTyk, type StandInTyk } from '../fakes/stand-in-tyk.js';
 import { captureLogs } from '../support/log-capture.js';
+import { API_OPTIONS } from '../tyk/token-profile.js';
 
 /**
  * The whole chain on loopback, as `token-broker doctor` sees it in production: a stand-in cluster issuer, a keys
@@ -48,14 +48,8 @@ export interface Chain {
   close(): Promise<void>;
 }
 
-export const API_OPTIONS: TykApiOptions = {
-  apiId: 'orders',
-  name: 'Orders',
-  orgId: 'default',
-  listenPath: '/orders/',
-  upstreamUrl: 'http://orders.payments.svc:8080',
-  jwksCacheSeconds: 240,
-};
+// The API the Tyk kit tests describe, so the doctor checks the same one.
+export { API_OPTIONS };
 
 function configInput(issuerUrl: string, publicUrl: string, keysDir: string): BrokerConfigInput {
   return {

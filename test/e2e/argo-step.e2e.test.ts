@@ -21,6 +21,7 @@ import { startStandInTyk, type StandInTyk, type StandInTykProxyReason } from '..
 import { createTestClock, type TestClock } from '../support/clock.js';
 import { captureLogs, type LogCapture } from '../support/log-capture.js';
 import { exchangeStepOf, loadArgoExamples, renderParameters } from '../examples/argo-examples.js';
+import { API_OPTIONS } from '../tyk/token-profile.js';
 
 /*
  * The exchanging step of examples/argo/orders-sync.yaml, its script taken VERBATIM from the YAML and run with
@@ -240,14 +241,7 @@ describe('examples/argo orders-sync: the step\'s script, verbatim, against a bro
     tyk = await startStandInTyk({ now: clock.now });
     for (const policy of buildTykPolicies(POLICIES, { apiId: 'orders', apiName: 'Orders', orgId: 'default' })) tyk.addPolicy(policy);
     await tyk.addApi(
-      buildTykOasApiDefinition(config, {
-        apiId: 'orders',
-        name: 'Orders',
-        orgId: 'default',
-        listenPath: '/orders/',
-        upstreamUrl: 'http://orders.payments.svc:8080',
-        jwksCacheSeconds: 240,
-      }),
+      buildTykOasApiDefinition(config, API_OPTIONS),
     );
     gateway = await startGateway(tyk, '/orders/');
   });

@@ -4,13 +4,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startStandInIssuer, type StandInIssuer } from '../fakes/stand-in-issuer.js';
 import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/protocol.js';
 import { runLoad } from './load.js';
+import { freePort } from '../support/free-port.js';
 
 /*
  * SIGTERM to a real `token-broker serve` child process while a load runs and ten requests are in flight (their
@@ -24,17 +25,6 @@ const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SUBJECT_AUDIENCE = 'tyk-token-broker';
 const GRACE_SECONDS = 10;
 const IN_FLIGHT = 10;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
-}
 
 function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

@@ -1,7 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { runBrokerChild } from '../support/broker-child.js';
 
 /*
  * @kubernetes/client-node is about 70 MB of resident memory. A broker whose issuers use no Kubernetes API must not
@@ -9,40 +8,11 @@ import { fileURLToPath } from 'node:url';
  * runs in a fresh process: a module loaded once stays loaded.
  */
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-function runChild(script: string): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-  return { status: result.status, stdout: result.stdout.trim(), stderr: result.stderr };
-}
-
-const PRELUDE = `
-import { pino } from 'pino';
-import { createBroker } from './src/broker.ts';
-import { validateConfig } from './src/config/validate-config.ts';
-import { staticSigningKeySet } from './src/mint/signing-key-set.ts';
-import { kubernetesClientLoaded } from './src/kubernetes/kubernetes-metadata-source.ts';
-const base = {
-  server: { port: 8080, publicUrl: 'https://token-broker.test' },
-  issuers: [{ name: 'a', issuer: 'https://issuer.test', audiences: ['x'], jwksUri: 'https://issuer.test/jwks' }],
-  signing: { algorithm: 'ES256', keysDir: '/unused' },
-  rules: [{ name: 'r', match: { namespaces: ['*'] }, policies: ['p'] }],
-};
-function build(extra) {
-  const v = validateConfig({ ...base, ...extra });
-  if (!v.ok) throw new Error(JSON.stringify(v.problems));
-  return createBroker(v.config, { logger: pino({ level: 'silent' }), signingKeys: staticSigningKeySet([]) });
-}
-`;
+const IMPORTS = "import { kubernetesClientLoaded } from './src/kubernetes/kubernetes-metadata-source.ts';";
 
 describe('@kubernetes/client-node is loaded only when a Kubernetes API is configured', () => {
   it('no kubernetes block: a broker is built and the client is never loaded', () => {
-    const child = runChild(`${PRELUDE}
-const broker = build({});
+    const child = runBrokerChild(IMPORTS, `const broker = build({});
 console.log(JSON.stringify({ loaded: kubernetesClientLoaded() }));
 await broker.close();`);
     assert.equal(child.status, 0, child.stderr);
@@ -50,8 +20,7 @@ await broker.close();`);
   });
 
   it('a kubernetes block: the client is loaded while the broker is built, and a missing kubeconfig fails then', () => {
-    const child = runChild(`${PRELUDE}
-let error = '';
+    const child = runBrokerChild(IMPORTS, `let error = '';
 try {
   build({ kubernetes: { kubeconfig: '/nonexistent/kubeconfig' } });
 } catch (e) {
