@@ -151,7 +151,7 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     minter:
       config.tokens.format === 'tyk-key' && config.tyk !== undefined
         ? createTykKeyMinter(config.tyk, config.tokens)
-        : createJwtMinter(options.signingKeys, config.tokens, config.server.publicUrl),
+        : createJwtMinter(options.signingKeys),
     cache,
     coordinator,
     rateLimiter,

@@ -7,7 +7,7 @@ import { rateLimitKey } from '../limits/rate-limit-key.js';
 import { argoContextOf, type WorkloadIdentity } from '../identity/workload-identity.js';
 import type { ClusterAccess } from '../identity/cluster-checks.js';
 import { evaluateRules, type PolicyDecision } from '../rules/evaluate-rules.js';
-import { subjectTemplateNeedsPod, type Grant } from '../mint/access-token-claims.js';
+import { mintInputOf, subjectTemplateNeedsPod, type MintInput } from '../mint/access-token-claims.js';
 import { tokenCacheKey } from '../cache/cache-key.js';
 import type { BrokerConfig } from '../config/schema.js';
 import type { CompiledRules } from '../rules/compiled-rules.js';
@@ -96,14 +96,14 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
     verifiedTokens: deps.verifiedTokens,
   });
 
-  async function mint(grant: Grant, cacheKey: string): Promise<CachedToken> {
-    const limit = await deps.rateLimiter.take(rateLimitKey(grant.identity));
+  async function mint(identity: WorkloadIdentity, input: MintInput, cacheKey: string): Promise<CachedToken> {
+    const limit = await deps.rateLimiter.take(rateLimitKey(identity));
     if (!limit.allowed) throw rateLimited(Math.max(1, limit.retryAfterSeconds));
     const issuedAt = nowSeconds();
     const jti = newJti();
-    const token = await deps.minter.mint(grant, { nowSeconds: issuedAt, jti });
-    const minted: CachedToken = { token, expiresAt: issuedAt + grant.ttlSeconds, jti, policies: grant.policies };
-    await deps.cache.set(cacheKey, minted, grant.ttlSeconds - refreshBeforeSeconds);
+    const token = await deps.minter.mint(input, { nowSeconds: issuedAt, jti });
+    const minted: CachedToken = { token, expiresAt: issuedAt + input.ttlSeconds, jti, policies: input.policies };
+    await deps.cache.set(cacheKey, minted, input.ttlSeconds - refreshBeforeSeconds);
     return minted;
   }
 
@@ -129,9 +129,11 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
       if (!allowedAudiences.has(audience)) {
         throw invalidTarget('audience_not_allowed', `The broker does not issue tokens for audience "${audience.slice(0, 120)}".`);
       }
-      const grant: Grant = { identity, policies, audience, ttlSeconds: decision.ttlSeconds };
-      const cacheKey = tokenCacheKey(grant, { rulesVersion: rules.version, signingKid: deps.minter.generation() ?? 'none' });
+      // What the credential will say, derived once: the minter reads only this, and the cache key hashes all of it.
+      const input = mintInputOf({ identity, policies, audience, ttlSeconds: decision.ttlSeconds }, tokens, deps.config.server.publicUrl);
+      const cacheKey = tokenCacheKey(input, identity, { rulesVersion: rules.version, generation: deps.minter.generation() ?? 'none' });
 
+      const mintingIdentity = identity;
       const lookup = await deps.cache.get(cacheKey);
       let result: CachedToken;
       let mintedHere = false;
@@ -142,7 +144,7 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
         cacheResult = lookup.status === 'hit' ? 'stale' : lookup.status;
         const obtained = await deps.coordinator.obtain(
           cacheKey,
-          () => mint(grant, cacheKey),
+          () => mint(mintingIdentity, input, cacheKey),
           (peer) => peer.expiresAt - nowSeconds() > refreshBeforeSeconds,
         );
         result = obtained.token;

@@ -1,8 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { temporarilyUnavailable } from '../errors.js';
 import { TOKEN_TYPE_ACCESS_TOKEN } from '../protocol.js';
-import { argoContextOf } from '../identity/workload-identity.js';
-import { renderSubject, type Grant } from './access-token-claims.js';
+import type { MintInput } from './access-token-claims.js';
 import type { AccessTokenMinter } from './access-token-minter.js';
 import type { TokensConfig } from '../config/schema.js';
 
@@ -30,33 +29,26 @@ function unavailable(detail: string) {
  * policies and the expiry, through the Gateway REST API. The key is a bearer credential like a JWT: it is
  * cached and audited by its SHA-256 only, and never logged.
  */
-export function createTykKeyMinter(settings: TykKeyMinterSettings, tokens: TokensConfig, fetchImpl: typeof fetch = fetch): AccessTokenMinter {
+export function createTykKeyMinter(settings: TykKeyMinterSettings, tokens: Pick<TokensConfig, 'contextClaim'>, fetchImpl: typeof fetch = fetch): AccessTokenMinter {
   const endpoint = `${settings.gatewayUrl.replace(/\/$/, '')}/tyk/keys/create`;
   return {
     issuedTokenType: TOKEN_TYPE_ACCESS_TOKEN,
     generation: () => `tyk-key:${settings.orgId}`,
-    async mint(grant: Grant, context) {
+    async mint(input: MintInput, context) {
       let secret: string;
       try {
         secret = (await readFile(settings.secretFile, 'utf8')).trim();
       } catch (error) {
         throw unavailable(`cannot read the Tyk secret file: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
       }
-      const { identity } = grant;
       const body = {
         org_id: settings.orgId,
-        apply_policies: grant.policies,
-        expires: context.nowSeconds + grant.ttlSeconds,
+        apply_policies: input.policies,
+        expires: context.nowSeconds + input.ttlSeconds,
         // The alias is what Tyk analytics show; the same identity string as a JWT's `sub`.
-        alias: renderSubject(tokens.subject, identity),
-        meta_data: {
-          jti: context.jti,
-          issuer: identity.issuerName,
-          ...(identity.namespace !== undefined && { namespace: identity.namespace }),
-          ...(identity.serviceAccount !== undefined && { serviceAccount: identity.serviceAccount }),
-          ...(identity.podName !== undefined && { pod: identity.podName }),
-          ...argoContextOf(identity),
-        },
+        alias: input.claims.sub,
+        // The same workload context a JWT carries, and the jti its audit record names.
+        meta_data: { jti: context.jti, ...(input.claims[tokens.contextClaim] as Record<string, string>) },
       };
       let response: Response;
       try {
