@@ -159,7 +159,11 @@ function crossFieldProblems(config: BrokerConfig): ConfigProblem[] {
       ruleTier(rule) === 'submitter' ||
       [...(rule.policies ?? []), ...(rule.requestable ?? [])].some((p) => p.includes('.labels.'));
     const ruleIssuers = config.issuers.filter((issuer) => match.issuers === undefined || match.issuers.includes(issuer.name));
-    if (needsCluster && !ruleIssuers.some((issuer) => kubernetesOf(config, issuer)?.enabled === true)) {
+    const kubernetesFacts = kubernetesFactsReadBy(rule);
+    if (kubernetesFacts.length > 0 && ruleIssuers.length > 0 && ruleIssuers.every((issuer) => issuer.kind === 'oidc')) {
+      // Only an API server vouches for these; an oidc token's kubernetes.io claim is whatever its issuer wrote there.
+      add(['rules', i, 'match'], `reads Kubernetes facts (${kubernetesFacts.join(', ')}) but applies only to kind: oidc issuers, whose tokens carry none: it can never match`);
+    } else if (needsCluster && !ruleIssuers.some((issuer) => kubernetesOf(config, issuer)?.enabled === true)) {
       add(['rules', i, 'match'], 'reads Kubernetes labels or pod metadata, but no issuer this rule applies to has kubernetes enabled');
     }
   });
@@ -170,6 +174,21 @@ function crossFieldProblems(config: BrokerConfig): ConfigProblem[] {
     }
   });
   return problems;
+}
+
+/** The Kubernetes facts a rule reads (conditions and policy templates): only `kind: kubernetes` tokens carry them. */
+function kubernetesFactsReadBy(rule: BrokerConfig['rules'][number]): string[] {
+  const { match } = rule;
+  const conditions = ['namespaces', 'serviceAccounts', 'namespaceSelector', 'serviceAccountSelector', 'podSelector', 'podAnnotationSelector', 'workflows'] as const;
+  const fields: string[] = conditions.filter((field) => match[field] !== undefined);
+  const templates = [...(rule.policies ?? []), ...(rule.requestable ?? [])];
+  if (templates.some((policy) => /\{(namespace|serviceAccount)(\.labels\.[^}]*)?\}/.test(policy))) fields.push('policy templates over {namespace}/{serviceAccount}');
+  return fields;
+}
+
+/** JSON pointers of a rule's claim conditions into the `kubernetes.io` claim. */
+function kubernetesClaimPointers(rule: BrokerConfig['rules'][number]): string[] {
+  return Object.keys(rule.match.claims ?? {}).filter((pointer) => pointer === '/kubernetes.io' || pointer.startsWith('/kubernetes.io/'));
 }
 
 /** The Kubernetes settings that apply to an issuer: its own block, else the top-level one. */
@@ -195,6 +214,24 @@ function deepFreeze<T>(value: T): T {
  */
 export function configWarnings(config: BrokerConfig): string[] {
   const warnings: string[] = [];
+  const kinds = new Set(config.issuers.map((issuer) => issuer.kind));
+  config.rules.forEach((rule, i) => {
+    if (rule.match.issuers === undefined && kinds.size > 1) {
+      warnings.push(
+        `${formatPath(['rules', i, 'match', 'issuers'])}: rule "${rule.name}" names no issuer while issuers of kind kubernetes and oidc are both configured: ` +
+          'it applies to the tokens of every issuer; name the issuers it is meant for',
+      );
+    }
+    const ruleIssuers = config.issuers.filter((issuer) => rule.match.issuers === undefined || rule.match.issuers.includes(issuer.name));
+    for (const pointer of kubernetesClaimPointers(rule)) {
+      if (ruleIssuers.some((issuer) => issuer.kind === 'oidc')) {
+        warnings.push(
+          `${formatPath(['rules', i, 'match', 'claims', pointer])}: rule "${rule.name}" matches the kubernetes.io claim of kind: oidc tokens, ` +
+            'which no API server checked; match namespaces or serviceAccounts of a kind: kubernetes issuer instead',
+        );
+      }
+    }
+  });
   const { prePublishSeconds, tykJwksCacheSeconds } = config.signing;
   if (prePublishSeconds <= tykJwksCacheSeconds) {
     warnings.push(

@@ -1,5 +1,6 @@
 import { invalidRequest } from '../errors.js';
 import { KUBERNETES_CLAIM } from '../protocol.js';
+import { isDnsLabel, isDnsSubdomain } from './kubernetes-names.js';
 import type { IssuerConfig } from '../config/schema.js';
 
 /** Verified claims of a subject token, as JSON. */
@@ -65,9 +66,30 @@ function missing(claim: string) {
   });
 }
 
+/** A name the API server would have refused to create: the token was not minted by it. */
+function notAKubernetesName(claim: string, what: 'DNS label' | 'DNS subdomain') {
+  return invalidRequest('malformed_token', `The subject token's "${claim}" is not a Kubernetes name (an RFC 1123 ${what}).`, {
+    facts: { claim },
+  });
+}
+
+/** An optional name inside the `kubernetes.io` claim: absent, or a valid RFC 1123 subdomain. */
+function optionalName(value: Record<string, unknown> | undefined, claim: string): string | undefined {
+  if (value === undefined || value.name === undefined) return undefined;
+  const name = value.name;
+  if (typeof name !== 'string' || !isDnsSubdomain(name)) throw notAKubernetesName(claim, 'DNS subdomain');
+  return name;
+}
+
 /**
- * Reads the workload identity out of verified claims. For `kind: kubernetes` the `kubernetes.io` claim with
- * namespace and service account is required, and `sub` must agree with it; `oidc` issuers only need `sub`.
+ * Reads the workload identity out of verified claims.
+ *
+ * Namespace, service account, pod, node and Secret are Kubernetes facts, and only an issuer of `kind: kubernetes`
+ * (an API server, which derives them from the objects it signs for) vouches for them: for such an issuer the
+ * `kubernetes.io` claim is required, every name in it must be one the API server accepts, and `sub` must agree
+ * with namespace and service account. For an `oidc` issuer (CI, SSO) anyone able to get a token from it may have
+ * chosen those claims, so the identity carries `sub` only and a rule that reads Kubernetes facts cannot match it;
+ * its claims stay available to rules that match them by JSON pointer. Pure.
  */
 export function identityFromClaims(issuer: IssuerConfig, claims: Claims): WorkloadIdentity {
   const subject = string(claims.sub);
@@ -75,33 +97,33 @@ export function identityFromClaims(issuer: IssuerConfig, claims: Claims): Worklo
     throw invalidRequest('missing_claim', 'The subject token has no "sub" claim.', { facts: { claim: 'sub' } });
   }
   const base = { issuerName: issuer.name, issuer: issuer.issuer, subject, claims };
+  if (issuer.kind !== 'kubernetes') return base;
   const kube = record(claims[KUBERNETES_CLAIM]);
-  if (kube === undefined) {
-    if (issuer.kind === 'kubernetes') throw missing(KUBERNETES_CLAIM);
-    return base;
-  }
+  if (kube === undefined) throw missing(KUBERNETES_CLAIM);
   const namespace = string(kube.namespace);
   const serviceAccount = record(kube.serviceaccount);
   const serviceAccountName = string(serviceAccount?.name);
-  if (issuer.kind === 'kubernetes') {
-    if (namespace === undefined) throw missing(`${KUBERNETES_CLAIM}.namespace`);
-    if (serviceAccountName === undefined) throw missing(`${KUBERNETES_CLAIM}.serviceaccount.name`);
-    // The API server derives `sub` from the same fields; a token where they disagree was not minted by it.
-    if (subject !== `system:serviceaccount:${namespace}:${serviceAccountName}`) {
-      throw invalidRequest('malformed_token', 'The subject token\'s "sub" does not match its kubernetes.io namespace and service account.');
-    }
+  if (namespace === undefined) throw missing(`${KUBERNETES_CLAIM}.namespace`);
+  if (serviceAccountName === undefined) throw missing(`${KUBERNETES_CLAIM}.serviceaccount.name`);
+  if (!isDnsLabel(namespace)) throw notAKubernetesName(`${KUBERNETES_CLAIM}.namespace`, 'DNS label');
+  if (!isDnsSubdomain(serviceAccountName)) throw notAKubernetesName(`${KUBERNETES_CLAIM}.serviceaccount.name`, 'DNS subdomain');
+  // The API server derives `sub` from the same fields; a token where they disagree was not minted by it.
+  if (subject !== `system:serviceaccount:${namespace}:${serviceAccountName}`) {
+    throw invalidRequest('malformed_token', 'The subject token\'s "sub" does not match its kubernetes.io namespace and service account.');
   }
-  const pod = record(kube.pod);
-  const secret = record(kube.secret);
-  const node = record(kube.node);
+  const podName = optionalName(record(kube.pod), `${KUBERNETES_CLAIM}.pod.name`);
+  const nodeName = optionalName(record(kube.node), `${KUBERNETES_CLAIM}.node.name`);
+  const secretName = optionalName(record(kube.secret), `${KUBERNETES_CLAIM}.secret.name`);
+  const serviceAccountUid = string(serviceAccount?.uid);
+  const podUid = string(record(kube.pod)?.uid);
   return {
     ...base,
-    ...(namespace !== undefined && { namespace }),
-    ...(serviceAccountName !== undefined && { serviceAccount: serviceAccountName }),
-    ...(string(serviceAccount?.uid) !== undefined && { serviceAccountUid: string(serviceAccount?.uid) }),
-    ...(string(pod?.name) !== undefined && { podName: string(pod?.name) }),
-    ...(string(pod?.uid) !== undefined && { podUid: string(pod?.uid) }),
-    ...(string(node?.name) !== undefined && { nodeName: string(node?.name) }),
-    ...(string(secret?.name) !== undefined && { secretName: string(secret?.name) }),
+    namespace,
+    serviceAccount: serviceAccountName,
+    ...(serviceAccountUid !== undefined && { serviceAccountUid }),
+    ...(podName !== undefined && { podName }),
+    ...(podUid !== undefined && { podUid }),
+    ...(nodeName !== undefined && { nodeName }),
+    ...(secretName !== undefined && { secretName }),
   };
 }

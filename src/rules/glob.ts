@@ -1,4 +1,9 @@
-/** A compiled glob: `*` matches any run of characters (including none); everything else is literal. */
+/**
+ * A compiled glob: `*` matches any run of characters (including none) except control characters; everything else
+ * is literal. `payments-*` must not match `payments-\nadmin`: a value with a control character in it is never a
+ * name an administrator meant (Kubernetes names cannot hold one), and a log line or template that shows it would
+ * show two.
+ */
 export type GlobMatcher = (value: string) => boolean;
 
 /**
@@ -21,12 +26,15 @@ function matchSegments(segments: readonly string[], value: string): boolean {
   return true;
 }
 
+/** C0 controls, DEL and C1 controls. */
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
+
 /** Compiles a glob once, at configuration load, into an anchored matcher. */
 export function compileGlob(pattern: string): GlobMatcher {
   if (!pattern.includes('*')) return (value) => value === pattern;
-  if (/^\*+$/.test(pattern)) return () => true;
+  if (/^\*+$/.test(pattern)) return (value) => !CONTROL_CHARACTER.test(value);
   const segments = pattern.split('*');
-  return (value) => matchSegments(segments, value);
+  return (value) => !CONTROL_CHARACTER.test(value) && matchSegments(segments, value);
 }
 
 /** Compiles a list of globs into one matcher that accepts a value matching any of them. */

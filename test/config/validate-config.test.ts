@@ -398,3 +398,63 @@ describe('formatPath', () => {
     });
   }
 });
+
+describe('validateConfig: Kubernetes facts come only from kind: kubernetes issuers', () => {
+  /** One kubernetes issuer and one oidc issuer (a CI system's), as in issue 14's attack. */
+  function mixedInput(rule: Record<string, any>): Record<string, any> {
+    const input = validInput();
+    input.issuers[1] = { name: 'ci', issuer: 'https://token.actions.example', audiences: ['tyk-token-broker'], kind: 'oidc' };
+    input.tokens = { subject: '{issuer}:{sub}' };
+    input.rules = [rule];
+    return input;
+  }
+
+  const oidcOnly: readonly { name: string; match: Record<string, any>; policies?: string[]; facts: string }[] = [
+    { name: 'namespaces', match: { issuers: ['ci'], namespaces: ['payments'] }, facts: 'namespaces' },
+    { name: 'serviceAccounts', match: { issuers: ['ci'], serviceAccounts: ['argo-*'] }, facts: 'serviceAccounts' },
+    { name: 'a namespace selector', match: { issuers: ['ci'], namespaceSelector: { matchLabels: { team: 'payments' } } }, facts: 'namespaceSelector' },
+    { name: 'workflows', match: { issuers: ['ci'], workflows: ['orders-*'] }, facts: 'workflows' },
+    { name: 'a {namespace} policy template', match: { issuers: ['ci'] }, policies: ['{namespace}-read'], facts: 'policy templates over {namespace}/{serviceAccount}' },
+  ];
+  for (const c of oidcOnly) {
+    it(`refuses ${c.name} in a rule scoped only to oidc issuers, with the rule's path`, () => {
+      const rule = { name: 'ci-payments', match: c.match, policies: c.policies ?? ['payments-read'], ...(c.policies && { allowedPolicies: ['*-read'] }) };
+      const problems = problemsOf(mixedInput(rule));
+      // A workflows condition also breaks the trust tiers (pod conditions need administrator scope): both are said.
+      assert.ok(
+        problems.some((p) => p.path === 'rules[0].match' && p.message === `reads Kubernetes facts (${c.facts}) but applies only to kind: oidc issuers, whose tokens carry none: it can never match`),
+        JSON.stringify(problems),
+      );
+    });
+  }
+
+  it('accepts the same condition scoped to the kubernetes issuer, without a warning', () => {
+    const result = validateConfig(mixedInput({ name: 'payments', match: { issuers: ['in-cluster'], namespaces: ['payments'] }, policies: ['payments-read'] }));
+    assert.ok(result.ok);
+    assert.deepEqual(result.warnings, []);
+  });
+
+  it('warns, with the rule\'s path, about a rule naming no issuer while both kinds are configured', () => {
+    const result = validateConfig(mixedInput({ name: 'payments', match: { namespaces: ['payments'] }, policies: ['payments-read'] }));
+    assert.ok(result.ok, 'valid: the kubernetes issuer\'s tokens can match it');
+    assert.deepEqual(result.warnings, [
+      'rules[0].match.issuers: rule "payments" names no issuer while issuers of kind kubernetes and oidc are both configured: it applies to the tokens of every issuer; name the issuers it is meant for',
+    ]);
+  });
+
+  it('does not warn about a rule naming no issuer when every issuer is of one kind', () => {
+    const input = validInput();
+    input.rules = [{ name: 'payments', match: { namespaces: ['payments'] }, policies: ['payments-read'] }];
+    const result = validateConfig(input);
+    assert.ok(result.ok);
+    assert.deepEqual(result.warnings, []);
+  });
+
+  it('warns about a claim condition on the kubernetes.io claim of oidc tokens', () => {
+    const result = validateConfig(mixedInput({ name: 'ci', match: { issuers: ['ci'], claims: { '/kubernetes.io/namespace': 'payments' } }, policies: ['payments-read'] }));
+    assert.ok(result.ok);
+    assert.deepEqual(result.warnings, [
+      'rules[0].match.claims["/kubernetes.io/namespace"]: rule "ci" matches the kubernetes.io claim of kind: oidc tokens, which no API server checked; match namespaces or serviceAccounts of a kind: kubernetes issuer instead',
+    ]);
+  });
+});

@@ -77,14 +77,67 @@ describe('identityFromClaims: kubernetes issuers', () => {
     assert.equal('podName' in identity, false);
   });
 
-  it('leaves out optional fields that are absent, empty or not strings', () => {
-    const claims = projected({}, { pod: { name: '', uid: 42 }, node: 'not-an-object', serviceaccount: { name: 'wf-runner' } });
+  it('leaves out optional fields that are absent or not objects, and UIDs that are not strings', () => {
+    const claims = projected({}, { pod: { uid: 42 }, node: 'not-an-object', serviceaccount: { name: 'wf-runner' } });
     const identity = identityFromClaims(issuer('kubernetes'), claims);
     for (const field of ['podName', 'podUid', 'nodeName', 'serviceAccountUid', 'secretName']) {
       assert.equal(field in identity, false, `${field} is absent`);
     }
     assert.equal(identity.serviceAccount, 'wf-runner');
   });
+
+  it('accepts names at the API server\'s limits: a 63-character namespace, a 253-character dotted service account', () => {
+    const namespace = `n${'a'.repeat(61)}z`;
+    const serviceAccount = `${'s'.repeat(63)}.${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(61)}`;
+    assert.equal(serviceAccount.length, 253);
+    const claims = projected({ sub: `system:serviceaccount:${namespace}:${serviceAccount}` }, { namespace, serviceaccount: { name: serviceAccount } });
+    const identity = identityFromClaims(issuer('kubernetes'), claims);
+    assert.equal(identity.namespace, namespace);
+    assert.equal(identity.serviceAccount, serviceAccount);
+  });
+
+  /** Names no API server creates, each in the claim where it would be read. Every one is malformed_token. */
+  const badNames: readonly string[] = [
+    'payments-\nadmin',
+    'payments\n',
+    'Payments',
+    '-payments',
+    'payments-',
+    'pay ments',
+    'payments\u0000',
+    'payments/../admin',
+    'paymënts',
+    '*',
+  ];
+  for (const bad of badNames) {
+    it(`refuses the namespace ${JSON.stringify(bad)} as malformed_token, naming the claim`, () => {
+      const claims = projected({ sub: `system:serviceaccount:${bad}:wf-runner` }, { namespace: bad });
+      assertRefused(() => identityFromClaims(issuer('kubernetes'), claims), 'malformed_token', { claim: 'kubernetes.io.namespace' });
+    });
+    it(`refuses the service account ${JSON.stringify(bad)} as malformed_token, naming the claim`, () => {
+      const claims = projected({ sub: `system:serviceaccount:ci:${bad}` }, { serviceaccount: { name: bad } });
+      assertRefused(() => identityFromClaims(issuer('kubernetes'), claims), 'malformed_token', { claim: 'kubernetes.io.serviceaccount.name' });
+    });
+  }
+
+  const badOptionalNames: readonly { name: string; kube: Record<string, unknown>; claim: string }[] = [
+    { name: 'a namespace of 64 characters', kube: { namespace: 'n'.repeat(64) }, claim: 'kubernetes.io.namespace' },
+    { name: 'a dotted namespace (a subdomain, not a label)', kube: { namespace: 'ci.prod' }, claim: 'kubernetes.io.namespace' },
+    { name: 'a pod name with a newline', kube: { pod: { name: 'x\ny', uid: 'u' } }, claim: 'kubernetes.io.pod.name' },
+    { name: 'an empty pod name', kube: { pod: { name: '', uid: 'u' } }, claim: 'kubernetes.io.pod.name' },
+    { name: 'a pod name that is a number', kube: { pod: { name: 42, uid: 'u' } }, claim: 'kubernetes.io.pod.name' },
+    { name: 'a pod name of 254 characters', kube: { pod: { name: 'p'.repeat(254), uid: 'u' } }, claim: 'kubernetes.io.pod.name' },
+    { name: 'an upper-case node name', kube: { node: { name: 'Node-A' } }, claim: 'kubernetes.io.node.name' },
+    { name: 'a Secret name with a slash', kube: { pod: undefined, secret: { name: 'a/b' } }, claim: 'kubernetes.io.secret.name' },
+  ];
+  for (const r of badOptionalNames) {
+    it(`refuses ${r.name} as malformed_token, naming the claim`, () => {
+      const kube = r.kube;
+      const namespace = typeof kube.namespace === 'string' ? kube.namespace : 'ci';
+      const claims = projected({ sub: `system:serviceaccount:${namespace}:wf-runner` }, kube);
+      assertRefused(() => identityFromClaims(issuer('kubernetes'), claims), 'malformed_token', { claim: r.claim });
+    });
+  }
 
   const refusals: readonly { name: string; claims: Record<string, unknown>; code: string; claim?: string }[] = [
     { name: 'no sub', claims: projected({ sub: undefined }), code: 'missing_claim', claim: 'sub' },
@@ -140,19 +193,27 @@ describe('identityFromClaims: oidc issuers', () => {
     });
   });
 
-  it('still reads kubernetes.io fields when present, without requiring sub to agree', () => {
+  it('takes no Kubernetes fact from its kubernetes.io claim: nothing it names was checked by an API server', () => {
     const claims = projected({ sub: 'some-other-subject' });
     const identity = identityFromClaims(issuer('oidc'), claims);
-    assert.equal(identity.subject, 'some-other-subject');
-    assert.equal(identity.namespace, 'ci');
-    assert.equal(identity.serviceAccount, 'wf-runner');
-    assert.equal(identity.podUid, '0d8b260e-pod');
+    assert.deepEqual(identity, {
+      issuerName: 'cluster-a',
+      issuer: 'https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLE0123',
+      subject: 'some-other-subject',
+      claims,
+    });
+    for (const field of ['namespace', 'serviceAccount', 'serviceAccountUid', 'podName', 'podUid', 'nodeName', 'secretName', 'cluster']) {
+      assert.equal(field in identity, false, `${field} is absent`);
+    }
   });
 
-  it('tolerates a partial kubernetes.io claim', () => {
-    const identity = identityFromClaims(issuer('oidc'), { sub: 'x', 'kubernetes.io': { namespace: 'ci' } });
-    assert.equal(identity.namespace, 'ci');
-    assert.equal('serviceAccount' in identity, false);
+  it('ignores a partial or hostile kubernetes.io claim instead of refusing the token', () => {
+    for (const kube of [{ namespace: 'ci' }, { namespace: 'payments\nadmin' }, 'not-an-object', { serviceaccount: { name: 42 } }]) {
+      const identity = identityFromClaims(issuer('oidc'), { sub: 'x', 'kubernetes.io': kube });
+      assert.equal('namespace' in identity, false);
+      assert.equal('serviceAccount' in identity, false);
+      assert.deepEqual(identity.claims['kubernetes.io'], kube, 'the claim itself stays readable by JSON-pointer rules');
+    }
   });
 
   it('still requires sub', () => {

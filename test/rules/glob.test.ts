@@ -10,6 +10,15 @@ const CASES: readonly (readonly [string, string, boolean])[] = [
   ['payments', 'my-payments', false],
   ['payments', 'Payments', false],
   ['payments', '', false],
+  // a star never matches a control character (issue: `payments-*` must not match `payments-\n...`)
+  ['payments-*', 'payments-\nadmin', false],
+  ['payments-*', 'payments-a\u0000', false],
+  ['payments-*', 'payments-\u007f', false],
+  ['payments-*', 'payments-\u0085', false],
+  ['*', 'a\tb', false],
+  ['*-ci', '\r-ci', false],
+  ['argo-*-runner', 'argo-\n-runner', false],
+  ['*', 'paymënts', true],
   // prefix
   ['payments-*', 'payments-dev', true],
   ['payments-*', 'payments-', true],
