@@ -1,15 +1,18 @@
 import { importJWK, type CryptoKey, type JWK } from 'jose';
 import { readFile } from 'node:fs/promises';
 import { invalidRequest, temporarilyUnavailable } from '../errors.js';
-import { parseJwks, selectKey } from './jwks-selection.js';
+import { parseJwks, selectKeys } from './jwks-selection.js';
 import type { IssuerFetch } from './issuer-fetch.js';
 
 export type VerificationKey = CryptoKey | Uint8Array;
 
 /** Where an issuer's public keys come from. */
 export interface IssuerKeySet {
-  /** Resolves the key for a header, refreshing once on an unknown `kid` (subject to the cool-down). */
-  getKey(header: { alg: string; kid?: string | undefined }): Promise<VerificationKey>;
+  /**
+   * Resolves every key that may have signed a token with this header (one, unless the issuer publishes several
+   * under one `kid`, or the token has none), refreshing once on an unknown `kid` (subject to the cool-down).
+   */
+  getKeys(header: { alg: string; kid?: string | undefined }): Promise<readonly VerificationKey[]>;
   /** Loads the keys now; rejects when they cannot be loaded. */
   refresh(): Promise<void>;
   /** True once a key set has been loaded; stays true while a stale set is served. */
@@ -57,7 +60,14 @@ abstract class BaseKeySet implements IssuerKeySet {
 
   abstract refresh(): Promise<void>;
 
-  abstract getKey(header: { alg: string; kid?: string | undefined }): Promise<VerificationKey>;
+  abstract getKeys(header: { alg: string; kid?: string | undefined }): Promise<readonly VerificationKey[]>;
+
+  /** The first candidate of getKeys: for callers that need one key of a known `kid`. */
+  async getKey(header: { alg: string; kid?: string | undefined }): Promise<VerificationKey> {
+    const [first] = await this.getKeys(header);
+    if (first === undefined) throw unknownKid(header.kid);
+    return first;
+  }
 
   protected install(keys: readonly JWK[], at: number): void {
     this.current = { keys, imported: new Map() };
@@ -70,24 +80,38 @@ abstract class BaseKeySet implements IssuerKeySet {
     }
   }
 
-  /** Returns the key, or why there is none. Imported keys are memoized per key set generation. */
-  protected lookup(header: { alg: string; kid?: string | undefined }): Promise<VerificationKey> | 'unknown_kid' {
+  /**
+   * Returns the candidate keys, or why there are none. Imported keys are memoized per loaded key set, by position
+   * (two keys may share a `kid`). A candidate the runtime cannot import is skipped; when none can be, the issuer
+   * publishes nothing usable for this token, which is its fault, not the caller's.
+   */
+  protected lookup(header: { alg: string; kid?: string | undefined }): Promise<readonly VerificationKey[]> | 'unknown_kid' {
     const current = this.current;
     if (current === undefined) return 'unknown_kid';
-    const selection = selectKey(current.keys, header);
+    const selection = selectKeys(current.keys, header);
     if (!selection.found) {
       if (selection.why === 'unknown_kid') return 'unknown_kid';
       throw invalidRequest('unsupported_algorithm', `The issuer's key "${header.kid}" cannot verify ${header.alg} signatures.`);
     }
-    const memoKey = `${selection.jwk.kid ?? ''}\u0000${header.alg}`;
+    const imports = selection.jwks.map((jwk) => this.imported(current, jwk, header.alg));
+    if (imports.length === 1) return (imports[0] as Promise<VerificationKey>).then((key) => [key]);
+    return Promise.allSettled(imports).then((results) => {
+      const usable = results.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+      if (usable.length > 0) return usable;
+      throw (results[0] as PromiseRejectedResult).reason;
+    });
+  }
+
+  private imported(current: LoadedKeys, jwk: JWK, alg: string): Promise<VerificationKey> {
+    const memoKey = `${current.keys.indexOf(jwk)}\u0000${alg}`;
     let key = current.imported.get(memoKey);
     if (key === undefined) {
-      key = (importJWK({ ...selection.jwk, ext: true }, header.alg) as Promise<VerificationKey>).catch((error: unknown) => {
+      key = (importJWK({ ...jwk, ext: true }, alg) as Promise<VerificationKey>).catch((error: unknown) => {
         // The issuer publishes a key this runtime cannot use (malformed, or RSA under 2048 bits): the
         // issuer's fault, not the caller's; forget it so a corrected key set is tried again.
         current.imported.delete(memoKey);
         throw temporarilyUnavailable('issuer_unavailable', 'The issuer publishes a key for this token that the broker cannot use.', {
-          detail: `importJWK failed for kid ${selection.jwk.kid ?? '(none)'}: ${error instanceof Error ? error.message : String(error)}`,
+          detail: `importJWK failed for kid ${jwk.kid ?? '(none)'}: ${error instanceof Error ? error.message : String(error)}`,
         });
       });
       current.imported.set(memoKey, key);
@@ -165,7 +189,7 @@ export class RemoteKeySet extends BaseKeySet {
     }
   }
 
-  async getKey(header: { alg: string; kid?: string | undefined }): Promise<VerificationKey> {
+  async getKeys(header: { alg: string; kid?: string | undefined }): Promise<readonly VerificationKey[]> {
     const now = this.options.now();
     if (this.current === undefined) {
       // Never loaded: retry at most once per back-off so a down issuer is not hammered by every request.
@@ -225,7 +249,7 @@ export class FileKeySet extends BaseKeySet {
     }
   }
 
-  async getKey(header: { alg: string; kid?: string | undefined }): Promise<VerificationKey> {
+  async getKeys(header: { alg: string; kid?: string | undefined }): Promise<readonly VerificationKey[]> {
     if (this.current === undefined) {
       await this.refresh().catch((error: unknown) => {
         throw temporarilyUnavailable('issuer_unavailable', 'The broker cannot load its keys for this issuer; retry shortly.', {

@@ -10,19 +10,22 @@ export function keyTypeForAlgorithm(alg: string): { kty: string; crv?: string } 
 }
 
 export type KeySelection =
-  | { readonly found: true; readonly jwk: JWK }
+  | { readonly found: true; readonly jwks: readonly JWK[] }
   | { readonly found: false; readonly why: 'unknown_kid' | 'incompatible_key' };
 
 /**
- * Picks the verification key for a JWS header from a key set: exact `kid` match, signature use, and a key
- * type, curve and (when the JWK names one) algorithm compatible with the header's `alg`. Pure.
+ * Picks the verification keys for a JWS header from a key set: exact `kid` match (every key of the set when the
+ * header has none), signature use, and a key type, curve and (when the JWK names one) algorithm compatible with
+ * the header's `alg`. Every compatible key is a candidate, in the set's order: an issuer may publish two keys under
+ * one `kid` during a rotation, and a token without `kid` may be signed by any of its keys. The candidates are
+ * bounded by the issuer's own key set. Pure.
  * Distinguishes "no such kid" (refresh may help) from "that kid exists but cannot verify this alg".
  */
-export function selectKey(keys: readonly JWK[], header: { alg: string; kid?: string | undefined }): KeySelection {
+export function selectKeys(keys: readonly JWK[], header: { alg: string; kid?: string | undefined }): KeySelection {
   const wanted = keyTypeForAlgorithm(header.alg);
   const candidates = header.kid === undefined ? keys : keys.filter((key) => key.kid === header.kid);
   if (candidates.length === 0) return { found: false, why: 'unknown_kid' };
-  const compatible = candidates.find(
+  const compatible = candidates.filter(
     (key) =>
       wanted !== undefined &&
       key.kty === wanted.kty &&
@@ -31,8 +34,8 @@ export function selectKey(keys: readonly JWK[], header: { alg: string; kid?: str
       (key.use === undefined || key.use === 'sig') &&
       key.d === undefined,
   );
-  if (compatible === undefined) return { found: false, why: header.kid === undefined ? 'unknown_kid' : 'incompatible_key' };
-  return { found: true, jwk: compatible };
+  if (compatible.length === 0) return { found: false, why: header.kid === undefined ? 'unknown_kid' : 'incompatible_key' };
+  return { found: true, jwks: compatible };
 }
 
 /** Keeps the well-formed public JWKs of a fetched document; anything else in it is ignored. */

@@ -127,9 +127,12 @@ export async function verifySubjectToken(
   // Read around the key lookup: if the key set changed meanwhile (a first load, a refetch for an unknown kid, a
   // concurrent refresh), which generation the key came from is unknown, and the verification is not remembered.
   const keysGeneration = issuer.keys.generation;
-  const key = await issuer.keys.getKey({ alg, kid });
+  const candidates = await issuer.keys.getKeys({ alg, kid });
   const keysUnchanged = issuer.keys.generation === keysGeneration;
-  if (!jwsSignatureValid(alg, `${headerSegment}.${payloadSegment}`, Buffer.from(signatureSegment, 'base64url'), key)) {
+  const signingInput = `${headerSegment}.${payloadSegment}`;
+  const signature = Buffer.from(signatureSegment, 'base64url');
+  // Usually one candidate; several when the issuer publishes two keys under one kid, or the token has no kid.
+  if (!candidates.some((key) => jwsSignatureValid(alg, signingInput, signature, key))) {
     throw invalidRequest('bad_signature', 'The subject token\'s signature does not verify with its issuer\'s key.');
   }
   // The signature covers exactly the payload segment decoded above: its claims are now authentic.

@@ -1,9 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { keyTypeForAlgorithm, parseJwks, selectKey, type KeySelection } from '../../src/issuers/jwks-selection.js';
+import { keyTypeForAlgorithm, parseJwks, selectKeys, type KeySelection } from '../../src/issuers/jwks-selection.js';
 import type { JWK } from 'jose';
 
-// selectKey never parses key material, so placeholder values are enough to test the choice.
+// selectKeys never parses key material, so placeholder values are enough to test the choice.
 const rsaWithAlg: JWK = { kty: 'RSA', kid: 'rsa-rs256', alg: 'RS256', use: 'sig', n: 'n1', e: 'AQAB' };
 const rsaNoAlg: JWK = { kty: 'RSA', kid: 'rsa-any', n: 'n2', e: 'AQAB' };
 const ecP256: JWK = { kty: 'EC', kid: 'ec-p256', crv: 'P-256', use: 'sig', x: 'x', y: 'y' };
@@ -43,16 +43,16 @@ describe('keyTypeForAlgorithm', () => {
   }
 });
 
-describe('selectKey', () => {
+describe('selectKeys', () => {
   const cases: ReadonlyArray<{ name: string; header: { alg: string; kid?: string }; expected: KeySelection }> = [
-    { name: 'exact kid, matching alg', header: { alg: 'RS256', kid: 'rsa-rs256' }, expected: { found: true, jwk: rsaWithAlg } },
-    { name: 'exact kid, key without alg accepts any RSA alg', header: { alg: 'PS384', kid: 'rsa-any' }, expected: { found: true, jwk: rsaNoAlg } },
-    { name: 'EC P-256 for ES256', header: { alg: 'ES256', kid: 'ec-p256' }, expected: { found: true, jwk: ecP256 } },
-    { name: 'EC P-384 for ES384', header: { alg: 'ES384', kid: 'ec-p384' }, expected: { found: true, jwk: ecP384 } },
-    { name: 'EC P-521 for ES512', header: { alg: 'ES512', kid: 'ec-p521' }, expected: { found: true, jwk: ecP521 } },
-    { name: 'one kid, two keys: the EC one for ES256', header: { alg: 'ES256', kid: 'shared' }, expected: { found: true, jwk: sharedKidEc } },
-    { name: 'one kid, two keys: the RSA one for RS256', header: { alg: 'RS256', kid: 'shared' }, expected: { found: true, jwk: sharedKidRsa } },
-    { name: 'no kid: the first key that fits', header: { alg: 'ES384' }, expected: { found: true, jwk: ecP384 } },
+    { name: 'exact kid, matching alg', header: { alg: 'RS256', kid: 'rsa-rs256' }, expected: { found: true, jwks: [rsaWithAlg] } },
+    { name: 'exact kid, key without alg accepts any RSA alg', header: { alg: 'PS384', kid: 'rsa-any' }, expected: { found: true, jwks: [rsaNoAlg] } },
+    { name: 'EC P-256 for ES256', header: { alg: 'ES256', kid: 'ec-p256' }, expected: { found: true, jwks: [ecP256] } },
+    { name: 'EC P-384 for ES384', header: { alg: 'ES384', kid: 'ec-p384' }, expected: { found: true, jwks: [ecP384] } },
+    { name: 'EC P-521 for ES512', header: { alg: 'ES512', kid: 'ec-p521' }, expected: { found: true, jwks: [ecP521] } },
+    { name: 'one kid, two keys: the EC one for ES256', header: { alg: 'ES256', kid: 'shared' }, expected: { found: true, jwks: [sharedKidEc] } },
+    { name: 'one kid, two keys: the RSA one for RS256', header: { alg: 'RS256', kid: 'shared' }, expected: { found: true, jwks: [sharedKidRsa] } },
+    { name: 'no kid: the first key that fits', header: { alg: 'ES384' }, expected: { found: true, jwks: [ecP384] } },
     { name: 'unknown kid', header: { alg: 'RS256', kid: 'nope' }, expected: { found: false, why: 'unknown_kid' } },
     { name: 'kid differs only by case', header: { alg: 'RS256', kid: 'RSA-RS256' }, expected: { found: false, why: 'unknown_kid' } },
     { name: 'kid is a prefix of a real one', header: { alg: 'RS256', kid: 'rsa' }, expected: { found: false, why: 'unknown_kid' } },
@@ -70,19 +70,19 @@ describe('selectKey', () => {
   ];
   for (const c of cases) {
     it(c.name, () => {
-      assert.deepEqual(selectKey(KEYS, c.header), c.expected);
+      assert.deepEqual(selectKeys(KEYS, c.header), c.expected);
     });
   }
 
   it('an empty key set knows no kid', () => {
-    assert.deepEqual(selectKey([], { alg: 'RS256', kid: 'rsa-rs256' }), { found: false, why: 'unknown_kid' });
-    assert.deepEqual(selectKey([], { alg: 'RS256' }), { found: false, why: 'unknown_kid' });
+    assert.deepEqual(selectKeys([], { alg: 'RS256', kid: 'rsa-rs256' }), { found: false, why: 'unknown_kid' });
+    assert.deepEqual(selectKeys([], { alg: 'RS256' }), { found: false, why: 'unknown_kid' });
   });
 
   it('no kid never selects an encryption, private or symmetric key', () => {
     const unusable = [rsaEncryption, rsaPrivate, symmetric];
     for (const alg of ['RS256', 'PS256', 'HS256']) {
-      assert.deepEqual(selectKey(unusable, { alg }), { found: false, why: 'unknown_kid' }, alg);
+      assert.deepEqual(selectKeys(unusable, { alg }), { found: false, why: 'unknown_kid' }, alg);
     }
   });
 });

@@ -34,12 +34,12 @@ function issuerConfig(issuer: StandInIssuer): IssuerConfig {
   } as IssuerConfig;
 }
 
-/** Trusted issuers whose getKey calls are counted: every signature verification looks its key up once. */
+/** Trusted issuers whose getKeys calls are counted: every signature verification looks its key up once. */
 function countingIssuers(issuers: TrustedIssuers): { issuers: TrustedIssuers; keyLookups: () => number } {
   let lookups = 0;
   for (const trusted of issuers.all) {
-    const getKey = trusted.keys.getKey.bind(trusted.keys);
-    trusted.keys.getKey = (header) => {
+    const getKey = trusted.keys.getKeys.bind(trusted.keys);
+    trusted.keys.getKeys = (header) => {
       lookups += 1;
       return getKey(header);
     };
