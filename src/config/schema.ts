@@ -64,6 +64,13 @@ const issuerSchema = z
       .describe('kubernetes: a projected service-account token, which must carry the `kubernetes.io` claim. oidc: any workload OIDC token.'),
     discoveryUrl: z.url({ protocol: /^https?$/ }).optional().describe('Default: {issuer}/.well-known/openid-configuration.'),
     jwksUri: z.url({ protocol: /^https?$/ }).optional().describe('Overrides the discovered jwks_uri (API servers often advertise an address the broker cannot reach).'),
+    jwksOrigins: z
+      .array(z.url({ protocol: /^https?$/ }))
+      .min(1)
+      .optional()
+      .describe(
+        'Origins (scheme://host[:port]) besides the issuer\'s own where a discovered jwks_uri may be, for issuers that publish keys on another host (accounts.google.com: https://www.googleapis.com). The broker\'s bearerTokenFile is sent only to configured origins.',
+      ),
     jwksFile: z.string().min(1).optional().describe('A static JWKS file instead of discovery, for air-gapped clusters (`kubectl get --raw /openid/v1/jwks`).'),
     caFile: z.string().min(1).optional().describe('PEM CA bundle trusted for discovery and JWKS over TLS (in-cluster: /var/run/secrets/kubernetes.io/serviceaccount/ca.crt).'),
     bearerTokenFile: z

@@ -3,6 +3,7 @@ import { brokerConfigSchema, type BrokerConfig } from './schema.js';
 import { compileGlobs } from '../rules/glob.js';
 import { parsePolicyTemplate } from '../rules/policy-template.js';
 import { ruleTier, trustTierViolations } from '../rules/trust-tiers.js';
+import { isLoopbackUrl } from '../issuers/key-origins.js';
 
 /** One problem with a configuration, addressed by the path of the field at fault. */
 export interface ConfigProblem {
@@ -43,12 +44,6 @@ function problemsFromZod(error: z.ZodError): ConfigProblem[] {
   return problems;
 }
 
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
-
-function isLoopback(url: string): boolean {
-  const host = new URL(url).hostname;
-  return LOOPBACK_HOSTS.has(host) || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
 
 /** Rules that span fields: references, uniqueness, lifetimes, transport security. */
 function crossFieldProblems(config: BrokerConfig): ConfigProblem[] {
@@ -65,9 +60,19 @@ function crossFieldProblems(config: BrokerConfig): ConfigProblem[] {
     if (issuer.jwksFile !== undefined && (issuer.jwksUri !== undefined || issuer.discoveryUrl !== undefined)) {
       add(['issuers', i, 'jwksFile'], 'a static jwksFile excludes jwksUri and discoveryUrl');
     }
+    issuer.jwksOrigins?.forEach((origin, j) => {
+      const url = new URL(origin);
+      if (`${url.origin}/` !== url.href) add(['issuers', i, 'jwksOrigins', j], `must be an origin only (scheme://host[:port]), e.g. "${url.origin}"`);
+      else if (url.protocol === 'http:' && !issuer.allowInsecureHttp && !isLoopbackUrl(url)) {
+        add(['issuers', i, 'jwksOrigins', j], 'plain http is only allowed on loopback; use https, or set allowInsecureHttp: true');
+      }
+    });
+    if (issuer.jwksOrigins !== undefined && (issuer.jwksFile !== undefined || issuer.jwksUri !== undefined)) {
+      add(['issuers', i, 'jwksOrigins'], 'only applies to a discovered jwks_uri: drop it when jwksUri or jwksFile is set');
+    }
     for (const field of ['issuer', 'discoveryUrl', 'jwksUri'] as const) {
       const url = issuer[field];
-      if (url !== undefined && url.startsWith('http:') && !issuer.allowInsecureHttp && !isLoopback(url)) {
+      if (url !== undefined && url.startsWith('http:') && !issuer.allowInsecureHttp && !isLoopbackUrl(url)) {
         add(['issuers', i, field], 'plain http is only allowed on loopback; use https, or set allowInsecureHttp: true');
       }
     }

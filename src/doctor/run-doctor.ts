@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { importJWK, type JWK } from 'jose';
 import type { BrokerConfig, IssuerConfig } from '../config/schema.js';
 import { discoverJwksUri } from '../issuers/discover-jwks-uri.js';
+import { configuredKeyOrigins } from '../issuers/key-origins.js';
 import { createIssuerFetch, type IssuerFetch } from '../issuers/issuer-fetch.js';
 import { parseJwks } from '../issuers/jwks-selection.js';
 import { computeKeyStates, keyLifecycleSettings } from '../mint/key-lifecycle.js';
@@ -258,7 +259,7 @@ export async function runDoctor(config: BrokerConfig, options: DoctorOptions = {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const now = options.now ?? Date.now;
   const fetchImpl: ProbeFetch = options.fetch ?? ((url, init) => fetch(url, init));
-  const issuerFetch = options.issuerFetch ?? ((issuer: IssuerConfig, ms: number) => createIssuerFetch({ caFile: issuer.caFile, bearerTokenFile: issuer.bearerTokenFile, timeoutMs: ms }));
+  const issuerFetch = options.issuerFetch ?? ((issuer: IssuerConfig, ms: number) => createIssuerFetch({ caFile: issuer.caFile, bearerTokenFile: issuer.bearerTokenFile, credentialOrigins: configuredKeyOrigins(issuer), timeoutMs: ms }));
   const results: DoctorCheck[] = [];
   const emit = (found: readonly DoctorCheck[]) => {
     for (const result of found) {

@@ -1,6 +1,7 @@
 import * as oidc from 'openid-client';
 import type { IssuerConfig } from '../config/schema.js';
 import type { IssuerFetch } from './issuer-fetch.js';
+import { discoveredJwksUriProblem } from './key-origins.js';
 
 /** The discovery document address: configured, or {issuer}/.well-known/openid-configuration. */
 export function discoveryUrlOf(issuer: IssuerConfig): string {
@@ -8,7 +9,8 @@ export function discoveryUrlOf(issuer: IssuerConfig): string {
 }
 
 /**
- * Fetches the issuer's discovery document through openid-client and returns its jwks_uri.
+ * Fetches the issuer's discovery document through openid-client and returns its jwks_uri, which must be https (or
+ * loopback) on a configured origin (src/issuers/key-origins.ts).
  * The document's `issuer` must equal the configured one exactly (trailing slash included), because
  * that string is what subject tokens carry in `iss`.
  */
@@ -29,6 +31,9 @@ export async function discoverJwksUri(issuer: IssuerConfig, fetch: IssuerFetch):
     throw new Error(`discovery at ${url.href} names issuer "${metadata.issuer}", expected "${issuer.issuer}" exactly`);
   }
   if (typeof metadata.jwks_uri !== 'string') throw new Error(`discovery at ${url.href} has no jwks_uri`);
+  // The document is network data: it does not get to choose where keys (and the broker's credential) come from.
+  const problem = discoveredJwksUriProblem(metadata.jwks_uri, issuer);
+  if (problem !== undefined) throw new Error(`discovery at ${url.href}: ${problem}`);
   return metadata.jwks_uri;
 }
 

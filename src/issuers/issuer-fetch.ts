@@ -10,6 +10,8 @@ export interface IssuerFetchOptions {
   readonly caFile?: string | undefined;
   /** Re-read on every request: the kubelet rotates projected tokens in place. */
   readonly bearerTokenFile?: string | undefined;
+  /** The origins the bearer token may be sent to (the issuer's configured ones); to any other, none is sent. */
+  readonly credentialOrigins: ReadonlySet<string>;
   readonly timeoutMs?: number;
   /** Discovery documents and key sets are small; a larger answer is refused rather than buffered. */
   readonly maxBytes?: number;
@@ -17,7 +19,9 @@ export interface IssuerFetchOptions {
 
 /**
  * An HTTP GET for discovery and JWKS with the issuer's own CA and bearer token, a timeout and a size limit.
- * Redirects are not followed: a key set must come from the configured or discovered address itself.
+ * Redirects are not followed (a 3xx is an answer like any other, and fails as not OK): a key set must come from the
+ * configured or discovered address itself, and the bearer token never follows a Location header. The bearer token
+ * is attached only for `credentialOrigins`.
  */
 export function createIssuerFetch(options: IssuerFetchOptions): IssuerFetch {
   const timeoutMs = options.timeoutMs ?? 5000;
@@ -28,7 +32,8 @@ export function createIssuerFetch(options: IssuerFetchOptions): IssuerFetch {
     new Headers(init?.headers ?? {}).forEach((value, key) => {
       headers[key] = value;
     });
-    if (options.bearerTokenFile !== undefined) {
+    // The credential goes only where the operator configured it to; a fetch elsewhere goes without it.
+    if (options.bearerTokenFile !== undefined && options.credentialOrigins.has(target.origin)) {
       headers.authorization = `Bearer ${(await readFile(options.bearerTokenFile, 'utf8')).trim()}`;
     }
     const transport = target.protocol === 'https:' ? https : http;

@@ -1,5 +1,6 @@
 import { createIssuerFetch } from './issuer-fetch.js';
 import { discoverJwksUri } from './discover-jwks-uri.js';
+import { configuredKeyOrigins } from './key-origins.js';
 import { FileKeySet, RemoteKeySet, type IssuerKeySet, type KeySetEvents } from './issuer-key-set.js';
 import type { IssuerConfig } from '../config/schema.js';
 
@@ -28,7 +29,7 @@ export function createTrustedIssuers(configs: readonly IssuerConfig[], options: 
     if (config.jwksFile !== undefined) {
       return { config, keys: new FileKeySet(config.jwksFile, options.now, events) };
     }
-    const fetch = createIssuerFetch({ caFile: config.caFile, bearerTokenFile: config.bearerTokenFile });
+    const fetch = createIssuerFetch({ caFile: config.caFile, bearerTokenFile: config.bearerTokenFile, credentialOrigins: configuredKeyOrigins(config) });
     let discovered: string | undefined;
     const resolveJwksUri = async (): Promise<string> => {
       if (config.jwksUri !== undefined) return config.jwksUri;

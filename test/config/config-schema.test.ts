@@ -14,6 +14,7 @@ const EXAMPLE_PATH = fileURLToPath(new URL('../../config/broker.example.yaml', i
 // Keys that exclude others (a static JWKS file vs discovery; one Redis topology) are shown commented out.
 const COMMENTED_IN_EXAMPLE = new Set([
   'issuers[].jwksFile',
+  'issuers[].jwksOrigins',
   'cache.redis.sentinels',
   'cache.redis.sentinels[].host',
   'cache.redis.sentinels[].port',

@@ -81,7 +81,7 @@ describe('RemoteKeySet against the stand-in issuer', () => {
     const start = issuer.requests.get(JWKS_PATH) ?? 0;
     const keys = new RemoteKeySet({
       resolveJwksUri: () => Promise.resolve(issuer.jwksUri),
-      fetch: createIssuerFetch({}),
+      fetch: createIssuerFetch({ credentialOrigins: new Set() }),
       now: clock.now,
       cooldownMs: COOLDOWN_MS,
       maxAgeMs: MAX_AGE_MS,
@@ -262,7 +262,7 @@ describe('RemoteKeySet against the stand-in issuer', () => {
     await keys.refresh();
     const broken = new RemoteKeySet({
       resolveJwksUri: () => Promise.resolve(`${issuer.baseUrl}${DISCOVERY_PATH}`),
-      fetch: createIssuerFetch({}),
+      fetch: createIssuerFetch({ credentialOrigins: new Set() }),
       now: clock.now,
     });
     await rejectsWith(broken.getKey({ alg: 'RS256', kid: issuer.kid }), 'issuer_unavailable', 503);
@@ -293,15 +293,15 @@ describe('discovery', () => {
 
   it('returns the jwks_uri of a document whose issuer matches exactly', async () => {
     const plain = await standIn();
-    assert.equal(await discoverJwksUri(issuerConfig(plain.issuer), createIssuerFetch({})), plain.jwksUri);
+    assert.equal(await discoverJwksUri(issuerConfig(plain.issuer), createIssuerFetch({ credentialOrigins: new Set() })), plain.jwksUri);
     const aks = await standIn({ trailingSlash: true, path: '/tenant/cluster' });
     assert.ok(aks.issuer.endsWith('/tenant/cluster/'));
-    assert.equal(await discoverJwksUri(issuerConfig(aks.issuer), createIssuerFetch({})), aks.jwksUri);
+    assert.equal(await discoverJwksUri(issuerConfig(aks.issuer), createIssuerFetch({ credentialOrigins: new Set() })), aks.jwksUri);
   });
 
   it('refuses a document whose issuer lacks the configured trailing slash', async () => {
     const plain = await standIn();
-    await assert.rejects(discoverJwksUri(issuerConfig(`${plain.issuer}/`), createIssuerFetch({})), (error: Error) => {
+    await assert.rejects(discoverJwksUri(issuerConfig(`${plain.issuer}/`), createIssuerFetch({ credentialOrigins: new Set() })), (error: Error) => {
       assert.match(error.message, /names issuer ".*", expected ".*\/" exactly/);
       return true;
     });
@@ -310,13 +310,13 @@ describe('discovery', () => {
   it('refuses a document whose issuer has a trailing slash the configuration lacks', async () => {
     const aks = await standIn({ trailingSlash: true });
     const configured = aks.issuer.replace(/\/$/, '');
-    await assert.rejects(discoverJwksUri(issuerConfig(configured), createIssuerFetch({})), /expected "http:\/\/127\.0\.0\.1:\d+" exactly/);
+    await assert.rejects(discoverJwksUri(issuerConfig(configured), createIssuerFetch({ credentialOrigins: new Set() })), /expected "http:\/\/127\.0\.0\.1:\d+" exactly/);
   });
 
   it('a key set behind a mismatched discovery never loads: 503 issuer_unavailable, no JWKS fetched', async () => {
     const plain = await standIn();
     const config = issuerConfig(`${plain.issuer}/`);
-    const fetch = createIssuerFetch({});
+    const fetch = createIssuerFetch({ credentialOrigins: new Set() });
     const keys = new RemoteKeySet({ resolveJwksUri: () => discoverJwksUri(config, fetch), fetch, now: Date.now });
     const error = await rejectsWith(keys.getKey({ alg: 'RS256', kid: plain.kid }), 'issuer_unavailable', 503);
     assert.match(error.detail ?? '', /expected ".*" exactly/);
