@@ -41,18 +41,29 @@ export function createIssuerFetch(options: IssuerFetchOptions): IssuerFetch {
     // Read on every fetch (fetches are rare): a rotated cluster CA is picked up, a failed read is not remembered.
     if (options.caFile !== undefined) requestOptions.ca = await readFile(options.caFile, 'utf8');
     return new Promise<Response>((resolve, reject) => {
+      // Settled once. Every failure ends the exchange through here: destroying a request with an error after its
+      // response has begun emits that error where no listener waits for it (an oversized JWKS crashed the process).
+      let settled = false;
+      const fail = (error: Error) => {
+        if (settled) return;
+        settled = true;
+        reject(error);
+        request.destroy();
+      };
       const request = transport.request(target, requestOptions, (response: http.IncomingMessage) => {
         const chunks: Buffer[] = [];
         let size = 0;
         response.on('data', (chunk: Buffer) => {
           size += chunk.length;
           if (size > maxBytes) {
-            request.destroy(new Error(`response from ${target.origin} exceeds ${maxBytes} bytes`));
+            fail(new Error(`response from ${target.origin} exceeds ${maxBytes} bytes`));
             return;
           }
           chunks.push(chunk);
         });
         response.on('end', () => {
+          if (settled) return;
+          settled = true;
           const responseHeaders = new Headers();
           for (const [key, value] of Object.entries(response.headers)) {
             if (typeof value === 'string') responseHeaders.set(key, value);
@@ -62,11 +73,16 @@ export function createIssuerFetch(options: IssuerFetchOptions): IssuerFetch {
           const body = status === 204 || status === 304 ? null : Buffer.concat(chunks);
           resolve(new Response(body, { status, headers: responseHeaders }));
         });
-        response.on('error', reject);
+        response.on('error', fail);
       });
-      request.on('timeout', () => request.destroy(new Error(`no answer from ${target.origin} within ${timeoutMs} ms`)));
-      request.on('error', reject);
-      init?.signal?.addEventListener('abort', () => request.destroy(new Error('aborted')), { once: true });
+      request.on('timeout', () => fail(new Error(`no answer from ${target.origin} within ${timeoutMs} ms`)));
+      // The socket timeout only bounds silence: a server dripping a byte at a time would hold the fetch for as long as
+      // its 1 MiB lasts. The whole answer must arrive within the same time.
+      const deadline = setTimeout(() => fail(new Error(`no complete answer from ${target.origin} within ${timeoutMs} ms`)), timeoutMs);
+      deadline.unref();
+      request.once('close', () => clearTimeout(deadline));
+      request.on('error', fail);
+      init?.signal?.addEventListener('abort', () => fail(new Error('aborted')), { once: true });
       request.end();
     });
   };

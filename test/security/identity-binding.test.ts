@@ -231,6 +231,19 @@ describe('security: a discovered jwks_uri does not choose where keys and the bro
     });
   }
 
+  it('a JWKS over 1 MiB is refused: 503, and the broker keeps serving (it used to crash on an uncaught error)', async () => {
+    const h = await start();
+    try {
+      issuer.keys = [signer.jwk, ...Array.from({ length: 6000 }, (_, i) => ({ kty: 'oct', kid: `pad-${i}`, k: 'x'.repeat(200) }))];
+      await expectRefusal(h, () => h.exchange(tokenOf(h)), KEYS_UNAVAILABLE);
+      assert.ok(logged(h, 'exceeds 1048576 bytes'));
+      const health = await h.http.get('/healthz');
+      assert.equal(health.status, 200, 'still alive');
+    } finally {
+      await stop(h);
+    }
+  });
+
   it('a JWKS answering with a redirect is not followed: 503, the target is never asked', async () => {
     const h = await start();
     try {
