@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { tokenCacheKey } from '../../src/cache/cache-key.js';
 import { mintInputOf, type Grant } from '../../src/mint/access-token-claims.js';
 import { ARGO_NODE_ANNOTATION, ARGO_WORKFLOW_LABEL, type WorkloadIdentity } from '../../src/identity/workload-identity.js';
-import type { TokensConfig } from '../../src/config/schema.js';
+import { TOKENS_SUB_ONLY } from '../support/tokens-config.js';
 
 const IDENTITY: WorkloadIdentity = {
   issuerName: 'cluster-a',
@@ -17,17 +17,7 @@ const IDENTITY: WorkloadIdentity = {
   cluster: { podLabels: { [ARGO_WORKFLOW_LABEL]: 'orders-sync-x7k2p' }, podAnnotations: { [ARGO_NODE_ANNOTATION]: 'orders-sync-x7k2p.call-api' } },
 };
 
-const TOKENS: TokensConfig = {
-  audience: 'tyk',
-  defaultTtlSeconds: 600,
-  maxTtlSeconds: 3600,
-  // A template that reads no Kubernetes fact: whatever the key covers beyond `sub` comes from the other claims.
-  subject: '{issuer}:{sub}',
-  policyClaim: 'pol',
-  scopeClaim: 'scope',
-  contextClaim: 'workload',
-  format: 'jwt',
-};
+const TOKENS = TOKENS_SUB_ONLY;
 
 const PUBLIC_URL = 'https://token-broker.test';
 const GRANT: Grant = { identity: IDENTITY, policies: ['payments-read', 'status-read'], audience: 'tyk', ttlSeconds: 300 };

@@ -11,7 +11,7 @@ import { mintInputOf, type Grant } from '../../src/mint/access-token-claims.js';
 import { ARGO_NODE_ANNOTATION, ARGO_WORKFLOW_LABEL, type WorkloadIdentity } from '../../src/identity/workload-identity.js';
 import { redisUnavailableReason, startRedisServer, type RedisServer } from '../support/redis-server.js';
 import type { TokenCache } from '../../src/cache/token-cache.js';
-import type { TokensConfig } from '../../src/config/schema.js';
+import { TOKENS_SUB_ONLY } from '../support/tokens-config.js';
 
 /*
  * The invariant of docs/threat-model.md: "the cache never returns a token minted for other inputs". Pairs of grants
@@ -20,17 +20,7 @@ import type { TokensConfig } from '../../src/config/schema.js';
  * derives it: mintInputOf, then tokenCacheKey.
  */
 
-const TOKENS: TokensConfig = {
-  audience: 'tyk',
-  defaultTtlSeconds: 600,
-  maxTtlSeconds: 3600,
-  // The template of the attack: it reads no namespace, so nothing but the other claims can tell two namespaces apart.
-  subject: '{issuer}:{sub}',
-  policyClaim: 'pol',
-  scopeClaim: 'scope',
-  contextClaim: 'workload',
-  format: 'jwt',
-};
+const TOKENS = TOKENS_SUB_ONLY;
 const CONTEXT = { rulesVersion: 'rules-v1', generation: 'kid-1' };
 const PUBLIC_URL = 'https://token-broker.test';
 
