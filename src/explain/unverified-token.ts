@@ -2,6 +2,7 @@ import { decodeJwt } from 'jose';
 import { BrokerError, invalidRequest } from '../errors.js';
 import { LEGACY_SERVICE_ACCOUNT_ISSUER } from '../protocol.js';
 import { kubernetesOf } from '../config/validate-config.js';
+import { checkTemporalClaims } from '../issuers/temporal-claims.js';
 import { identityFromClaims, type WorkloadIdentity } from '../identity/workload-identity.js';
 import type { BrokerConfig } from '../config/schema.js';
 
@@ -13,17 +14,11 @@ export type UnverifiedResolution =
   | { readonly kind: 'refused'; readonly error: BrokerError; readonly notes: readonly string[] }
   | { readonly kind: 'identity'; readonly identity: WorkloadIdentity; readonly notes: readonly string[] };
 
-function describeSeconds(seconds: number): string {
-  if (seconds < 120) return `${seconds}s`;
-  if (seconds < 7200) return `${Math.round(seconds / 60)}m`;
-  return `${Math.round(seconds / 3600)}h`;
-}
-
 /**
  * Reads a subject token's payload WITHOUT verifying it, for the offline `explain --token`: finds the issuer by
- * exact `iss` as the exchange does, and reads the identity from the claims. What it cannot check it says in
- * notes (expiry and audience as facts, never as a refusal). Never use this to authorize anything. Pure apart
- * from `nowSeconds`, which the caller passes.
+ * exact `iss` as the exchange does, judges its time (exp, nbf, iat, the issuer's skew) with the exchange's own
+ * checks, and reads the identity from the claims. What it cannot check it says in notes (the audience as a fact).
+ * Never use this to authorize anything. Pure apart from `nowSeconds`, which the caller passes.
  */
 export function identityFromUnverifiedToken(token: string, config: BrokerConfig, nowSeconds: number): UnverifiedResolution {
   const notes: string[] = [UNVERIFIED_NOTE];
@@ -53,8 +48,13 @@ export function identityFromUnverifiedToken(token: string, config: BrokerConfig,
     };
   }
 
-  if (typeof claims.exp === 'number' && claims.exp + issuer.clockSkewSeconds < nowSeconds) {
-    notes.push(`the token expired ${describeSeconds(nowSeconds - claims.exp)} ago: POST /token would refuse it as expired`);
+  // The exchange's own time checks (exp required, nbf, iat, the issuer's skew): an expired token is refused here
+  // exactly as POST /token refuses it, so a CI gate built on explain cannot pass a token the exchange would not.
+  try {
+    checkTemporalClaims(claims, nowSeconds, issuer.clockSkewSeconds);
+  } catch (error) {
+    if (error instanceof BrokerError) return { kind: 'refused', error, notes };
+    throw error;
   }
   const aud = claims.aud;
   const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : [];

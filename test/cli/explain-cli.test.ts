@@ -185,6 +185,25 @@ describe('token-broker explain --token (offline, unverified)', () => {
   });
 });
 
+describe('token-broker explain --token: time is judged as POST /token judges it', () => {
+  it('an expired token is DENIED (expired) and exits 1, not granted with a note', async () => {
+    const expired = join(dir, 'expired.jwt');
+    const now = Math.floor(Date.now() / 1000);
+    await writeFile(expired, unsignedToken({ ...projectedClaims('payments', 'argo-workflow-runner'), iat: now - 4500, nbf: now - 4500, exp: now - 900 }));
+    const [text, json] = await Promise.all([
+      runCli(['explain', '--config', EXAMPLE_CONFIG, '--token', expired]),
+      runCli(['explain', '--config', EXAMPLE_CONFIG, '--token', expired, '--format', 'json']),
+    ]);
+    assert.equal(text.code, 1, text.stdout);
+    assert.ok(text.stdout.includes('Outcome: DENIED (expired) before any rule was applied'), text.stdout);
+    assert.ok(!text.stdout.includes('GRANTED'), text.stdout);
+    assert.equal(json.code, 1);
+    const outcome = (JSON.parse(json.stdout) as { outcome: { decision: string; reason: string; description: string } }).outcome;
+    assert.deepEqual([outcome.decision, outcome.reason], ['denied', 'expired']);
+    assert.match(outcome.description, /^The subject token expired 1[45]m( \d+s)? ago\. Its lifetime was 1h\./);
+  });
+});
+
 describe('token-broker explain: usage and configuration errors', () => {
   it('usage errors exit 2 with the reason and the usage', async () => {
     const runs = await Promise.all([

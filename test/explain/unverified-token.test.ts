@@ -2,6 +2,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { validateConfig } from '../../src/config/validate-config.js';
 import { identityFromUnverifiedToken, UNVERIFIED_NOTE } from '../../src/explain/unverified-token.js';
+import fc from 'fast-check';
+import { checkTemporalClaims } from '../../src/issuers/temporal-claims.js';
+import type { BrokerError } from '../../src/errors.js';
 import type { BrokerConfig } from '../../src/config/schema.js';
 
 const NOW = 1_767_225_600;
@@ -48,14 +51,36 @@ describe('identityFromUnverifiedToken: offline, and says so', () => {
     );
   });
 
-  it('notes what POST /token would check: expiry, audience, and that no Kubernetes API was asked', () => {
-    const result = identityFromUnverifiedToken(jwt({ ...CLAIMS, exp: NOW - 900, aud: ['kubernetes'] }), config(true), NOW);
+  it('notes what POST /token would check: audience, and that no Kubernetes API was asked', () => {
+    const result = identityFromUnverifiedToken(jwt({ ...CLAIMS, aud: ['kubernetes'] }), config(true), NOW);
     assert.deepEqual(result.notes, [
       UNVERIFIED_NOTE,
-      'the token expired 15m ago: POST /token would refuse it as expired',
       'the token\'s audience [kubernetes] is none of issuer "eks"\'s [tyk-token-broker]: POST /token would refuse it (audience_mismatch)',
       'no Kubernetes API was asked: rules that read labels, pod annotations or the workflow cannot match here (use --identity with a fixture to supply them)',
     ]);
+  });
+
+  it('accepts a token expired less than the issuer\'s skew ago, as the exchange does', () => {
+    const result = identityFromUnverifiedToken(jwt({ ...CLAIMS, exp: NOW - 29 }), config(false), NOW);
+    assert.equal(result.kind, 'identity');
+  });
+
+  it('judges time exactly as the exchange\'s checkTemporalClaims, for any exp/nbf/iat around now', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: -200, max: 200 }), fc.option(fc.integer({ min: -200, max: 200 })), fc.option(fc.integer({ min: -200, max: 200 })), (exp, nbf, iat) => {
+        const claims = { ...CLAIMS, exp: NOW + exp, nbf: nbf === null ? undefined : NOW + nbf, iat: iat === null ? undefined : NOW + iat };
+        let exchange: string;
+        try {
+          checkTemporalClaims(JSON.parse(JSON.stringify(claims)) as Record<string, unknown>, NOW, 30);
+          exchange = 'accepted';
+        } catch (error) {
+          exchange = (error as BrokerError).code;
+        }
+        const result = identityFromUnverifiedToken(jwt(claims), config(false), NOW);
+        assert.equal(result.kind === 'refused' ? result.error.code : 'accepted', exchange);
+      }),
+      { numRuns: 300 },
+    );
   });
 
   const refusals: readonly { name: string; token: string; reason: string; description: string }[] = [
@@ -78,6 +103,27 @@ describe('identityFromUnverifiedToken: offline, and says so', () => {
       token: jwt({ ...CLAIMS, 'kubernetes.io': undefined }),
       reason: 'missing_claim',
       description: 'The subject token lacks the "kubernetes.io" claim of a Kubernetes service-account token.',
+    },
+    {
+      name: 'expired 15 minutes ago',
+      token: jwt({ ...CLAIMS, exp: NOW - 900, iat: NOW - 4500 }),
+      reason: 'expired',
+      description:
+        'The subject token expired 15m ago. Its lifetime was 1h. This usually means the step read the projected token file once and kept it longer than its lifetime: re-read the file for every call, the kubelet rewrites it before it expires.',
+    },
+    {
+      name: 'expired exactly at the edge of the issuer\'s 30 s skew',
+      token: jwt({ ...CLAIMS, exp: NOW - 30, iat: NOW - 630 }),
+      reason: 'expired',
+      description:
+        'The subject token expired 30s ago. Its lifetime was 10m. A few seconds to minutes usually means the node clock and the broker clock disagree, or the token was read just before the kubelet rotated it.',
+    },
+    { name: 'no exp', token: jwt({ ...CLAIMS, exp: undefined }), reason: 'missing_claim', description: 'The subject token has no "exp" claim; only tokens with an expiry are accepted.' },
+    {
+      name: 'nbf in the future beyond the skew',
+      token: jwt({ ...CLAIMS, nbf: NOW + 120 }),
+      reason: 'not_yet_valid',
+      description: 'The subject token is not valid for another 2m ("nbf" is in the future; allowed clock skew 30s). The clocks of the issuing cluster and the broker disagree: check NTP on the nodes.',
     },
   ];
   for (const c of refusals) {
