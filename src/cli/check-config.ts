@@ -1,6 +1,13 @@
 import { loadConfigFile, ConfigError, type ConfigEnvironment } from '../config/load-config.js';
 import { configWarnings } from '../config/validate-config.js';
 
+export const CHECK_CONFIG_USAGE = `Usage: token-broker check-config FILE
+
+  Validates a configuration file as serve does at start-up (PORT, REDIS_URL and KUBECONFIG applied), without
+  reading keys or contacting issuers. Prints OK, or every problem with its field path; warnings go to stderr.
+
+Exit status: 0 valid; 1 problems found; 2 usage error.`;
+
 /** `token-broker check-config FILE`: the start-up validation, without starting. Exit 0 and OK, or 1 and every problem. */
 export async function checkConfig(path: string, env: ConfigEnvironment): Promise<number> {
   try {

@@ -11,7 +11,7 @@ import { signingKeyFromPem } from '../mint/signing-key.js';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../protocol.js';
 import type { BrokerConfig } from '../config/schema.js';
 
-const USAGE = `Usage: token-broker keys <command> [options]
+export const KEYS_USAGE = `Usage: token-broker keys <command> [options]
 
 Commands:
   generate --alg ES256|ES384|RS256|PS256 --out DIR
@@ -234,7 +234,7 @@ export async function keys(args: readonly string[], env: ConfigEnvironment, now:
       case 'help':
       case '--help':
       case '-h':
-        console.log(USAGE);
+        console.log(KEYS_USAGE);
         return 0;
       default:
         throw new UsageError(command === undefined ? 'a command is required' : `unknown command "${command}"`);
@@ -243,7 +243,7 @@ export async function keys(args: readonly string[], env: ConfigEnvironment, now:
     // parseArgs reports unknown or malformed options with these codes: usage errors, like ours.
     const code = (error as NodeJS.ErrnoException).code;
     if (error instanceof UsageError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))) {
-      console.error(`token-broker keys: ${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
+      console.error(`token-broker keys: ${error instanceof Error ? error.message : String(error)}\n\n${KEYS_USAGE}`);
       return 2;
     }
     throw error;

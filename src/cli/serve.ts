@@ -10,13 +10,9 @@ import { configWarnings } from '../config/validate-config.js';
 import { listen, type RunningServer } from '../http/serve-http.js';
 import { REDACT_PATHS, REDACTION_CENSOR } from '../observability/log-redaction.js';
 import type { BrokerConfig } from '../config/schema.js';
+import type { ServeEnvironment } from '../config/environment.js';
 
-export interface ServeEnvironment {
-  readonly BROKER_CONFIG?: string | undefined;
-  readonly PORT?: string | undefined;
-  readonly REDIS_URL?: string | undefined;
-  readonly NODE_ENV?: string | undefined;
-}
+export type { ServeEnvironment } from '../config/environment.js';
 
 function createLogger(level: BrokerConfig['logging']['level']): Logger {
   return pino({
@@ -100,6 +96,17 @@ async function startConfigured(path: string, env: ServeEnvironment): Promise<Sta
   void broker.warmUp();
   return { broker, server, config, logger, keyDirectory: signingKeys };
 }
+
+export const SERVE_USAGE = `Usage: token-broker serve [--config FILE]
+
+  Runs the broker until SIGTERM or SIGINT, then finishes in-flight requests and exits 0. The configuration is
+  --config FILE, else BROKER_CONFIG; PORT, REDIS_URL and KUBECONFIG override it (token-broker help).
+  Without either it runs in dev mode on 127.0.0.1: an embedded stand-in cluster issuer and an ephemeral signing
+  key (refused with NODE_ENV=production).
+
+  --config FILE, -c FILE   The broker configuration (YAML).
+
+Exit status: 0 after a clean shutdown; 2 usage error, or the broker could not start.`;
 
 /** `token-broker serve [--config FILE]`: runs until SIGTERM or SIGINT, then drains in-flight requests. */
 export async function serve(configPath: string | undefined, env: ServeEnvironment): Promise<number> {

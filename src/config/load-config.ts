@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { parseDocument, visit } from 'yaml';
 import { validateConfig, type ConfigProblem } from './validate-config.js';
 import type { BrokerConfig } from './schema.js';
+import type { ConfigEnvironment } from './environment.js';
 
 /** Thrown when a configuration cannot be used; carries every problem found, each with its field path. */
 export class ConfigError extends Error {
@@ -13,12 +14,9 @@ export class ConfigError extends Error {
   }
 }
 
-/** The environment variables that override the file. The loader is the only module that reads the environment. */
-export interface ConfigEnvironment {
-  readonly PORT?: string | undefined;
-  readonly REDIS_URL?: string | undefined;
-  readonly KUBECONFIG?: string | undefined;
-}
+// The environment variables that override the file (listed in ./environment.ts). The loader is the only module
+// that reads them.
+export type { ConfigEnvironment } from './environment.js';
 
 function applyEnvironment(document: unknown, env: ConfigEnvironment, problems: ConfigProblem[]): unknown {
   if (document === null || typeof document !== 'object' || Array.isArray(document)) return document;

@@ -12,6 +12,8 @@ import { startStandInIssuer, type StandInIssuer } from '../fakes/stand-in-issuer
 import { sinkChildOutput } from '../support/log-capture.js';
 import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/protocol.js';
 import { freePort } from '../support/free-port.js';
+import { COMMANDS } from '../../src/cli/commands.js';
+import { ENVIRONMENT_VARIABLES } from '../../src/config/environment.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SUBJECT_AUDIENCE = 'tyk-token-broker';
@@ -32,7 +34,7 @@ const running = new Set<CliProcess>();
 /** The environment of the test run minus everything the CLI reads, so each test states what it sets. */
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of ['BROKER_CONFIG', 'PORT', 'REDIS_URL', 'NODE_ENV', 'NODE_TEST_CONTEXT']) delete env[name];
+  for (const name of ['BROKER_CONFIG', 'PORT', 'REDIS_URL', 'KUBECONFIG', 'NODE_ENV', 'NODE_TEST_CONTEXT']) delete env[name];
   return { ...env, ...extra };
 }
 
@@ -213,11 +215,29 @@ describe('token-broker: usage', () => {
     assert.match(stderr, /check-config FILE/);
   });
 
-  it('help: exit 0, usage on stdout', async () => {
+  it('help: exit 0, usage on stdout, every command and every environment variable of the tables', async () => {
     const { code, stdout } = await runCli(['help']);
     assert.equal(code, 0);
     assert.match(stdout, /^Usage: token-broker <command>/);
+    for (const command of COMMANDS) assert.ok(stdout.includes(`\n  ${command.synopsis}`), `help lacks ${command.name}`);
+    const environment = stdout.slice(stdout.indexOf('\nEnvironment:\n'));
+    for (const variable of ENVIRONMENT_VARIABLES) {
+      assert.match(environment, new RegExp(`\\n  ${variable.name} +${variable.description.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n`), variable.name);
+    }
+    assert.doesNotMatch(stdout, /refused in this version/);
+    assert.match(environment, /\n  KUBECONFIG +kubernetes\.kubeconfig when the file names none/);
   });
+
+  for (const command of COMMANDS) {
+    it(`${command.name} --help: that command's usage on stdout, exit 0`, async () => {
+      const [long, short] = await Promise.all([runCli([command.name, '--help']), runCli([command.name, '-h'])]);
+      for (const run of [long, short]) {
+        assert.deepEqual({ code: run.code, stderr: run.stderr }, { code: 0, stderr: '' });
+        assert.equal(run.stdout, `${command.usage}\n`);
+        assert.match(run.stdout, new RegExp(`^Usage: token-broker ${command.name}[ \\n]`));
+      }
+    });
+  }
 
   it('an unknown command: exit 2, the command named, usage', async () => {
     const { code, stdout, stderr } = await runCli(['frobnicate']);
@@ -229,7 +249,7 @@ describe('token-broker: usage', () => {
   it('check-config without a file: exit 2', async () => {
     const { code, stderr } = await runCli(['check-config']);
     assert.equal(code, 2);
-    assert.equal(stderr, 'Usage: token-broker check-config FILE\n');
+    assert.match(stderr, /^token-broker check-config: give exactly one FILE\n\nUsage: token-broker check-config FILE\n/);
   });
 
   it('serve with an unknown option: exit 2', async () => {

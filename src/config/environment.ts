@@ -1,0 +1,24 @@
+/**
+ * Every environment variable the broker reads, in one table: the configuration loader's overrides, and the two
+ * that only `serve` reads. `token-broker help` prints this table, and the environment types below come from it,
+ * so a variable cannot be read without being listed here (nor listed without being read: test/config).
+ */
+export const ENVIRONMENT_VARIABLES = [
+  { name: 'BROKER_CONFIG', readBy: 'serve', description: 'configuration file for serve when --config is not given' },
+  { name: 'PORT', readBy: 'config loader', description: 'overrides server.port (in dev mode too)' },
+  { name: 'REDIS_URL', readBy: 'config loader', description: 'overrides cache.redis.url: the Redis token cache shared by replicas' },
+  {
+    name: 'KUBECONFIG',
+    readBy: 'config loader',
+    description: 'kubernetes.kubeconfig when the file names none (the first path of the list, as kubectl reads it)',
+  },
+  { name: 'NODE_ENV', readBy: 'serve', description: '"production" refuses dev mode' },
+] as const satisfies readonly { readonly name: string; readonly readBy: 'config loader' | 'serve'; readonly description: string }[];
+
+type VariableReadBy<Reader extends string> = Extract<(typeof ENVIRONMENT_VARIABLES)[number], { readonly readBy: Reader }>['name'];
+
+/** The variables that override the configuration file, read by the loader (every command that loads a configuration). */
+export type ConfigEnvironment = { readonly [Name in VariableReadBy<'config loader'>]?: string | undefined };
+
+/** What `serve` reads: the loader's overrides, the configuration path and NODE_ENV. */
+export type ServeEnvironment = ConfigEnvironment & { readonly [Name in VariableReadBy<'serve'>]?: string | undefined };

@@ -1,0 +1,43 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadConfigFile } from '../../src/config/load-config.js';
+import { ENVIRONMENT_VARIABLES } from '../../src/config/environment.js';
+import type { BrokerConfig } from '../../src/config/schema.js';
+
+const EXAMPLE_CONFIG = 'config/broker.example.yaml';
+const loaderVariables = ENVIRONMENT_VARIABLES.filter((variable) => variable.readBy === 'config loader').map((variable) => variable.name);
+
+/** An environment that records every name the loader reads, whatever it holds. */
+function recordingEnvironment(values: Record<string, string>): { env: Record<string, string | undefined>; read: Set<string> } {
+  const read = new Set<string>();
+  const env = new Proxy(values, {
+    get(target, name) {
+      if (typeof name === 'string') read.add(name);
+      return typeof name === 'string' ? target[name] : undefined;
+    },
+  });
+  return { env, read };
+}
+
+describe('the environment table is what the configuration loader reads', () => {
+  it('the loader reads exactly the table\'s "config loader" variables, no other', async () => {
+    const { env, read } = recordingEnvironment({});
+    await loadConfigFile(EXAMPLE_CONFIG, env);
+    assert.deepEqual([...read].sort(), [...loaderVariables].sort());
+  });
+
+  it('each of them changes the loaded configuration as the table says', async () => {
+    const base = await loadConfigFile(EXAMPLE_CONFIG, {});
+    const effects: Record<(typeof loaderVariables)[number], { value: string; read: (config: BrokerConfig) => unknown }> = {
+      PORT: { value: '9443', read: (config) => config.server.port },
+      REDIS_URL: { value: 'rediss://cache.internal:6380/2', read: (config) => config.cache.redis?.url },
+      KUBECONFIG: { value: '/etc/kube/a.yaml:/etc/kube/b.yaml', read: (config) => config.kubernetes?.kubeconfig },
+    };
+    for (const name of loaderVariables) {
+      const effect = effects[name];
+      const loaded = await loadConfigFile(EXAMPLE_CONFIG, { [name]: effect.value });
+      assert.notDeepEqual(effect.read(loaded), effect.read(base), `${name} changed nothing`);
+      assert.equal(String(effect.read(loaded)), name === 'KUBECONFIG' ? '/etc/kube/a.yaml' : name === 'PORT' ? '9443' : effect.value, name);
+    }
+  });
+});
