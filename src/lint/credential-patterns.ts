@@ -72,18 +72,25 @@ const KEY_QUALIFIERS: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * Words that, anywhere in a name, make a key-shaped value a credential: `GATEWAY_AUTH`, `AUTH_HEADER_VALUE` or
+ * `TOKEN_VALUE` holding 32 hex digits is a key written into the workflow. Alone ("auth: oidc") they are settings.
+ */
+const KEY_SHAPED_HINTS: ReadonlySet<string> = new Set([...CREDENTIAL_WORDS, 'auth', 'key']);
+
+/**
  * True when a name (environment variable, header, parameter, flag) says it holds a credential: its last word is
- * token, secret, password, ..., or it ends in "key" qualified as an API/access/private/... key, or it ends in
- * "key" and the value is key-shaped. `TOKEN_FILE`, `API_KEY_HEADER` or `TOKEN_AUDIENCE` name something else.
+ * token, secret, password, ..., or it ends in "key" qualified as an API/access/private/... key; or the value is
+ * key-shaped and any word of the name is a credential word, "auth" or "key". `TOKEN_FILE`, `API_KEY_HEADER` or
+ * `TOKEN_AUDIENCE` with a non-key value name something else.
  */
 export function namesCredential(name: string, value: string): boolean {
   const words = nameWords(name);
   const last = words.at(-1);
   if (last === undefined) return false;
   if (CREDENTIAL_WORDS.has(last)) return true;
-  if (last !== 'key') return false;
   const qualifier = words.at(-2);
-  return (qualifier !== undefined && KEY_QUALIFIERS.has(qualifier)) || isTykKeyShaped(value.trim());
+  if (last === 'key' && qualifier !== undefined && KEY_QUALIFIERS.has(qualifier)) return true;
+  return isTykKeyShaped(value.trim()) && words.some((word) => KEY_SHAPED_HINTS.has(word));
 }
 
 /**

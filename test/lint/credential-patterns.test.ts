@@ -55,6 +55,20 @@ describe('names and values', () => {
     // A bare "...KEY" names a credential when its value is key-shaped.
     assert.equal(namesCredential('PARTNER_KEY', TYK_KEY), true);
     assert.equal(namesCredential('PARTNER_KEY', 'partner-a'), false);
+    // "auth" (or a credential word anywhere) with a key-shaped value: 32 hex digits under GATEWAY_AUTH is a key.
+    assert.equal(namesCredential('GATEWAY_AUTH', GATEWAY_SECRET), true);
+    assert.equal(namesCredential('AUTH_HEADER_VALUE', GATEWAY_SECRET), true);
+    assert.equal(namesCredential('GATEWAY_AUTH', 'oidc'), false);
+    assert.equal(namesCredential('REVISION', GATEWAY_SECRET), false);
+  });
+
+  it('a 32-hex-digit value in a secret-named variable is found, as an env entry and in script text', () => {
+    const hex = 'eb7c0a3f9d2e4b1c8a6f5e4d3c2b1a09';
+    assert.deepEqual(checkNamedValue('GATEWAY_AUTH', hex, '='), [
+      { ruleId: 'literal-tyk-key', index: 0, length: 32, context: '"GATEWAY_AUTH"', byName: true },
+    ]);
+    assert.deepEqual(found(`GATEWAY_AUTH: "${hex}"`), [['literal-tyk-key', hex]]);
+    assert.deepEqual(found(`export GATEWAY_AUTH=${hex}`), [['literal-tyk-key', hex]]);
   });
 
   it('isLiteralSecretValue skips references, settings, paths and placeholders', () => {
