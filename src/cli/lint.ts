@@ -1,9 +1,10 @@
 import { readFile } from 'node:fs/promises';
-import { relative, resolve } from 'node:path';
+import { dirname, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { collectYamlFiles, UnreadablePathError } from '../lint/collect-files.js';
 import type { Severity } from '../lint/lint-rules.js';
-import { lintText, type FileReport, type LintTextOptions } from '../lint/lint-text.js';
+import { combinedFixDiff, lintText, type FileReport, type LintTextOptions } from '../lint/lint-text.js';
+import { findRepositoryRoot } from '../lint/repository-root.js';
 import { failsAt, renderJson, renderText } from '../lint/render-report.js';
 import { renderSarif } from '../lint/sarif-log.js';
 
@@ -24,9 +25,12 @@ export const LINT_USAGE = `Usage: token-broker lint [PATH...] [options]
                              (default for suggestions: ${DEFAULT_SUGGESTED_BROKER_URL}).
   --fail-on error|warning|note
                              Exit 1 when a finding is at least this severe (default: error).
-  --suggest                  With each mechanically fixable finding, print a unified diff (text and json formats)
-                             that mounts a projected token and replaces the literal with a broker exchange. The
-                             diff repeats the lines it changes, credential included: keep it out of shared logs.
+  --suggest                  Also compute the mechanical fixes: mount a projected token and replace the literal
+                             with a broker exchange. text: the findings go to stderr and one patch with every fix
+                             to stdout, so "token-broker lint --suggest > fix.patch" then "git apply fix.patch" at
+                             the repository root applies it (paths are relative to the root of the repository
+                             holding each file). json: each fixable finding carries its own diff (suggestion).
+                             A diff repeats the lines it changes, credential included: keep it out of shared logs.
 
 Exit status: 0 no finding at or above --fail-on; 1 findings; 2 usage error, unreadable path or invalid YAML.`;
 
@@ -121,6 +125,9 @@ export async function lint(args: readonly string[], io: LintIo = processIo()): P
     return 2;
   }
   const reports: FileReport[] = [];
+  const patches: string[] = [];
+  const patchByText = options.settings.suggest && options.format === 'text';
+  const sourceRoot = (await findRepositoryRoot(io.cwd)) ?? io.cwd;
   let unreadable = false;
   for (const file of files) {
     let text: string;
@@ -131,10 +138,22 @@ export async function lint(args: readonly string[], io: LintIo = processIo()): P
       unreadable = true;
       continue;
     }
-    reports.push(lintText(text, displayPath(file, io.cwd), options.settings));
+    // Diffs name the file from the root of its own repository (git apply refuses "../"); SARIF from SRCROOT.
+    const patchRoot = (await findRepositoryRoot(dirname(file))) ?? sourceRoot;
+    const paths = { patch: displayPath(file, patchRoot), source: displayPath(file, sourceRoot) };
+    reports.push(lintText(text, displayPath(file, io.cwd), options.settings, paths));
+    if (patchByText && options.settings.suggest) {
+      const patch = combinedFixDiff(text, options.settings, paths.patch);
+      if (patch !== undefined) patches.push(patch);
+    }
   }
-  const render = options.format === 'json' ? renderJson : options.format === 'sarif' ? renderSarif : renderText;
-  io.out(render(reports));
+  if (patchByText) {
+    // Findings for the human on stderr, the patch alone on stdout: `lint --suggest > fix.patch` works.
+    io.err(renderText(reports.map((report) => ({ ...report, findings: report.findings.map((finding) => ({ ...finding, suggestion: undefined })) }))));
+    io.out(patches.join(''));
+  } else {
+    io.out(options.format === 'json' ? renderJson(reports) : options.format === 'sarif' ? renderSarif(reports, sourceRoot) : renderText(reports));
+  }
   if (unreadable || reports.some((report) => report.invalid)) return 2;
   return failsAt(reports, options.failOn) ? 1 : 0;
 }

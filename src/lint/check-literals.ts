@@ -55,6 +55,9 @@ export function environmentPlan(context: LintContext, template: TemplateView, co
   if (script === undefined) return undefined;
   const references = variableReferences(script.value, variable.name);
   if (references.length === 0) return undefined;
+  // A Gateway secret sent as x-tyk-authorization is not replaced by a broker token (FIX_GATEWAY_SECRET).
+  const lineBefore = (index: number): string => script.value.slice(0, index).split('\n').at(-1) ?? '';
+  if (references.some((reference) => /x-tyk-authorization['"]?\s*:\s*['"]?$/i.test(lineBefore(reference.index)))) return undefined;
   const elsewhere = runText(container).some((scalar) => scalar !== script && mentionsVariable(scalar.value, variable.name));
   const inOtherEnv = container.env.some((other) => other !== variable && other.value !== undefined && mentionsVariable(other.value.value, variable.name));
   if (elsewhere || inOtherEnv) return undefined;

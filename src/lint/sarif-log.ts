@@ -1,16 +1,20 @@
+import { pathToFileURL } from 'node:url';
 import { LINT_RULES, type RuleId, type Severity } from './lint-rules.js';
 import type { FileReport } from './lint-text.js';
 
 /**
  * SARIF 2.1.0 for GitHub code scanning (github/codeql-action upload-sarif): one run, the rule catalogue as
  * tool.driver.rules (id, name, descriptions, help, default level, security-severity), and one result per
- * finding with ruleId, ruleIndex, level, message and a physical location whose artifact URI is relative to the
- * directory the linter ran in (GitHub resolves it against the repository root) and whose region has startLine and
+ * finding with ruleId, ruleIndex, level, message and a physical location whose artifact URI is relative to
+ * SRCROOT (`uriBaseId`), the root of the repository the linter ran in, which the run names in
+ * `originalUriBaseIds` (GitHub resolves such URIs against the checkout), and whose region has startLine and
  * startColumn. Columns count UTF-16 code units, as JavaScript strings do; the run says so (columnKind).
  */
 
 export const SARIF_SCHEMA_URI = 'https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json';
 export const TOOL_NAME = 'token-broker lint';
+/** The base every artifact URI is relative to: the repository root, as code-scanning tools name it. */
+export const SOURCE_ROOT_ID = 'SRCROOT';
 
 interface SarifMessage {
   readonly text: string;
@@ -33,7 +37,7 @@ interface SarifResult {
   readonly message: SarifMessage;
   readonly locations: readonly {
     readonly physicalLocation: {
-      readonly artifactLocation: { readonly uri: string };
+      readonly artifactLocation: { readonly uri: string; readonly uriBaseId: typeof SOURCE_ROOT_ID };
       readonly region: { readonly startLine: number; readonly startColumn: number };
     };
   }[];
@@ -45,6 +49,7 @@ export interface SarifLog {
   readonly runs: readonly {
     readonly tool: { readonly driver: { readonly name: string; readonly rules: readonly SarifRule[] } };
     readonly columnKind: 'utf16CodeUnits';
+    readonly originalUriBaseIds?: { readonly [SOURCE_ROOT_ID]: { readonly uri: string } };
     readonly results: readonly SarifResult[];
   }[];
 }
@@ -57,8 +62,11 @@ export function relativeUri(path: string): string {
     .join('/');
 }
 
-/** The SARIF log of a lint run. File names in the reports must already be relative to the working directory. */
-export function buildSarifLog(reports: readonly FileReport[]): SarifLog {
+/**
+ * The SARIF log of a lint run. Each report's `paths.source` must be relative to the source root; `sourceRoot`
+ * (an absolute directory) is written as SRCROOT's file URI when given.
+ */
+export function buildSarifLog(reports: readonly FileReport[], sourceRoot?: string): SarifLog {
   const rules: SarifRule[] = LINT_RULES.map((rule) => ({
     id: rule.id,
     name: rule.name,
@@ -82,7 +90,7 @@ export function buildSarifLog(reports: readonly FileReport[]): SarifLog {
       locations: [
         {
           physicalLocation: {
-            artifactLocation: { uri: relativeUri(finding.file) },
+            artifactLocation: { uri: relativeUri(report.paths.source), uriBaseId: SOURCE_ROOT_ID },
             region: { startLine: finding.line, startColumn: finding.column },
           },
         },
@@ -92,11 +100,19 @@ export function buildSarifLog(reports: readonly FileReport[]): SarifLog {
   return {
     $schema: SARIF_SCHEMA_URI,
     version: '2.1.0',
-    runs: [{ tool: { driver: { name: TOOL_NAME, rules } }, columnKind: 'utf16CodeUnits', results }],
+    runs: [
+      {
+        tool: { driver: { name: TOOL_NAME, rules } },
+        columnKind: 'utf16CodeUnits',
+        // SARIF wants the base URI to end with a slash, so relative URIs resolve inside it.
+        ...(sourceRoot !== undefined && { originalUriBaseIds: { [SOURCE_ROOT_ID]: { uri: `${pathToFileURL(sourceRoot).href.replace(/\/?$/, '/')}` } } }),
+        results,
+      },
+    ],
   };
 }
 
 /** The SARIF log as the CLI prints it. */
-export function renderSarif(reports: readonly FileReport[]): string {
-  return `${JSON.stringify(buildSarifLog(reports), null, 2)}\n`;
+export function renderSarif(reports: readonly FileReport[], sourceRoot?: string): string {
+  return `${JSON.stringify(buildSarifLog(reports, sourceRoot), null, 2)}\n`;
 }

@@ -181,6 +181,29 @@ describe('--suggest: the diff of a mechanical fix', () => {
   });
 });
 
+describe('--suggest leaves a Gateway secret alone', () => {
+  it('a key-shaped GATEWAY_AUTH sent as x-tyk-authorization is found, but not replaced by a broker token', () => {
+    const text = [
+      'apiVersion: argoproj.io/v1alpha1',
+      'kind: Workflow',
+      'metadata: {generateName: gw-}',
+      'spec:',
+      '  templates:',
+      '    - name: call',
+      '      container:',
+      '        image: curlimages/curl:8.10.1',
+      '        command: [sh, -c]',
+      '        args: [\'curl -sf -H "x-tyk-authorization: $GATEWAY_AUTH" https://gw.example.com/tyk/keys\']',
+      '        env:',
+      '          - name: GATEWAY_AUTH',
+      '            value: "eb7c0a3f9d2e4b1c8a6f5e4d3c2b1a09"',
+      '',
+    ].join('\n');
+    const findings = lintText(text, 'x.yaml', { ...DEFAULT_OPTIONS, suggest: true }).findings;
+    assert.deepEqual(findings.map((finding) => [finding.line, finding.ruleId, finding.suggestion]), [[13, 'literal-tyk-key', undefined]]);
+  });
+});
+
 describe('splicing edits into flow style and odd layouts', () => {
   const lint = (text: string) => lintText(text, 'x.yaml', { ...DEFAULT_OPTIONS, suggest: true }).findings;
 
