@@ -9,23 +9,24 @@ import { computeKeyStates, keyLifecycleSettings, type KeyStateInfo } from '../mi
 import { keyMetadataDocument, keyMetadataFileName, readSigningKeysDir, type SigningKeysDirContents } from '../mint/signing-key-set.js';
 import { signingKeyFromPem } from '../mint/signing-key.js';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../protocol.js';
-import type { BrokerConfig } from '../config/schema.js';
+import { DEFAULT_SIGNING_ALGORITHM, type BrokerConfig } from '../config/schema.js';
 
 export const KEYS_USAGE = `Usage: token-broker keys <command> [options]
 
 Commands:
-  generate --alg ES256|ES384|RS256|PS256 --out DIR
+  generate [--alg ES256|ES384|RS256|PS256] [--config FILE] --out DIR
       Write a new PKCS#8 private key (mode 0600) and its metadata file {"notBefore": now, "kid"} into DIR,
       named key-<UTC time>-<kid prefix>.pem/.json, and print its kid. It is published at once and signs
-      after signing.prePublishSeconds.
-  generate --alg ALG --k8s-secret NAME [--namespace NS]
+      after signing.prePublishSeconds. The algorithm is --alg, else signing.algorithm of --config, else
+      ${DEFAULT_SIGNING_ALGORITHM} (the configuration's default); an --alg other than --config's is refused.
+  generate [--alg ALG] [--config FILE] --k8s-secret NAME [--namespace NS]
       Instead print a Kubernetes Secret manifest (type Opaque, base64 data) holding the key and its metadata.
       Add it to the existing Secret without removing the older keys:
         token-broker keys generate --alg ES256 --k8s-secret NAME -n NS > key.yaml
         kubectl patch secret NAME -n NS --type merge --patch-file key.yaml
   list --config FILE
       Read the configuration and its signing.keysDir, and print every key with its state (pending, active,
-      retiring, retired), creation time, next transition and when.
+      retiring, retired), creation time, file, and what happens next to it and when.
   help
       Show this help.
 
@@ -68,16 +69,78 @@ async function writeAtomically(path: string, dir: string, name: string, text: st
   }
 }
 
-async function generate(args: readonly string[], now: () => number): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: [...args],
-    options: { alg: { type: 'string' }, out: { type: 'string' }, 'k8s-secret': { type: 'string' }, namespace: { type: 'string', short: 'n' } },
-    allowPositionals: true,
-    strict: true,
-  });
+/** The options of `keys generate`, for parseArgs and for the message naming them when one is unknown. */
+const GENERATE_OPTIONS = {
+  alg: { type: 'string' },
+  config: { type: 'string', short: 'c' },
+  out: { type: 'string' },
+  'k8s-secret': { type: 'string' },
+  namespace: { type: 'string', short: 'n' },
+} as const;
+
+/** Options users reach for that are spelled differently here. */
+const LIKELY_MEANT: Readonly<Record<string, string>> = {
+  '--dir': '--out DIR',
+  '--output': '--out DIR',
+  '-o': '--out DIR',
+  '--algorithm': '--alg ALG',
+  '--secret': '--k8s-secret NAME',
+  '--ns': '--namespace NS',
+};
+
+/**
+ * parseArgs's own errors ("Unknown option '--dir'. To specify a positional argument starting with a '-' ...")
+ * as usage errors that name the command, its options and the likely intended one.
+ */
+function parseArgsError(command: string, options: Record<string, unknown>, error: unknown): UsageError | undefined {
+  const code = (error as NodeJS.ErrnoException).code;
+  const message = error instanceof Error ? error.message : String(error);
+  const known = Object.keys(options).map((name) => `--${name}`).join(', ');
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    const option = /option '([^']+)'/i.exec(message)?.[1] ?? 'given';
+    const meant = LIKELY_MEANT[option.split('=')[0] ?? option];
+    const hint = meant !== undefined && (meant.split(' ')[0] ?? '').slice(2) in options ? meant : undefined;
+    return new UsageError(`keys ${command} has no option ${option}${hint === undefined ? '' : ` (did you mean ${hint}?)`}; its options are ${known}`);
+  }
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    // "Option '-c, --config <value>' argument missing": the long name is the one users read in the usage.
+    const option = /option '(?:-\w, )?(--?[\w-]+)/i.exec(message)?.[1] ?? 'an option';
+    return new UsageError(`${option} needs a value`);
+  }
+  return undefined;
+}
+
+/**
+ * The algorithm of a new key: --alg, else signing.algorithm of --config (a key of another algorithm would be
+ * refused by that broker), else the configuration's default.
+ */
+async function generateAlgorithm(alg: string | undefined, configPath: string | undefined, env: ConfigEnvironment): Promise<SigningAlgorithm> {
+  if (alg !== undefined && !isSigningAlgorithm(alg)) throw new UsageError(`--alg must be one of ${SIGNING_ALGORITHMS.join(', ')}, got "${alg}"`);
+  if (configPath === undefined) return alg ?? DEFAULT_SIGNING_ALGORITHM;
+  const configured = (await loadConfigFile(configPath, env)).signing.algorithm;
+  if (alg !== undefined && alg !== configured) {
+    throw new UsageError(`--alg ${alg} differs from signing.algorithm ${configured} in ${configPath}: that broker would refuse the key (omit --alg to use ${configured})`);
+  }
+  return configured;
+}
+
+async function generate(args: readonly string[], env: ConfigEnvironment, now: () => number): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...args], options: GENERATE_OPTIONS, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw parseArgsError('generate', GENERATE_OPTIONS, error) ?? error;
+  }
+  const { values, positionals } = parsed;
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-  const alg = values.alg;
-  if (alg === undefined || !isSigningAlgorithm(alg)) throw new UsageError(`--alg must be one of ${SIGNING_ALGORITHMS.join(', ')}`);
+  let alg: SigningAlgorithm;
+  try {
+    alg = await generateAlgorithm(values.alg, values.config, env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(error.message);
+    return 1;
+  }
   const secretName = values['k8s-secret'];
   if ((values.out === undefined) === (secretName === undefined)) throw new UsageError('give exactly one of --out DIR or --k8s-secret NAME');
   if (values.namespace !== undefined && secretName === undefined) throw new UsageError('--namespace goes with --k8s-secret');
@@ -153,30 +216,59 @@ function formatDuration(ms: number): string {
 
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.000Z$/, 'Z');
 
+/** When a transition happens, as `keys list` shows it: `2026-01-31T09:00:00Z (in 4m46s)`. */
+function when(at: number, now: number): string {
+  return `${iso(at)} (${at >= now ? 'in ' : ''}${formatDuration(at - now)}${at < now ? ' ago' : ''})`;
+}
+
+/**
+ * What happens next to a key, in words: the lifecycle's next transition and what it means for signing and for
+ * the JWKS. An early-active key (the only key, not yet published for signing.prePublishSeconds) stays active:
+ * what changes then is that verifiers have had time to fetch it.
+ */
+export function describeNextStep(info: KeyStateInfo, now: number): string {
+  const at = info.nextTransitionAt;
+  switch (info.state) {
+    case 'pending':
+      return at === undefined ? 'published; waits for signing.prePublishSeconds' : `published now; starts signing at ${when(at, now)}`;
+    case 'active':
+      if (at === undefined) return 'signs until a newer key becomes active (keys generate)';
+      if (info.nextState === 'active') return `signs early (published less than signing.prePublishSeconds); published long enough at ${when(at, now)}, then signs until a newer key takes over`;
+      return `signs until ${when(at, now)}, when a newer key takes over; then retiring (still published)`;
+    case 'retiring':
+      return at === undefined ? 'published for tokens it signed; no longer signs' : `no longer signs; leaves the JWKS at ${when(at, now)}, then the file can be deleted`;
+    case 'retired':
+      return 'not published, no longer used: the file can be deleted';
+  }
+}
+
 /** The table `keys list` prints: one row per key, newest first. */
 export function formatKeyTable(
   rows: readonly { kid: string; alg: string; createdAt: number; createdFrom: string; info: KeyStateInfo; file: string }[],
   now: number,
 ): string {
-  const header = ['KID', 'ALG', 'STATE', 'CREATED', 'NEXT', 'AT', 'FILE'];
-  const body = rows.map((row) => {
-    const at = row.info.nextTransitionAt;
-    return [
-      row.kid,
-      row.alg,
-      row.info.state,
-      `${iso(row.createdAt)}${row.createdFrom === 'mtime' ? ' (mtime)' : ''}`,
-      row.info.nextState ?? '-',
-      at === undefined ? '-' : `${iso(at)} (${at >= now ? 'in ' : ''}${formatDuration(at - now)}${at < now ? ' ago' : ''})`,
-      row.file,
-    ];
-  });
+  const header = ['KID', 'ALG', 'STATE', 'CREATED', 'FILE', 'NEXT'];
+  const body = rows.map((row) => [
+    row.kid,
+    row.alg,
+    row.info.state,
+    `${iso(row.createdAt)}${row.createdFrom === 'mtime' ? ' (mtime)' : ''}`,
+    row.file,
+    describeNextStep(row.info, now),
+  ]);
   const widths = header.map((title, i) => Math.max(title.length, ...body.map((cells) => (cells[i] ?? '').length)));
   return [header, ...body].map((cells) => cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ')).join('\n');
 }
 
 async function list(args: readonly string[], env: ConfigEnvironment, now: () => number): Promise<number> {
-  const { values, positionals } = parseArgs({ args: [...args], options: { config: { type: 'string', short: 'c' } }, allowPositionals: true, strict: true });
+  const listOptions = { config: { type: 'string', short: 'c' } } as const;
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...args], options: listOptions, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw parseArgsError('list', listOptions, error) ?? error;
+  }
+  const { values, positionals } = parsed;
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   if (values.config === undefined) throw new UsageError('--config FILE is required');
   let config: BrokerConfig;
@@ -228,7 +320,7 @@ export async function keys(args: readonly string[], env: ConfigEnvironment, now:
   try {
     switch (command) {
       case 'generate':
-        return await generate(rest, now);
+        return await generate(rest, env, now);
       case 'list':
         return await list(rest, env, now);
       case 'help':

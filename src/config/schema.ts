@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { SIGNING_ALGORITHMS } from '../protocol.js';
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../protocol.js';
 
 /**
  * The broker's configuration: shape, defaults and documentation in one place. The published JSON Schema
@@ -87,9 +87,12 @@ const issuerSchema = z
   })
   .describe('A trusted issuer of subject tokens.');
 
+/** signing.algorithm when the configuration names none; also `keys generate`'s default. */
+export const DEFAULT_SIGNING_ALGORITHM = 'ES256' satisfies SigningAlgorithm;
+
 const signingSchema = z
   .strictObject({
-    algorithm: z.enum(SIGNING_ALGORITHMS).default('ES256').describe('Algorithm of minted tokens. Tyk has no EdDSA.'),
+    algorithm: z.enum(SIGNING_ALGORITHMS).default(DEFAULT_SIGNING_ALGORITHM).describe('Algorithm of minted tokens. Tyk has no EdDSA.'),
     keysDir: z
       .string()
       .min(1)
@@ -107,7 +110,7 @@ const signingSchema = z
       .default(60)
       .describe('A superseded key stays published for tokens.maxTtlSeconds plus this margin (clock skew), then leaves the JWKS.'),
   })
-  .default({ algorithm: 'ES256', prePublishSeconds: 300, tykJwksCacheSeconds: 240, retireMarginSeconds: 60 })
+  .default({ algorithm: DEFAULT_SIGNING_ALGORITHM, prePublishSeconds: 300, tykJwksCacheSeconds: 240, retireMarginSeconds: 60 })
   .describe('How minted tokens are signed, and when keys start and stop signing.');
 
 const tokensSchema = z

@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import { parse } from 'yaml';
 import { keyMetadataDocument, loadSigningKeysDir, readSigningKeysDir } from '../../src/mint/signing-key-set.js';
-import { keys } from '../../src/cli/keys.js';
+import { formatKeyTable, keys } from '../../src/cli/keys.js';
+import type { KeyStateInfo } from '../../src/mint/key-lifecycle.js';
 import { sinkChildOutput } from '../support/log-capture.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -158,7 +159,7 @@ describe('token-broker keys', () => {
     const result = await runKeys(['list', '--config', config]);
     assert.equal(result.code, 0, result.stderr);
     const [header, ...rows] = result.stdout.trimEnd().split('\n');
-    assert.deepEqual(header?.split(/\s{2,}/), ['KID', 'ALG', 'STATE', 'CREATED', 'NEXT', 'AT', 'FILE']);
+    assert.deepEqual(header?.split(/\s{2,}/), ['KID', 'ALG', 'STATE', 'CREATED', 'FILE', 'NEXT']);
     const byKid = new Map(rows.map((row) => [row.split(/\s+/)[0], row]));
     const stateOf = (kid: string | undefined) => byKid.get(kid)?.split(/\s+/)[2];
     // Newest first: undated (mtime now) and fresh wait; mid signs; old retires; ancient has left the JWKS.
@@ -168,10 +169,10 @@ describe('token-broker keys', () => {
     assert.equal(stateOf(kids.mid), 'active');
     assert.equal(stateOf(kids.old), 'retiring');
     assert.equal(stateOf(kids.ancient), 'retired');
-    assert.match(byKid.get(kids.fresh) ?? '', /pending\s+\S+Z\s+active\s+\S+Z \(in \d+m\d+s\)/);
-    assert.match(byKid.get(kids.old) ?? '', /retiring\s+\S+Z\s+retired\s+\S+Z \(in \d+m\d+s\)/);
-    assert.match(byKid.get(kids.mid) ?? '', /active\s+\S+Z\s+retiring\s+/, 'mid hands over when the newer keys are ready');
-    assert.match(byKid.get(kids.ancient) ?? '', /retired\s+\S+Z\s+-\s+-\s+/);
+    assert.match(byKid.get(kids.fresh) ?? '', /pending\s+\S+Z\s+\S+\.pem\s+published now; starts signing at \S+Z \(in \d+m\d+s\)$/);
+    assert.match(byKid.get(kids.old) ?? '', /retiring\s+\S+Z\s+\S+\.pem\s+no longer signs; leaves the JWKS at \S+Z \(in \d+m\d+s\)/);
+    assert.match(byKid.get(kids.mid) ?? '', /active\s+\S+Z\s+\S+\.pem\s+signs until \S+Z \(in \d+m\d+s\), when a newer key takes over; then retiring/, 'mid hands over when the newer keys are ready');
+    assert.match(byKid.get(kids.ancient) ?? '', /retired\s+\S+Z\s+\S+\.pem\s+not published, no longer used: the file can be deleted$/);
     assert.match(byKid.get(await kidOf(undated)) ?? '', /\(mtime\)/);
   });
 
@@ -218,18 +219,21 @@ describe('token-broker keys', () => {
     const cases: [string[], RegExp][] = [
       [[], /a command is required/],
       [['rotate'], /unknown command "rotate"/],
-      [['generate', '--out', out], /--alg must be one of ES256, ES384, RS256, PS256/],
-      [['generate', '--alg', 'EdDSA', '--out', out], /--alg must be one of/],
+      [['generate', '--alg', 'EdDSA', '--out', out], /--alg must be one of ES256, ES384, RS256, PS256, got "EdDSA"/],
+      [['generate', '--dir', out], /^token-broker keys: keys generate has no option --dir \(did you mean --out DIR\?\); its options are --alg, --config, --out, --k8s-secret, --namespace\n/],
+      [['generate', '--out'], /^token-broker keys: --out needs a value\n/],
+      [['generate', '--alg', 'RS256', '--config', 'config/broker.example.yaml', '--out', out], /--alg RS256 differs from signing\.algorithm ES256 in config\/broker\.example\.yaml: that broker would refuse the key/],
       [['generate', '--alg', 'ES256'], /give exactly one of --out DIR or --k8s-secret NAME/],
       [['generate', '--alg', 'ES256', '--out', out, '--k8s-secret', 'keys'], /give exactly one of/],
       [['generate', '--alg', 'ES256', '--out', out, '--namespace', 'ns'], /--namespace goes with --k8s-secret/],
       [['generate', '--alg', 'ES256', '--k8s-secret', 'Bad_Name'], /not a valid Kubernetes name/],
       [['generate', '--alg', 'ES256', '--k8s-secret', 'keys', '--namespace', 'Bad.NS'], /not a valid namespace/],
-      [['generate', '--alg', 'ES256', '--out', out, '--force'], /Unknown option '--force'/],
+      [['generate', '--alg', 'ES256', '--out', out, '--force'], /keys generate has no option --force; its options are/],
       [['generate', '--alg', 'ES256', '--out', out, 'extra'], /unexpected argument "extra"/],
       [['list'], /--config FILE is required/],
       [['list', '--config', 'a.yaml', 'extra'], /unexpected argument "extra"/],
-      [['list', '--config'], /argument missing/],
+      [['list', '--config'], /--config needs a value/],
+      [['list', '--dir', 'x'], /keys list has no option --dir; its options are --config/],
     ];
     for (const [args, message] of cases) {
       const stdout = t.mock.method(console, 'log', () => undefined);
@@ -244,6 +248,41 @@ describe('token-broker keys', () => {
       stderr.mock.restore();
     }
     await assert.rejects(stat(out), { code: 'ENOENT' }, 'no usage error writes anything');
+  });
+
+  it('generate without --alg: ES256 (the configuration default), or signing.algorithm of --config', async () => {
+    const plain = join(root, 'default-alg');
+    const configured = join(root, 'configured-alg');
+    const config = join(root, 'rs256.yaml');
+    await writeFile(
+      config,
+      [
+        'server: { publicUrl: "https://broker.example" }',
+        'issuers: [{ name: cluster, issuer: "https://issuer.example", audiences: [broker] }]',
+        'rules: [{ name: everyone, policies: [read] }]',
+        `signing: { algorithm: RS256, keysDir: ${JSON.stringify(configured)} }`,
+        '',
+      ].join('\n'),
+    );
+    const [byDefault, byConfig] = await Promise.all([runKeys(['generate', '--out', plain]), runKeys(['generate', '--config', config, '--out', configured])]);
+    assert.equal(byDefault.code, 0, byDefault.stderr);
+    assert.equal(byConfig.code, 0, byConfig.stderr);
+    // The broker's own loader, with the algorithm it would be configured with, accepts each key.
+    assert.deepEqual((await readSigningKeysDir(plain, 'ES256')).files.map((f) => f.key.kid), [byDefault.stdout.trim()]);
+    assert.deepEqual((await readSigningKeysDir(configured, 'RS256')).files.map((f) => [f.key.kid, f.key.alg]), [[byConfig.stdout.trim(), 'RS256']]);
+  });
+
+  it('list says what happens next to each key, in words (a fresh only key signs early, it does not "become active")', () => {
+    const now = Date.parse('2026-01-31T09:00:00Z');
+    const row = (info: KeyStateInfo) => formatKeyTable([{ kid: 'k1', alg: 'ES256', createdAt: now - 14_000, createdFrom: 'metadata', info, file: '/keys/k1.pem' }], now).split('\n')[1] ?? '';
+    const at = now + 286_000;
+    assert.match(row({ state: 'active', since: now - 14_000, nextTransitionAt: at, nextState: 'active' }), /signs early \(published less than signing\.prePublishSeconds\); published long enough at 2026-01-31T09:04:46Z \(in 4m46s\), then signs until a newer key takes over$/);
+    assert.doesNotMatch(row({ state: 'active', since: now - 14_000, nextTransitionAt: at, nextState: 'active' }), /active in/);
+    assert.match(row({ state: 'pending', since: now, nextTransitionAt: at, nextState: 'active' }), /published now; starts signing at 2026-01-31T09:04:46Z \(in 4m46s\)$/);
+    assert.match(row({ state: 'active', since: now }), /signs until a newer key becomes active \(keys generate\)$/);
+    assert.match(row({ state: 'active', since: now, nextTransitionAt: at, nextState: 'retiring' }), /signs until 2026-01-31T09:04:46Z \(in 4m46s\), when a newer key takes over; then retiring \(still published\)$/);
+    assert.match(row({ state: 'retiring', since: now, nextTransitionAt: at, nextState: 'retired' }), /no longer signs; leaves the JWKS at 2026-01-31T09:04:46Z \(in 4m46s\), then the file can be deleted$/);
+    assert.match(row({ state: 'retired', since: now }), /not published, no longer used: the file can be deleted$/);
   });
 
   it('help prints the usage on stdout and exits 0', async (t) => {
