@@ -40,11 +40,12 @@ export interface MetricsSettings {
 export function createMetrics(sources: MetricsSources = {}, settings: MetricsSettings = {}): BrokerMetrics {
   const namespaceLabel = settings.namespaceLabel === true;
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: PREFIX });
+  // prom-client's default names (process_*, nodejs_*), unprefixed: standard Node.js dashboards and alerts find them.
+  collectDefaultMetrics({ register: registry });
   // prom-client names these gauges *_total, which Prometheus reserves for counters (promtool check metrics
   // flags them); the event-loop and heap metrics cover what they would show.
   for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
-    registry.removeSingleMetric(`${PREFIX}${name}`);
+    registry.removeSingleMetric(name);
   }
   const registers = [registry];
   return {

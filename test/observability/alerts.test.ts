@@ -163,6 +163,11 @@ async function scrapeBroker(): Promise<string> {
     ]) {
       assert.ok(text.split('\n').includes(series), `the scrape has ${series}`);
     }
+    // prom-client's default process metrics keep their standard names, so Node.js dashboards find them.
+    for (const family of ['process_cpu_seconds_total', 'process_start_time_seconds', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes']) {
+      assert.ok(text.includes(`\n# TYPE ${family} `), `the scrape has ${family}`);
+    }
+    assert.doesNotMatch(text, /^(?:# (?:HELP|TYPE) )?token_broker_(?:process|nodejs)_/m);
     return text;
   } finally {
     await h?.close();
