@@ -169,7 +169,7 @@ describe('token-broker tyk policies', { concurrency: 4 }, () => {
     assert.deepEqual(byId.get('payments-write')?.access_rights.orders?.allowed_urls.flatMap((u) => u.methods), ['POST', 'PUT', 'PATCH', 'DELETE']);
   });
 
-  it('every policy the example rules can grant, as a JSON array, each granting the API', async () => {
+  it('without a policies block (as before routes): every policy the rules can grant, as a JSON array, each granting the whole --api-id API', async () => {
     const { code, stdout, stderr } = await runTyk(['policies', '--config', WHOLE_API_CONFIG, '--api-id', 'orders']);
     assert.equal(stderr, exampleWarnings);
     assert.equal(code, 0);
