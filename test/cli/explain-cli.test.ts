@@ -225,7 +225,7 @@ describe('token-broker explain: usage and configuration errors', () => {
 });
 
 /** What payments-read + payments-write open in the example's policies block, merged as Tyk merges them. */
-const RUNNER_ROUTES = 'orders: may GET|HEAD|PUT|PATCH|DELETE /orders/{id}$, GET|POST /orders/$; may not OPTIONS';
+const RUNNER_ROUTES = 'orders: may GET|HEAD|PUT|PATCH|DELETE /orders/v1/orders/{id}$, GET|POST /orders/v1/orders$; may not OPTIONS';
 
 describe('token-broker test-rules', () => {
   it('the example cases pass against the example configuration: exit 0, one PASS line per case', async () => {

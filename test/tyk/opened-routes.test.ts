@@ -39,12 +39,12 @@ describe('test-rules and explain show the routes a decision opens', () => {
   it('test-rules on the example: the read-write runner and the read-only CI workload open different routes', () => {
     const result = run(['test-rules', '--config', 'config/broker.example.yaml', 'config/broker.example.cases.yaml']);
     assert.equal(result.status, 0, result.stderr);
-    assert.match(result.stdout, /PASS {2}the payments runner reads and writes\n {8}orders: may GET\|HEAD\|PUT\|PATCH\|DELETE \/orders\/\{id\}\$, GET\|POST \/orders\/\$; may not OPTIONS\n/);
+    assert.match(result.stdout, /PASS {2}the payments runner reads and writes\n {8}orders: may GET\|HEAD\|PUT\|PATCH\|DELETE \/orders\/v1\/orders\/\{id\}\$, GET\|POST \/orders\/v1\/orders\$; may not OPTIONS\n/);
     assert.match(result.stdout, /PASS {2}CI namespaces of the EKS cluster read the status API\n {8}status: may GET\|HEAD \/status\/; may not POST PUT PATCH DELETE OPTIONS\n/);
   });
   it('explain on the example: a granted decision lists the routes under "routes"', () => {
     const result = run(['explain', '--config', 'config/broker.example.yaml', '--identity', 'test/fixtures/identities/payments-runner.yaml']);
     assert.equal(result.status, 0, result.stderr);
-    assert.match(result.stdout, /routes +orders: may GET\|HEAD\|PUT\|PATCH\|DELETE \/orders\/\{id\}\$, GET\|POST \/orders\/\$; may not OPTIONS\n/);
+    assert.match(result.stdout, /routes +orders: may GET\|HEAD\|PUT\|PATCH\|DELETE \/orders\/v1\/orders\/\{id\}\$, GET\|POST \/orders\/v1\/orders\$; may not OPTIONS\n/);
   });
 });
