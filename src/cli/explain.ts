@@ -6,6 +6,7 @@ import { deniedOutcome, explainDecision, type Explanation, type ExplanationVerif
 import { parseIdentityFixture, resolveIdentityFixture } from '../explain/identity-fixture.js';
 import { identityFromUnverifiedToken, UNVERIFIED_NOTE } from '../explain/unverified-token.js';
 import { renderExplanation } from '../explain/render-explanation.js';
+import { openedRoutes, renderOpenedRoutes } from '../tyk/opened-routes.js';
 import type { ConfigProblem } from '../config/validate-config.js';
 import type { BrokerConfig } from '../config/schema.js';
 import type { BrokerError } from '../errors.js';
@@ -159,7 +160,9 @@ export async function explain(args: readonly string[], env: ConfigEnvironment): 
         : explainDecision({ config, rules, identity: resolution.identity, scope: options.scope, audience: options.audience, nowSeconds, verification, notes: resolution.notes });
     // JSON is often piped on: the warning also goes where a human still sees it.
     if (input.kind === 'token' && options.format === 'json') console.error(`token-broker explain: ${UNVERIFIED_NOTE}`);
-    console.log(options.format === 'json' ? JSON.stringify(result, null, 2) : renderExplanation(result));
+    // Only with a policies block: without one the output stays what it was.
+    const routes = result.outcome.decision === 'granted' && config.policies !== undefined ? renderOpenedRoutes(openedRoutes(result.outcome.policies, config.policies)) : [];
+    console.log(options.format === 'json' ? JSON.stringify(result, null, 2) : renderExplanation(result, routes));
     return result.outcome.decision === 'granted' ? 0 : 1;
   } catch (error) {
     if (!(error instanceof InputError)) throw error;

@@ -1,5 +1,6 @@
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { openedRoutes, renderOpenedRoutes } from '../tyk/opened-routes.js';
 import { deniedOutcome, explainDecision, type DeniedOutcome, type GrantedOutcome } from '../explain/explain-decision.js';
 import { parseIdentityFixture, resolveIdentityFixture, type IdentityFixture } from '../explain/identity-fixture.js';
 import { caseMismatch, parseRuleTestCases, type RuleTestCase } from '../explain/rule-test-cases.js';
@@ -85,7 +86,7 @@ export async function testRules(args: readonly string[], env: ConfigEnvironment)
 
     // Identities that do not fit the configuration (an unknown issuer) are mistakes in the cases, not failures.
     const problems: ConfigProblem[] = [];
-    const results: { name: string; mismatch: string | undefined; matched: readonly string[] }[] = [];
+    const results: { name: string; mismatch: string | undefined; matched: readonly string[]; routes: readonly string[] }[] = [];
     for (const { testCase, fixture } of ready) {
       const resolution = resolveIdentityFixture(fixture, config, rules, 'file' in testCase.identity ? [] : testCase.identityPath);
       if (resolution.kind === 'problems') {
@@ -112,7 +113,9 @@ export async function testRules(args: readonly string[], env: ConfigEnvironment)
         outcome = explanation.outcome;
         matched = explanation.rules.filter((rule) => rule.matched).map((rule) => rule.name);
       }
-      results.push({ name: testCase.name, mismatch: caseMismatch(testCase.expect, outcome), matched });
+      // Only with a policies block: without one the output stays what it was.
+      const routes = outcome.decision === 'granted' && config.policies !== undefined ? renderOpenedRoutes(openedRoutes(outcome.policies, config.policies)) : [];
+      results.push({ name: testCase.name, mismatch: caseMismatch(testCase.expect, outcome), matched, routes });
     }
     if (problems.length > 0) throw new InputError(formatProblems(casesPath, 'cases file', problems));
 
@@ -122,6 +125,7 @@ export async function testRules(args: readonly string[], env: ConfigEnvironment)
       } else {
         console.log(`FAIL  ${result.name}: ${result.mismatch}; matched rules: ${result.matched.length > 0 ? result.matched.join(', ') : '(none)'}`);
       }
+      for (const line of result.routes) console.log(`        ${line}`);
     }
     const failed = results.filter((result) => result.mismatch !== undefined).length;
     console.log(`\n${results.length - failed} passed, ${failed} failed`);

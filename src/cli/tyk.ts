@@ -7,7 +7,7 @@ import { grantablePolicies } from '../tyk/grantable-policies.js';
 import { DEFAULT_JWKS_CACHE_SECONDS, DEFAULT_TYK_ORG_ID, type TykApiOptions } from '../tyk/tyk-api-options.js';
 import { buildTykOasApiDefinition } from '../tyk/tyk-oas-api-definition.js';
 import { buildTykClassicApiDefinition } from '../tyk/tyk-classic-api-definition.js';
-import { buildTykPolicies, tykPolicyRecord, DEFAULT_POLICY_LIMITS, type TykPolicyLimits } from '../tyk/tyk-policies.js';
+import { buildTykPolicies, buildDescribedTykPolicy, tykPolicyRecord, DEFAULT_POLICY_LIMITS, type TykPolicy, type TykPolicyLimits } from '../tyk/tyk-policies.js';
 
 export const TYK_USAGE = `Usage: token-broker tyk <api|policies> --config FILE --api-id ID [options]
 
@@ -21,15 +21,19 @@ export const TYK_USAGE = `Usage: token-broker tyk <api|policies> --config FILE -
       --jwks-cache-seconds N      How long Tyk caches the broker's JWKS, OAS only (default: ${DEFAULT_JWKS_CACHE_SECONDS}).
                                   A new signing key must be published for longer than this before it signs.
 
-  tyk policies --config FILE --api-id ID [options]
-      A Tyk policy for every policy ID the rules can grant, each granting the whole API.
-      --api-name NAME             API name in access_rights (default: the API id)
+  tyk policies --config FILE [--api-id ID] [options]
+      A Tyk policy for every policy described under \`policies\` in the configuration (its APIs, routes as
+      allowed_urls, rate limit and quota) and for every other policy ID the rules can grant, which then
+      needs --api-id and is granted that whole API.
+      --api-id ID                 API granted whole to the policies the configuration does not describe
+      --api-name NAME             API name in their access_rights (default: the API id)
       --org-id ORG                Tyk org_id; must equal the API's (default: ${DEFAULT_TYK_ORG_ID})
       --format dir|record         dir (default): one {id}.json per policy, for policies.policy_path;
                                   record: one object mapping id -> policy, for policies.policy_record_name
       --out DIR                   Write the files into DIR (dir: {id}.json each; record: policies.json)
                                   instead of printing them (dir prints a JSON array)
-      --rate N --per SECONDS      Rate limit per workload identity (default: ${DEFAULT_POLICY_LIMITS.rate} per ${DEFAULT_POLICY_LIMITS.per} s)
+      --rate N --per SECONDS      Rate limit per workload identity, for policies that set none
+                                  (default: ${DEFAULT_POLICY_LIMITS.rate} per ${DEFAULT_POLICY_LIMITS.per} s); the same for the quota flags
       --quota-max N               Requests per quota period; --quota-max=-1 is unlimited (default: ${DEFAULT_POLICY_LIMITS.quotaMax})
       --quota-renewal-rate SECONDS  Quota period (default: ${DEFAULT_POLICY_LIMITS.quotaRenewalRate})
 
@@ -174,7 +178,7 @@ async function policiesCommand(args: readonly string[]): Promise<number> {
     },
   });
   const configPath = required(values.config, 'config');
-  const apiId = apiIdFlag(values['api-id']);
+  const apiId = values['api-id'] === undefined ? undefined : apiIdFlag(values['api-id']);
   const format = oneOf(values.format, 'format', ['dir', 'record'] as const);
   const quotaMax = integerFlag(values['quota-max'], 'quota-max', DEFAULT_POLICY_LIMITS.quotaMax, -1, Number.MAX_SAFE_INTEGER);
   // Tyk reads a quota of 0 as "no requests at all", never what an operator means here.
@@ -186,9 +190,23 @@ async function policiesCommand(args: readonly string[]): Promise<number> {
     quotaRenewalRate: integerFlag(values['quota-renewal-rate'], 'quota-renewal-rate', DEFAULT_POLICY_LIMITS.quotaRenewalRate, 1, Number.MAX_SAFE_INTEGER),
   };
   if (values.out === '') throw new UsageError('--out must name a directory');
-  const api = { apiId, apiName: nameFlag(values['api-name'], 'api-name', apiId), orgId: values['org-id'] ?? DEFAULT_TYK_ORG_ID };
+  const orgId = values['org-id'] ?? DEFAULT_TYK_ORG_ID;
+  const api = apiId === undefined ? undefined : { apiId, apiName: nameFlag(values['api-name'], 'api-name', apiId), orgId };
   const loaded = await loadConfig(configPath);
-  const policies = buildTykPolicies(warnTemplated(loaded), api, limits);
+  const described = loaded.policies ?? {};
+  const grantable = warnTemplated(loaded);
+  const undescribed = grantable.filter((id) => !Object.hasOwn(described, id));
+  if (undescribed.length > 0 && api === undefined) {
+    const list = undescribed.map((id) => `"${id}"`).join(', ');
+    throw new UsageError(`--api-id is required: the rules grant ${list}, which the configuration's policies block does not describe`);
+  }
+  const wholeApi = api === undefined ? [] : buildTykPolicies(undescribed, api, limits);
+  // Rule order first (what Tyk must know), then described policies only templates can produce.
+  const ids = [...grantable, ...Object.keys(described).filter((id) => !grantable.includes(id))];
+  const policies: TykPolicy[] = ids.flatMap((id) => {
+    const spec = described[id];
+    return spec !== undefined ? [buildDescribedTykPolicy(id, spec, orgId, limits)] : wholeApi.filter((policy) => policy.id === id);
+  });
 
   if (values.out === undefined) {
     console.log(JSON.stringify(format === 'dir' ? policies : tykPolicyRecord(policies), null, 2));

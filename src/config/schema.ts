@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../protocol.js';
+import { tykPoliciesSchema } from './tyk-policies-schema.js';
 
 /**
  * The broker's configuration: shape, defaults and documentation in one place. The published JSON Schema
@@ -332,6 +333,7 @@ export const brokerConfigSchema = z
       })
       .default({ enabled: false }),
     tyk: tykSchema.optional(),
+    policies: tykPoliciesSchema,
     limits: limitsSchema,
     audit: auditSchema,
     logging: loggingSchema,

@@ -23,8 +23,11 @@ function notes(lines: readonly string[]): string[] {
   return lines.length === 0 ? [] : ['', 'Notes', ...lines.map((note) => `  - ${note}`)];
 }
 
-/** An explanation as text for a human at a terminal: identity, every rule, policies, outcome. Pure. */
-export function renderExplanation(explanation: Explanation | RefusalExplanation): string {
+/**
+ * An explanation as text for a human at a terminal: identity, every rule, policies, outcome, and, for a grant,
+ * `routes`: what the granted policies open at Tyk (see tyk/opened-routes.ts), one line per API. Pure.
+ */
+export function renderExplanation(explanation: Explanation | RefusalExplanation, routes: readonly string[] = []): string {
   if (!('identity' in explanation)) {
     const { outcome } = explanation;
     return [
@@ -71,6 +74,7 @@ export function renderExplanation(explanation: Explanation | RefusalExplanation)
       row('policies', list(outcome.policies)),
       row('audience', outcome.audience),
       row('ttl', `${outcome.ttlSeconds}s`),
+      ...routes.map((line, i) => row(i === 0 ? 'routes' : '', line)),
       '  claims',
       ...JSON.stringify(outcome.claims, null, 2)
         .split('\n')

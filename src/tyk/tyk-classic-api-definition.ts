@@ -26,7 +26,9 @@ export interface TykClassicApiDefinition {
   readonly version_data: {
     readonly not_versioned: true;
     readonly default_version: 'Default';
-    readonly versions: { readonly Default: { readonly name: 'Default' } };
+    readonly versions: {
+      readonly Default: { readonly name: 'Default'; readonly use_extended_paths: true; readonly extended_paths: Readonly<Record<string, never>> };
+    };
   };
 }
 
@@ -63,6 +65,14 @@ export function buildTykClassicApiDefinition(config: TokenProfile, options: Omit
     jwt_not_before_validation_skew: jwt.skewSeconds,
     jwt_expires_at_validation_skew: jwt.skewSeconds,
     proxy: { listen_path: options.listenPath, target_url: options.upstreamUrl, strip_listen_path: true },
-    version_data: { not_versioned: true, default_version: 'Default', versions: { Default: { name: 'Default' } } },
+    version_data: {
+      not_versioned: true,
+      default_version: 'Default',
+      // Without use_extended_paths the gateway logs "Legacy path detected! Upgrade to extended." for every load
+      // (gateway/api_definition.go, MakeSpec). The extended paths stay empty on purpose: their white_list would
+      // restrict every caller of the API alike, while the routes a workload may call are per policy, in the
+      // policies' allowed_urls (see tyk-policies.ts), which Tyk checks per session.
+      versions: { Default: { name: 'Default', use_extended_paths: true, extended_paths: {} } },
+    },
   };
 }

@@ -243,14 +243,19 @@ describe('token-broker explain: usage and configuration errors', () => {
   });
 });
 
+/** What payments-read + payments-write open in the example's policies block, merged as Tyk merges them. */
+const RUNNER_ROUTES = 'orders: may GET|HEAD|PUT|PATCH|DELETE /orders/v1/orders/{id}$, GET|POST /orders/v1/orders$; may not OPTIONS';
+
 describe('token-broker test-rules', () => {
   it('the example cases pass against the example configuration: exit 0, one PASS line per case', async () => {
     const { code, stdout, stderr } = await runCli(['test-rules', '--config', EXAMPLE_CONFIG, 'config/broker.example.cases.yaml']);
     assert.equal(code, 0, stdout + stderr);
     assert.equal(stderr, '');
     const lines = stdout.trimEnd().split('\n');
-    const results = lines.slice(0, -2);
+    // Each granted case is followed by the routes its policies open (indented), from the policies block.
+    const results = lines.slice(0, -2).filter((line) => !line.startsWith('        '));
     assert.ok(results.length >= 10);
+    assert.ok(lines.some((line) => line.startsWith('        orders: may ')), stdout);
     assert.ok(results.every((line) => line.startsWith('PASS  ')), stdout);
     assert.deepEqual(lines.slice(-2), ['', `${results.length} passed, 0 failed`]);
   });
@@ -281,8 +286,10 @@ describe('token-broker test-rules', () => {
       stdout,
       [
         'FAIL  runner reads only: expected policies [payments-read ledger-write], got granted [payments-read payments-write]: missing ledger-write; unexpected payments-write; matched rules: payments-argo-read-write, payments-workflows-may-request-write',
+        `        ${RUNNER_ROUTES}`,
         'PASS  default is denied',
         'FAIL  runner is denied: expected denied scope_not_granted, got granted [payments-read payments-write]; matched rules: payments-argo-read-write',
+        `        ${RUNNER_ROUTES}`,
         '',
         '1 passed, 2 failed',
         '',

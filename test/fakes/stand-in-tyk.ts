@@ -55,8 +55,26 @@ import { compactVerify, decodeProtectedHeader, importJWK, type JWK } from 'jose'
  *        and skips them;
  *      - the policies together must grant the API (`access_rights`), else 403 "Access to this API has been
  *        disallowed";
+ *      - an API without JWT (classic `enable_jwt` not true, `use_keyless` false) takes Tyk auth tokens: a key from
+ *        POST /tyk/keys/create, else 403 "Access to this API has been disallowed" (gateway/mw_auth_key.go); a key
+ *        past its `expires`: 401 "Key has expired, please renew"; its session is its `apply_policies`;
+ *      - then the middleware chain of gateway/api_loader.go, in its order: AccessRightsCheck (above),
+ *        GranularAccessMiddleware, RateLimitAndQuotaCheck. Policies merge per API as internal/policy/apply.go
+ *        does: allowed_urls are the union of every applied policy's entries for the API (MergeAllowedURLs: so a
+ *        whole-API policy, `[]`, merged with a route-limited one is route-limited), the rate is the highest one
+ *        (ApplyRateLimits: the shorter rate/per duration wins), the quota likewise the largest;
+ *      - allowed_urls (gateway/mw_granular_access.go, internal/httputil/mux.go): empty opens everything; else an
+ *        entry must list the method (exact string) and its `url` match: every `{...}` becomes `([^/]+)`, the
+ *        pattern is an unanchored regular expression tried on the full request path (with `pathPrefixMatching`,
+ *        a pattern starting with "/" gets "^" and the listen-path-stripped path is tried too); a pattern that
+ *        does not compile is skipped; no match: 403 "Access to this resource has been disallowed";
+ *      - rate limit (gateway/mw_rate_limiting.go): more than `rate` requests within `per` seconds for one session
+ *        and API: 429 "Rate limit exceeded". The stand-in counts a sliding window on its clock; Tyk's default
+ *        limiter (DRL) is a per-gateway token bucket that answers the same for a burst, not always at the edge;
+ *      - quota: more than `quota_max` (when > 0) requests within `quota_renewal_rate` seconds: 403 "Quota exceeded";
  *      - success: 200, and the session keyed on md5(identity) is recorded (see `sessions`). Not modelled: a session
- *        keeping an old policy when the claim changes (issues #1379, #1552), rate limits, quotas, upstreams.
+ *        keeping an old policy when the claim changes (issues #1379, #1552), partitioned policies, per-API
+ *        `limit` blocks, upstreams.
  *    The wording of the OAS issuer/audience/subject refusals is the stand-in's; the reference gives only the status.
  */
 
@@ -86,7 +104,12 @@ export type StandInTykProxyReason =
   | 'no_policy'
   | 'policy_not_found'
   | 'policy_org_mismatch'
-  | 'access_disallowed';
+  | 'access_disallowed'
+  | 'key_not_found'
+  | 'key_expired'
+  | 'resource_disallowed'
+  | 'rate_limited'
+  | 'quota_exceeded';
 
 /** What the stand-in answers a proxied request with. */
 export interface StandInTykProxyResult {
@@ -141,6 +164,13 @@ export interface StandInTykOptions {
   readonly jwksCacheSeconds?: number;
   /** How long one JWKS fetch may take. Default 5000 ms. */
   readonly fetchTimeoutMs?: number;
+  /**
+   * `http_server_options.enable_path_prefix_matching` (default false, as in Tyk): allowed_urls patterns starting
+   * with "/" get a leading "^" and are tried on the path with the listen path stripped as well as the full one.
+   */
+  readonly pathPrefixMatching?: boolean;
+  /** `http_server_options.enable_path_suffix_matching` (default false): a "$" is appended to every pattern. */
+  readonly pathSuffixMatching?: boolean;
 }
 
 export interface StandInTyk {
@@ -173,10 +203,12 @@ export interface StandInTyk {
   /** Drops the cached key sets of one API, or of all: like DELETE /tyk/cache/jwks/{apiID}. */
   flushJwksCache(apiId?: string): void;
   /**
-   * Applies Tyk's JWT rules to `token` (a compact JWT; a leading "Bearer " is stripped; undefined or empty: no
-   * Authorization header) on the API whose listen path is the longest prefix of `path`.
+   * Applies Tyk's rules to `token` (a leading "Bearer " is stripped; undefined or empty: no Authorization header)
+   * for `method` (default GET) on `path`, at the API whose listen path is the longest prefix of `path`: a compact
+   * JWT on a JWT API, a key from POST /tyk/keys/create on an auth-token API; then the policies' access rights,
+   * allowed_urls, rate limit and quota.
    */
-  proxy(path: string, token: string | undefined): Promise<StandInTykProxyResult>;
+  proxy(path: string, token: string | undefined, method?: string): Promise<StandInTykProxyResult>;
   close(): Promise<void>;
 }
 
@@ -184,6 +216,7 @@ const ADMIN_REFUSAL = { status: 'error', message: 'Attempted administrative acce
 const NOT_AUTHORIZED = 'Key not authorized';
 const NO_MATCHING_POLICY = 'key not authorized: no matching policy';
 const DISALLOWED = 'Access to this API has been disallowed';
+const RESOURCE_DISALLOWED = 'Access to this resource has been disallowed';
 const CLIENT_ID_CLAIMS = ['client_id', 'cid', 'clientId'];
 
 const FAMILIES: Readonly<Record<string, readonly string[]>> = {
@@ -422,6 +455,46 @@ function claimAt(claims: JsonObject, path: string): unknown {
   return current;
 }
 
+/** One allowed_urls entry as a policy holds it. */
+interface AccessSpec {
+  readonly url: string;
+  readonly methods: readonly string[];
+}
+
+function accessSpecsOf(value: unknown): AccessSpec[] {
+  return (Array.isArray(value) ? value : []).filter(isObject).map((entry) => ({ url: stringOf(entry.url) ?? '', methods: stringsOf(entry.methods) }));
+}
+
+/** MergeAllowedURLs (internal/policy/merge.go): union by url, methods merged, order of first sight. */
+function mergeAllowedUrls(a: readonly AccessSpec[], b: readonly AccessSpec[]): AccessSpec[] {
+  const merged = new Map<string, string[]>();
+  for (const spec of [...a, ...b]) {
+    const methods = merged.get(spec.url) ?? [];
+    for (const method of spec.methods) if (!methods.includes(method)) methods.push(method);
+    merged.set(spec.url, methods);
+  }
+  return [...merged].map(([url, methods]) => ({ url, methods }));
+}
+
+/**
+ * GranularAccessMiddleware: whether one entry opens `method` on the request. `{...}` -> `([^/]+)`
+ * (PreparePathRegexp); prefix mode adds "^" to a pattern starting with "/" and also tries the stripped path;
+ * suffix mode appends "$". JavaScript's RegExp stands in for Go's RE2 on the patterns the tests use.
+ */
+function accessSpecOpens(spec: AccessSpec, method: string, fullPath: string, strippedPath: string, prefix: boolean, suffix: boolean): boolean {
+  if (!spec.methods.includes(method)) return false;
+  let pattern = spec.url.replace(/\{([^}]+)\}/g, '([^/]+)');
+  if (prefix && pattern.startsWith('/')) pattern = `^${pattern}`;
+  if (suffix && !pattern.endsWith('$')) pattern = `${pattern}$`;
+  let regex: RegExp;
+  try {
+    regex = new RegExp(pattern);
+  } catch {
+    return false;
+  }
+  return prefix ? regex.test(strippedPath) || regex.test(fullPath) : regex.test(fullPath);
+}
+
 function refuse(status: number, error: string, reason: StandInTykProxyReason, detail: string): StandInTykProxyResult {
   return { status, body: { error }, reason, detail };
 }
@@ -451,6 +524,12 @@ export async function startStandInTyk(options: StandInTykOptions = {}): Promise<
   const plainUrlUses = new Map<string, number>();
   let oauthClientLookups = 0;
   let down = false;
+  const prefixMatching = options.pathPrefixMatching ?? false;
+  const suffixMatching = options.pathSuffixMatching ?? false;
+  /** Request times (ms) by `${sessionKey}\n${apiId}`, for the rate limit. */
+  const rateWindows = new Map<string, number[]>();
+  /** Quota use by `${sessionKey}\n${apiId}`: count and when the period started. */
+  const quotas = new Map<string, { used: number; since: number }>();
 
   function send(res: ServerResponse, status: number, body: unknown): void {
     res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
@@ -642,14 +721,68 @@ export async function startStandInTyk(options: StandInTykOptions = {}): Promise<
     return 'ok';
   }
 
-  async function proxy(path: string, token: string | undefined): Promise<StandInTykProxyResult> {
+  /**
+   * After authentication: AccessRightsCheck, GranularAccessMiddleware, RateLimitAndQuotaCheck, in the order of
+   * gateway/api_loader.go, over the applied policies merged per API as internal/policy/apply.go merges them.
+   */
+  function authorise(api: ApiView, sessionKey: string, applied: readonly string[], method: string, path: string): StandInTykProxyResult | undefined {
+    const granting = applied.map((id) => policies.get(id)).filter((policy): policy is JsonObject => policy !== undefined && api.apiId in objectAt(policy, 'access_rights'));
+    if (granting.length === 0) return refuse(403, DISALLOWED, 'access_disallowed', `none of ${applied.join(', ')} has ${api.apiId} in access_rights`);
+
+    const allowedUrls = granting.reduce<AccessSpec[]>((merged, policy) => mergeAllowedUrls(merged, accessSpecsOf(objectAt(policy, 'access_rights', api.apiId).allowed_urls)), []);
+    const stripped = path.startsWith(api.listenPath) ? `/${path.slice(api.listenPath.length)}`.replace(/^\/\//, '/') : path;
+    if (allowedUrls.length > 0 && !allowedUrls.some((spec) => accessSpecOpens(spec, method, path, stripped, prefixMatching, suffixMatching))) {
+      return refuse(403, RESOURCE_DISALLOWED, 'resource_disallowed', `${method} ${path}: no allowed_urls entry of ${api.apiId} opens it`);
+    }
+
+    // The policy allowing the most requests sets the rate (the shortest per/rate); likewise the largest quota.
+    const limits = granting.map((policy) => ({ rate: numberOf(policy.rate), per: numberOf(policy.per), quotaMax: typeof policy.quota_max === 'number' ? policy.quota_max : -1, renewal: numberOf(policy.quota_renewal_rate) }));
+    const rated = limits.filter((limit) => limit.rate > 0 && limit.per > 0).sort((a, b) => a.per / a.rate - b.per / b.rate)[0];
+    const bucket = `${sessionKey}\n${api.apiId}`;
+    const at = now();
+    if (rated !== undefined) {
+      const window = (rateWindows.get(bucket) ?? []).filter((t) => at - t < rated.per * 1000);
+      if (window.length >= rated.rate) {
+        rateWindows.set(bucket, window);
+        return refuse(429, 'Rate limit exceeded', 'rate_limited', `more than ${rated.rate} requests in ${rated.per} s`);
+      }
+      window.push(at);
+      rateWindows.set(bucket, window);
+    }
+    const quotaMax = limits.some((limit) => limit.quotaMax < 0) ? -1 : Math.max(...limits.map((limit) => limit.quotaMax));
+    if (quotaMax > 0) {
+      const renewal = Math.max(...limits.map((limit) => limit.renewal)) * 1000;
+      const current = quotas.get(bucket);
+      const quota = current === undefined || at - current.since >= renewal ? { used: 0, since: at } : current;
+      if (quota.used >= quotaMax) return refuse(403, 'Quota exceeded', 'quota_exceeded', `${quotaMax} requests used`);
+      quotas.set(bucket, { used: quota.used + 1, since: quota.since });
+    }
+    return undefined;
+  }
+
+  /** An auth-token API (gateway/mw_auth_key.go): the key must exist and not have expired. */
+  function proxyKey(api: ApiView, raw: string, method: string, path: string): StandInTykProxyResult {
+    if (raw === '') return refuse(401, 'Authorization field missing', 'no_token', 'no key');
+    const key = createdKeys.find((candidate) => candidate.key === raw);
+    if (key === undefined) return refuse(403, DISALLOWED, 'key_not_found', 'no such key');
+    if (key.expires > 0 && key.expires <= Math.floor(now() / 1000)) return refuse(401, 'Key has expired, please renew', 'key_expired', `expired at ${key.expires}`);
+    const refused = authorise(api, key.keyHash, key.applyPolicies, method, path);
+    if (refused !== undefined) return refused;
+    return { status: 200, body: { api_id: api.apiId, identity: key.alias, session_key: key.keyHash, policies: key.applyPolicies }, reason: 'ok', detail: 'authorised' };
+  }
+
+  async function proxy(path: string, token: string | undefined, method = 'GET'): Promise<StandInTykProxyResult> {
     if (down) throw new Error('the stand-in Tyk is down');
     const candidates = [...apis.values()].map(viewOf).filter((api) => api.active && path.startsWith(api.listenPath));
     const api = candidates.sort((a, b) => b.listenPath.length - a.listenPath.length)[0];
     if (api === undefined) return refuse(404, 'Not Found', 'no_api', `no active API listens on ${path}`);
-    if (!api.jwtEnabled) return refuse(403, NOT_AUTHORIZED, 'no_api', `API ${api.apiId} does not use JWT authentication`);
 
     const raw = (token ?? '').replace(/^Bearer\s+/i, '');
+    if (!api.jwtEnabled) {
+      // A classic API without JWT takes Tyk auth tokens; the stand-in models no other authentication.
+      if (!api.isOas) return proxyKey(api, raw, method, path);
+      return refuse(403, NOT_AUTHORIZED, 'no_api', `API ${api.apiId} does not use JWT authentication`);
+    }
     if (raw === '' || !api.readsHeader) {
       return refuse(400, 'Authorization field missing', 'no_token', raw === '' ? 'no token' : 'the Tyk OAS JWT scheme has no header block: Tyk reads no Authorization header');
     }
@@ -724,10 +857,9 @@ export async function startStandInTyk(options: StandInTykOptions = {}): Promise<
         if (mapped !== undefined && !applied.includes(mapped) && policyUsable(mapped, api) === 'ok') applied.push(mapped);
       }
     }
-    const grants = applied.some((id) => api.apiId in objectAt(policies.get(id), 'access_rights'));
-    if (!grants) return refuse(403, DISALLOWED, 'access_disallowed', `none of ${applied.join(', ')} has ${api.apiId} in access_rights`);
-
     const sessionKey = createHash('md5').update(identity).digest('hex');
+    const refused = authorise(api, sessionKey, applied, method, path);
+    if (refused !== undefined) return refused;
     sessions.set(sessionKey, { identity, apiId: api.apiId, policies: applied, expires: typeof exp === 'number' ? exp : undefined });
     return { status: 200, body: { api_id: api.apiId, identity, session_key: sessionKey, policies: applied }, reason: 'ok', detail: 'authorised' };
   }

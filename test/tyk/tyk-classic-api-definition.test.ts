@@ -28,7 +28,7 @@ describe('buildTykClassicApiDefinition', () => {
       jwt_not_before_validation_skew: 5,
       jwt_expires_at_validation_skew: 5,
       proxy: { listen_path: '/orders/', target_url: 'http://orders.payments.svc:8080', strip_listen_path: true },
-      version_data: { not_versioned: true, default_version: 'Default', versions: { Default: { name: 'Default' } } },
+      version_data: { not_versioned: true, default_version: 'Default', versions: { Default: { name: 'Default', use_extended_paths: true, extended_paths: {} } } },
     });
   });
 

@@ -66,6 +66,8 @@ let workDir = '';
 /** What the example configuration's rules can grant, worked out here independently of src/tyk. */
 let examplePolicies: readonly string[] = [];
 let exampleWarnings = '';
+/** The example configuration without its policies block. */
+let WHOLE_API_CONFIG = '';
 before(async () => {
   workDir = await mkdtemp(join(tmpdir(), 'tyk-cli-'));
   const config = await loadConfigFile(EXAMPLE_CONFIG, {});
@@ -74,6 +76,10 @@ before(async () => {
   exampleWarnings = named.filter((policy) => policy.includes('{')).map(templateWarning).join('');
   // The example as committed; if it grows, the expectations above follow it.
   for (const policy of ['payments-read', 'payments-write', 'ledger-write', 'status-read']) assert.ok(examplePolicies.includes(policy), policy);
+  // A configuration without a policies block, as before routes existed: every policy gets the whole --api-id API.
+  const { policies: _described, ...withoutPolicies } = parse(await readFile(EXAMPLE_CONFIG, 'utf8')) as Record<string, unknown>;
+  WHOLE_API_CONFIG = join(workDir, 'whole-api.yaml');
+  await writeFile(WHOLE_API_CONFIG, stringify(withoutPolicies));
 });
 after(async () => {
   await rm(workDir, { recursive: true, force: true });
@@ -83,9 +89,9 @@ function templateWarning(policy: string): string {
   return `token-broker tyk: warning: policy "${policy}" is a template resolved per request; it is not statically grantable and was left out\n`;
 }
 
-/** The example configuration with its rules replaced, written to the work directory. */
+/** The example configuration with its rules replaced and without its policies block, written to the work directory. */
 async function exampleWithRules(file: string, rules: readonly object[]): Promise<string> {
-  const example = parse(await readFile(EXAMPLE_CONFIG, 'utf8')) as Record<string, unknown>;
+  const { policies: _described, ...example } = parse(await readFile(EXAMPLE_CONFIG, 'utf8')) as Record<string, unknown>;
   const path = join(workDir, file);
   await writeFile(path, stringify({ ...example, rules }));
   return path;
@@ -150,8 +156,21 @@ describe('token-broker tyk api', { concurrency: 4 }, () => {
 });
 
 describe('token-broker tyk policies', { concurrency: 4 }, () => {
-  it('every policy the example rules can grant, as a JSON array, each granting the API', async () => {
-    const { code, stdout, stderr } = await runTyk(['policies', '--config', EXAMPLE_CONFIG, '--api-id', 'orders']);
+  it('the example configuration as committed: every grantable policy from its policies block, no --api-id needed', async () => {
+    const { code, stdout, stderr } = await runTyk(['policies', '--config', EXAMPLE_CONFIG]);
+    assert.equal(stderr, exampleWarnings);
+    assert.equal(code, 0);
+    const policies = JSON.parse(stdout) as { id: string; access_rights: Record<string, { allowed_urls: { url: string; methods: string[] }[] }> }[];
+    assert.deepEqual(policies.map((p) => p.id), examplePolicies);
+    for (const policy of policies) assert.equal(validators.policy(policy), true, errorsOf(validators.policy));
+    const byId = new Map(policies.map((p) => [p.id, p]));
+    // The read-only and the read-write workload open different routes.
+    assert.deepEqual(byId.get('status-read')?.access_rights.status?.allowed_urls, [{ url: '^/status/', methods: ['GET', 'HEAD'] }]);
+    assert.deepEqual(byId.get('payments-write')?.access_rights.orders?.allowed_urls.flatMap((u) => u.methods), ['POST', 'PUT', 'PATCH', 'DELETE']);
+  });
+
+  it('without a policies block (as before routes): every policy the rules can grant, as a JSON array, each granting the whole --api-id API', async () => {
+    const { code, stdout, stderr } = await runTyk(['policies', '--config', WHOLE_API_CONFIG, '--api-id', 'orders']);
     assert.equal(stderr, exampleWarnings);
     assert.equal(code, 0);
     const policies = JSON.parse(stdout) as { id: string; org_id: string; access_rights: Record<string, { api_id: string }> }[];
@@ -168,7 +187,7 @@ describe('token-broker tyk policies', { concurrency: 4 }, () => {
 
   it('--out DIR: one {id}.json per policy (policies.policy_path)', async () => {
     const out = join(workDir, 'policies-dir');
-    const { code, stdout } = await runTyk(['policies', '--config', EXAMPLE_CONFIG, '--api-id', 'orders', '--out', out]);
+    const { code, stdout } = await runTyk(['policies', '--config', WHOLE_API_CONFIG, '--api-id', 'orders', '--out', out]);
     assert.equal(code, 0);
     assert.equal(stdout, `wrote ${examplePolicies.length} policies to ${out}\n`);
     assert.deepEqual((await readdir(out)).sort(), examplePolicies.map((p) => `${p}.json`).sort());
@@ -193,6 +212,70 @@ describe('token-broker tyk policies', { concurrency: 4 }, () => {
     assert.equal(api.code, 0);
     assert.equal(api.stderr, warnings);
     assert.deepEqual((JSON.parse(api.stdout) as { jwt_scope_to_policy_mapping: unknown }).jwt_scope_to_policy_mapping, { 'status-read': 'status-read' });
+  });
+});
+
+describe('token-broker tyk policies: the configuration\'s policies block', { concurrency: 4 }, () => {
+  const described = {
+    'orders-read': { apis: [{ apiId: 'orders', apiName: 'Orders', routes: [{ methods: ['GET'], path: '/orders/{id}$' }] }], rate: 5, per: 1 },
+    'orders-write': {
+      apis: [
+        { apiId: 'orders', routes: [{ methods: ['GET', 'POST', 'DELETE'], path: '/orders/' }] },
+        { apiId: 'ledger', routes: [{ methods: ['POST'], path: '/ledger/entries$' }] },
+      ],
+      quotaMax: 1000,
+    },
+  };
+
+  async function describedConfig(file: string, rules: readonly object[]): Promise<string> {
+    const example = parse(await readFile(EXAMPLE_CONFIG, 'utf8')) as Record<string, unknown>;
+    const path = join(workDir, file);
+    await writeFile(path, stringify({ ...example, rules, policies: described }));
+    return path;
+  }
+
+  it('without --api-id: each described policy with its APIs, routes and limits, valid against Tyk\'s policy shape', async () => {
+    const path = await describedConfig('described.yaml', [
+      { name: 'readers', match: { issuers: ['in-cluster'] }, policies: ['orders-read'] },
+      { name: 'writers', match: { issuers: ['in-cluster'] }, policies: ['orders-write'] },
+    ]);
+    const { code, stdout, stderr } = await runTyk(['policies', '--config', path, '--rate', '50']);
+    assert.equal(stderr, '');
+    assert.equal(code, 0);
+    const policies = JSON.parse(stdout) as { id: string; rate: number; quota_max: number; access_rights: Record<string, { allowed_urls: unknown }> }[];
+    assert.deepEqual(policies.map((p) => p.id), ['orders-read', 'orders-write']);
+    for (const policy of policies) assert.equal(validators.policy(policy), true, errorsOf(validators.policy));
+    const [read, write] = policies;
+    assert.deepEqual(read?.access_rights.orders?.allowed_urls, [{ url: '^/orders/{id}$', methods: ['GET'] }]);
+    assert.equal(read?.rate, 5, 'the policy\'s own rate');
+    assert.deepEqual(Object.keys(write?.access_rights ?? {}), ['orders', 'ledger']);
+    assert.deepEqual(write?.access_rights.ledger?.allowed_urls, [{ url: '^/ledger/entries$', methods: ['POST'] }]);
+    assert.deepEqual([write?.rate, write?.quota_max], [50, 1000], '--rate for a policy that sets none');
+  });
+
+  it('a granted policy the block does not describe: --api-id grants it the whole API; without it, exit 2 naming it', async () => {
+    const path = await describedConfig('partly.yaml', [{ name: 'all', match: { issuers: ['in-cluster'] }, policies: ['orders-read', 'status-read'] }]);
+    const refused = await runTyk(['policies', '--config', path]);
+    assert.equal(refused.code, 2);
+    assert.equal(refused.stdout, '');
+    assert.ok(refused.stderr.startsWith('token-broker tyk: --api-id is required: the rules grant "status-read", which the configuration\'s policies block does not describe\n'), refused.stderr);
+
+    const granted = await runTyk(['policies', '--config', path, '--api-id', 'status']);
+    assert.equal(granted.code, 0);
+    const policies = JSON.parse(granted.stdout) as { id: string; access_rights: Record<string, { allowed_urls: unknown[] }> }[];
+    // Rule order first, then the described policy no rule grants literally (a template could produce it).
+    assert.deepEqual(policies.map((p) => [p.id, Object.keys(p.access_rights)]), [['orders-read', ['orders']], ['status-read', ['status']], ['orders-write', ['orders', 'ledger']]]);
+    assert.deepEqual(policies[1]?.access_rights.status?.allowed_urls, []);
+  });
+
+  it('a bad route in the configuration: exit 1 with the path of the field', async () => {
+    const path = join(workDir, 'bad-route.yaml');
+    const example = parse(await readFile(EXAMPLE_CONFIG, 'utf8')) as Record<string, unknown>;
+    await writeFile(path, stringify({ ...example, policies: { 'orders-read': { apis: [{ apiId: 'orders', routes: [{ methods: ['GET'], path: '/orders/(?!admin)' }] }] } } }));
+    const { code, stdout, stderr } = await runTyk(['policies', '--config', path]);
+    assert.equal(code, 1);
+    assert.equal(stdout, '');
+    assert.match(stderr, /policies\.orders-read\.apis\[0\]\.routes\[0\]\.path: uses lookahead or lookbehind, which Tyk's regular expressions \(RE2\) do not have/);
   });
 });
 
@@ -227,7 +310,7 @@ describe('token-broker tyk, in process: arguments and outcomes', () => {
 
   it('record format with limits: one object id -> policy', async () => {
     const { code, stdout } = await runInProcess([
-      'policies', '--config', EXAMPLE_CONFIG, '--api-id', 'orders', '--api-name', 'Orders', '--org-id', 'acme', '--format', 'record',
+      'policies', '--config', WHOLE_API_CONFIG, '--api-id', 'orders', '--api-name', 'Orders', '--org-id', 'acme', '--format', 'record',
       '--rate', '2.5', '--per', '10', '--quota-max', '1000', '--quota-renewal-rate', '86400',
     ]);
     assert.equal(code, 0);
@@ -253,7 +336,7 @@ describe('token-broker tyk, in process: arguments and outcomes', () => {
 
   it('--format record --out DIR: DIR/policies.json (policies.policy_record_name)', async () => {
     const out = join(workDir, 'policies-record');
-    const { code, stdout } = await runInProcess(['policies', '--config', EXAMPLE_CONFIG, '--api-id', 'orders', '--format', 'record', '--out', out]);
+    const { code, stdout } = await runInProcess(['policies', '--config', WHOLE_API_CONFIG, '--api-id', 'orders', '--format', 'record', '--out', out]);
     assert.equal(code, 0);
     assert.equal(stdout, `wrote ${examplePolicies.length} policies to ${join(out, 'policies.json')}\n`);
     assert.deepEqual(await readdir(out), ['policies.json']);
@@ -272,7 +355,6 @@ describe('token-broker tyk, in process: arguments and outcomes', () => {
   });
 
   const policiesUsageErrors: readonly [string, readonly string[], string][] = [
-    ['missing --api-id', ['policies', '--config', EXAMPLE_CONFIG], '--api-id is required'],
     ['an unknown format', ['policies', '--config', EXAMPLE_CONFIG, '--api-id', 'orders', '--format', 'yaml'], '--format must be dir or record, got "yaml"'],
     ['a zero quota', ['policies', '--config', EXAMPLE_CONFIG, '--api-id', 'orders', '--quota-max', '0'], '--quota-max must be -1 (unlimited) or at least 1, got "0"'],
     ['a negative rate', ['policies', '--config', EXAMPLE_CONFIG, '--api-id', 'orders', '--rate=-1'], '--rate must be a positive number, got "-1"'],

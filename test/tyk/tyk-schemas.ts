@@ -129,6 +129,8 @@ export const validators = {
   jwtSchemeStrict: strictDefinition('X-Tyk-JWT'),
   /** A classic API definition. */
   classic: compile(readSchema('tyk-apidef-classic.json')),
+  /** A security policy file: the fields of Tyk's user.Policy, AccessDefinition and AccessSpec (test/schemas/NOTICE). */
+  policy: compile(readSchema('tyk-policy.json')),
 };
 
 /** Ajv's errors as one readable line each, for assertion messages. */
