@@ -271,7 +271,7 @@ describe('token-broker check-config', () => {
   it('the example configuration: OK on stdout, exit 0', async () => {
     const { code, stdout, stderr } = await runCli(['check-config', 'config/broker.example.yaml']);
     assert.equal(code, 0, stderr);
-    assert.equal(stdout, 'OK: config/broker.example.yaml (2 issuer(s), 5 rule(s))\n');
+    assert.equal(stdout, 'OK: config/broker.example.yaml (2 issuer(s), 6 rule(s))\n');
     assert.equal(stderr, '');
   });
 

@@ -4,23 +4,25 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { decodeJwt } from 'jose';
+import { parse } from 'yaml';
 import { createBroker, type Broker } from '../../src/broker.js';
 import { validateConfig } from '../../src/config/validate-config.js';
 import type { BrokerConfig } from '../../src/config/schema.js';
 import { generateSigningKey } from '../../src/mint/signing-key.js';
 import { staticSigningKeySet } from '../../src/mint/signing-key-set.js';
 import { buildTykOasApiDefinition } from '../../src/tyk/tyk-oas-api-definition.js';
-import { buildTykPolicies } from '../../src/tyk/tyk-policies.js';
+import { buildDescribedTykPolicy } from '../../src/tyk/tyk-policies.js';
 import { startStandInIssuer, type StandInIssuer } from '../fakes/stand-in-issuer.js';
 import { startStandInKubernetes, type StandInKubernetes } from '../fakes/stand-in-kubernetes.js';
 import { startStandInTyk, type StandInTyk, type StandInTykProxyReason } from '../fakes/stand-in-tyk.js';
 import { createTestClock, type TestClock } from '../support/clock.js';
 import { captureLogs, type LogCapture } from '../support/log-capture.js';
-import { exchangeStepOf, loadArgoExamples, renderParameters } from '../examples/argo-examples.js';
+import { BROKER_EXAMPLE_CONFIG, exchangeStepOf, loadArgoExamples, renderParameters } from '../examples/argo-examples.js';
 import { API_OPTIONS } from '../tyk/token-profile.js';
 
 /*
@@ -36,11 +38,22 @@ import { API_OPTIONS } from '../tyk/token-profile.js';
  * under a temporary root. One clock drives the issuer, the broker, the cluster and Tyk.
  */
 
-const step = exchangeStepOf(loadArgoExamples());
+const examples = loadArgoExamples();
+const step = exchangeStepOf(examples);
 const TOOLS = ['sh', 'curl', 'sed', 'tr', 'cut', 'base64', 'date', 'dirname', 'mkdir', 'cat', 'sleep'];
 const NAMESPACE = 'payments';
 const SERVICE_ACCOUNT = 'argo-workflow-runner';
+/** The read-only workload's service account (examples/argo/orders-report.yaml). */
+const READER_SERVICE_ACCOUNT = String(
+  (examples.find((e) => e.kind === 'WorkflowTemplate' && e.name === 'orders-report')?.doc as { spec?: { serviceAccountName?: string } } | undefined)?.spec
+    ?.serviceAccountName,
+);
 const POLICIES = ['payments-read', 'payments-write'];
+/**
+ * The example configuration's rules and policy descriptions, as written (config/broker.example.yaml), under its
+ * issuer name `in-cluster`: what the examples assume the broker is configured with, not a copy made for the test.
+ */
+const exampleConfig = parse(readFileSync(BROKER_EXAMPLE_CONFIG, 'utf8')) as { rules: unknown[]; policies: Record<string, unknown> };
 /** Run bound for one script: generous for a loaded machine, far below the test timeout. */
 const STEP_TIMEOUT_MS = 20_000;
 const TEST_TIMEOUT_MS = 45_000;
@@ -87,6 +100,7 @@ class ProjectedTokenVolume {
 
 /** One request the stand-in gateway received, with what Tyk decided. */
 interface GatewayCall {
+  readonly method: string;
   readonly path: string;
   readonly query: Record<string, string>;
   readonly token: string;
@@ -119,8 +133,10 @@ async function startGateway(tyk: StandInTyk, listenPath: string): Promise<Gatewa
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://gateway');
       const authorization = req.headers.authorization;
-      const result = await tyk.proxy(url.pathname, authorization);
+      const method = req.method ?? 'GET';
+      const result = await tyk.proxy(url.pathname, authorization, method);
       const call: GatewayCall = {
+        method,
         path: url.pathname,
         query: Object.fromEntries(url.searchParams),
         token: (authorization ?? '').replace(/^Bearer /, ''),
@@ -192,6 +208,7 @@ const jsonLines = (text: string): Record<string, unknown>[] =>
 describe('examples/argo orders-sync: the step\'s script, verbatim, against a broker, a stand-in cluster and a stand-in Tyk', { skip: SKIP, timeout: 120_000 }, () => {
   let clock: TestClock;
   let issuer: StandInIssuer;
+  let otherCluster: StandInIssuer;
   let kube: StandInKubernetes;
   let tyk: StandInTyk;
   let gateway: Gateway;
@@ -206,10 +223,12 @@ describe('examples/argo orders-sync: the step\'s script, verbatim, against a bro
     clock = createTestClock();
     dir = await mkdtemp(join(tmpdir(), 'tb-argo-step-'));
     issuer = await startStandInIssuer({ audience: step.token.audience ?? '', now: clock.now });
+    otherCluster = await startStandInIssuer({ audience: step.token.audience ?? '', now: clock.now });
     kube = await startStandInKubernetes({ now: clock.now });
     const kubeconfig = await kube.writeKubeconfig(dir);
     kube.putNamespace(NAMESPACE);
     kube.putServiceAccount(NAMESPACE, SERVICE_ACCOUNT);
+    kube.putServiceAccount(NAMESPACE, READER_SERVICE_ACCOUNT);
 
     // The broker's public URL must be known before it is built (it is the `iss` of its tokens): listen first.
     brokerServer = createServer();
@@ -217,18 +236,16 @@ describe('examples/argo orders-sync: the step\'s script, verbatim, against a bro
     brokerUrl = `http://127.0.0.1:${(brokerServer.address() as AddressInfo).port}`;
     const validation = validateConfig({
       server: { publicUrl: brokerUrl },
-      issuers: [{ name: 'test-cluster', issuer: issuer.issuer, audiences: [step.token.audience], kind: 'kubernetes', clockSkewSeconds: 30 }],
+      issuers: [
+        { name: 'in-cluster', issuer: issuer.issuer, audiences: [step.token.audience], kind: 'kubernetes', clockSkewSeconds: 30 },
+        // The example rules also name this issuer; no step here presents its tokens.
+        { name: 'eks-prod', issuer: otherCluster.issuer, audiences: [step.token.audience], kind: 'kubernetes', clockSkewSeconds: 30 },
+      ],
       signing: { algorithm: 'ES256', keysDir: '/unused/in/tests' },
       tokens: { audience: 'tyk' },
       kubernetes: { kubeconfig, podBinding: 'enforce' },
-      rules: [
-        {
-          name: 'payments-argo-read-write',
-          match: { issuers: ['test-cluster'], namespaces: [NAMESPACE], serviceAccounts: [SERVICE_ACCOUNT] },
-          policies: POLICIES,
-          ttlSeconds: 300,
-        },
-      ],
+      rules: exampleConfig.rules,
+      policies: exampleConfig.policies,
     });
     if (!validation.ok) throw new Error(`e2e config invalid: ${JSON.stringify(validation.problems)}`);
     config = validation.config;
@@ -239,7 +256,7 @@ describe('examples/argo orders-sync: the step\'s script, verbatim, against a bro
 
     // Tyk configured with what `token-broker tyk api` and `tyk policies` generate from the same configuration.
     tyk = await startStandInTyk({ now: clock.now });
-    for (const policy of buildTykPolicies(POLICIES, { apiId: 'orders', apiName: 'Orders', orgId: 'default' })) tyk.addPolicy(policy);
+    for (const [id, spec] of Object.entries(config.policies ?? {})) tyk.addPolicy(buildDescribedTykPolicy(id, spec, 'default'));
     await tyk.addApi(
       buildTykOasApiDefinition(config, API_OPTIONS),
     );
@@ -257,6 +274,7 @@ describe('examples/argo orders-sync: the step\'s script, verbatim, against a bro
     });
     await kube?.close();
     await issuer?.close();
+    await otherCluster?.close();
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 
@@ -271,8 +289,8 @@ describe('examples/argo orders-sync: the step\'s script, verbatim, against a bro
     receipts(): Promise<string>;
   }
 
-  async function startPod(workflow: string): Promise<Pod> {
-    const created = kube.putArgoPod({ namespace: NAMESPACE, workflow, template: step.templateName, serviceAccountName: SERVICE_ACCOUNT });
+  async function startPod(workflow: string, serviceAccount = SERVICE_ACCOUNT): Promise<Pod> {
+    const created = kube.putArgoPod({ namespace: NAMESPACE, workflow, template: step.templateName, serviceAccountName: serviceAccount });
     const root = join(dir, created.metadata.name);
     const volume = new ProjectedTokenVolume(join(root, step.mountPath), step.token.path);
     const env = new Map(step.env);
@@ -284,7 +302,7 @@ describe('examples/argo orders-sync: the step\'s script, verbatim, against a bro
       token: () =>
         issuer.projectedToken({
           namespace: NAMESPACE,
-          serviceAccount: SERVICE_ACCOUNT,
+          serviceAccount,
           podName: created.metadata.name,
           podUid: created.metadata.uid,
           ...(step.token.audience !== undefined && { audience: step.token.audience }),
@@ -463,5 +481,76 @@ describe('examples/argo orders-sync: the step\'s script, verbatim, against a bro
       pods.map((pod) => [audit.find((line) => line.pod === pod.name)?.jti]),
     );
     assert.equal(new Set(audit.map((line) => line.jti)).size, 3);
+  });
+  /** Sends `method path` through the gateway with a bearer token, as any client would. */
+  async function throughTyk(method: string, path: string, token: string): Promise<{ status: number; body: unknown }> {
+    const response = await fetch(`${gateway.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(method === 'GET' || method === 'HEAD' || method === 'DELETE' ? {} : { 'content-type': 'application/json' }) },
+      ...(method === 'GET' || method === 'HEAD' || method === 'DELETE' ? {} : { body: '{}' }),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text === '' ? undefined : JSON.parse(text) };
+  }
+
+  it('read-only and read-write workloads: the same step under orders-report\'s service account may read, and Tyk refuses its writes', { timeout: TEST_TIMEOUT_MS }, async () => {
+    assert.equal(READER_SERVICE_ACCOUNT, 'argo-orders-reader');
+    const reader = await startPod('orders-report-m2x8d', READER_SERVICE_ACCOUNT);
+    const writer = await startPod('orders-sync-w9v4t');
+    await reader.volume.write(await reader.token());
+    await writer.volume.write(await writer.token());
+    const callsBefore = gateway.calls.length;
+
+    const runs = { reader: await runStep(reader, { shard: 'eu-1', pages: '1' }), writer: await runStep(writer, { shard: 'eu-1', pages: '1' }) };
+    for (const [who, run] of Object.entries(runs)) assert.equal(run.code, 0, `${who}: ${run.stderr}`);
+    const [readerCall, writerCall] = gateway.calls.slice(callsBefore);
+    assert.ok(readerCall !== undefined && writerCall !== undefined);
+    assert.deepEqual(
+      [readerCall, writerCall].map((call) => ({ method: call.method, path: call.path, status: call.status, scope: decodeJwt(call.token).scope })),
+      [
+        { method: 'GET', path: '/orders/v1/orders', status: 200, scope: 'payments-read' },
+        { method: 'GET', path: '/orders/v1/orders', status: 200, scope: 'payments-read payments-write' },
+      ],
+    );
+    assert.deepEqual(jsonLines(runs.reader.stdout).map((echo) => echo.policies), [['payments-read']]);
+
+    // The tokens the steps were minted, replayed on every route of the Orders API.
+    const routes: [string, string][] = [
+      ['GET', '/orders/v1/orders/1'],
+      ['HEAD', '/orders/v1/orders/1'],
+      ['POST', '/orders/v1/orders'],
+      ['PUT', '/orders/v1/orders/1'],
+      ['PATCH', '/orders/v1/orders/1'],
+      ['DELETE', '/orders/v1/orders/1'],
+    ];
+    const outcomes = async (token: string) =>
+      Object.fromEntries(await Promise.all(routes.map(async ([method, path]) => [`${method} ${path}`, await throughTyk(method, path, token)] as const)));
+    const refused = { status: 403, body: { error: 'Access to this resource has been disallowed' } };
+    const passedFor = (method: string, path: string) => ({ status: 200, body: method === 'HEAD' ? undefined : { upstream: 'orders', method, path: path.slice('/orders'.length), query: {}, apiId: 'orders' } });
+    const strip = (results: Record<string, { status: number; body: unknown }>) =>
+      Object.fromEntries(
+        Object.entries(results).map(([route, { status, body }]) => {
+          if (typeof body !== 'object' || body === null || !('upstream' in body)) return [route, { status, body }];
+          const { identity: _identity, policies: _policies, ...rest } = body as Record<string, unknown>;
+          return [route, { status, body: rest }];
+        }),
+      );
+    assert.deepEqual(strip(await outcomes(readerCall.token)), {
+      'GET /orders/v1/orders/1': passedFor('GET', '/orders/v1/orders/1'),
+      'HEAD /orders/v1/orders/1': passedFor('HEAD', '/orders/v1/orders/1'),
+      'POST /orders/v1/orders': refused,
+      'PUT /orders/v1/orders/1': refused,
+      'PATCH /orders/v1/orders/1': refused,
+      'DELETE /orders/v1/orders/1': refused,
+    });
+    assert.deepEqual(
+      strip(await outcomes(writerCall.token)),
+      Object.fromEntries(routes.map(([method, path]) => [`${method} ${path}`, passedFor(method, path)])),
+    );
+    // Tyk's reason for each refusal: the route, not the API, is what the reader's policy does not open.
+    assert.deepEqual(
+      [...new Set(gateway.calls.slice(callsBefore).filter((call) => call.status === 403).map((call) => call.reason))],
+      ['resource_disallowed'],
+    );
   });
 });

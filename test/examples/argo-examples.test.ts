@@ -128,10 +128,12 @@ describe('examples/argo: the files', () => {
       [
         'orders-fan-out.yaml: WorkflowTemplate/orders-fan-out',
         'orders-nightly.yaml: CronWorkflow/orders-nightly',
+        'orders-report.yaml: WorkflowTemplate/orders-report',
         'orders-sync.yaml: WorkflowTemplate/orders-sync',
         'rbac.yaml: ServiceAccount/argo-workflow-runner',
+        'rbac.yaml: ServiceAccount/argo-orders-reader',
         'rbac.yaml: Role/argo-executor',
-        'rbac.yaml: RoleBinding/argo-workflow-runner-executor',
+        'rbac.yaml: RoleBinding/argo-executor',
       ],
     );
     const known = new Set<string>([...ARGO_KINDS, ...RBAC_KINDS]);
@@ -213,21 +215,42 @@ describe('examples/argo: the projected token is the broker\'s', () => {
     assert.equal(exchangeStepOf(examples).env.get('BROKER_URL'), config.server.publicUrl);
   });
 
-  it('the example configuration grants the example workload payments-read and payments-write', () => {
-    const identity: WorkloadIdentity = {
+  /** The identity a step of `workflowTemplate` presents: its service account, no labels (only name-based rules). */
+  function stepIdentity(workflowTemplate: string): WorkloadIdentity {
+    const example = byKind('WorkflowTemplate').find((e) => e.name === workflowTemplate);
+    assert.ok(example !== undefined, workflowTemplate);
+    const serviceAccount = stringAt(objectAt(example.doc, 'spec', where(example)), 'serviceAccountName', where(example));
+    return {
       issuerName: 'in-cluster',
       issuer: 'https://kubernetes.default.svc.cluster.local',
-      subject: 'system:serviceaccount:payments:argo-workflow-runner',
+      subject: `system:serviceaccount:payments:${serviceAccount}`,
       namespace: 'payments',
-      serviceAccount: 'argo-workflow-runner',
-      podName: 'orders-sync-x7k2p-call-orders-api-3149217812',
+      serviceAccount,
+      podName: `${workflowTemplate}-x7k2p-call-orders-api-3149217812`,
       claims: {},
-      // No labels anywhere: only name-based rules can match, which is what rbac.yaml and the templates set up.
       cluster: { namespaceLabels: {}, serviceAccountLabels: {}, podLabels: {}, podAnnotations: {} },
     };
-    const decision = evaluateRules(compileRules(config.rules), identity, config.tokens);
-    assert.deepEqual(decision.policies, ['payments-read', 'payments-write']);
-    assert.deepEqual(decision.matchedRules, ['payments-argo-read-write']);
+  }
+
+  it('the example configuration grants the read-write workloads payments-read and payments-write', () => {
+    for (const name of ['orders-sync', 'orders-fan-out']) {
+      const decision = evaluateRules(compileRules(config.rules), stepIdentity(name), config.tokens);
+      assert.deepEqual(decision.policies, ['payments-read', 'payments-write'], name);
+      assert.deepEqual(decision.matchedRules, ['payments-argo-read-write'], name);
+    }
+  });
+
+  it('the example configuration grants the read-only workload (orders-report) payments-read only', () => {
+    const decision = evaluateRules(compileRules(config.rules), stepIdentity('orders-report'), config.tokens);
+    assert.deepEqual(decision.policies, ['payments-read']);
+    assert.deepEqual(decision.matchedRules, ['payments-argo-read-only']);
+  });
+
+  it('the two workloads\' policies open different routes: payments-read only GET/HEAD, payments-write the writes', () => {
+    const routes = (policy: string) =>
+      (config.policies?.[policy]?.apis ?? []).flatMap((api) => (api.routes ?? []).flatMap((route) => route.methods.map((method) => `${api.apiId} ${method} ${route.path}`)));
+    assert.deepEqual(routes('payments-read').sort(), ['orders GET /orders/v1/orders$', 'orders GET /orders/v1/orders/{id}$', 'orders HEAD /orders/v1/orders/{id}$']);
+    assert.deepEqual(routes('payments-write').sort(), ['orders DELETE /orders/v1/orders/{id}$', 'orders PATCH /orders/v1/orders/{id}$', 'orders POST /orders/v1/orders$', 'orders PUT /orders/v1/orders/{id}$']);
   });
 });
 
@@ -294,10 +317,24 @@ describe('examples/argo: references between the examples', () => {
     assert.ok(templatesByName.has('orders-fan-out'));
   });
 
-  it('every WorkflowTemplate runs as the service account of rbac.yaml, never default', () => {
-    const serviceAccount = byKind('ServiceAccount')[0];
-    assert.ok(serviceAccount !== undefined);
-    for (const e of byKind('WorkflowTemplate')) assert.equal(objectAt(e.doc, 'spec', where(e)).serviceAccountName, serviceAccount.name, where(e));
+  it('the read-only report runs the same exchanging step, by templateRef, with one page', () => {
+    const report = templatesByName.get('orders-report');
+    assert.ok(report !== undefined);
+    const steps = templatesOf(report).flatMap((t) => (Array.isArray(t.steps) ? t.steps.flat().filter(isObject) : []));
+    assert.equal(steps.length, 1);
+    const only = steps[0] as JsonObject;
+    assert.deepEqual(only.templateRef, { name: step.example.name, template: step.templateName });
+    const passed = arrayAt(objectAt(only, 'arguments', 'step'), 'parameters', 'arguments').filter(isObject);
+    for (const parameter of passed) assert.ok(step.inputDefaults.has(String(parameter.name)), `${String(parameter.name)} is an input of ${step.templateName}`);
+  });
+
+  it('every WorkflowTemplate runs as a service account of rbac.yaml, never default; the report as its own', () => {
+    const serviceAccounts = byKind('ServiceAccount').map((e) => e.name);
+    assert.deepEqual(serviceAccounts, ['argo-workflow-runner', 'argo-orders-reader']);
+    assert.deepEqual(
+      Object.fromEntries(byKind('WorkflowTemplate').map((e) => [e.name, objectAt(e.doc, 'spec', where(e)).serviceAccountName])),
+      { 'orders-fan-out': 'argo-workflow-runner', 'orders-report': 'argo-orders-reader', 'orders-sync': 'argo-workflow-runner' },
+    );
   });
 });
 
@@ -308,16 +345,23 @@ describe('examples/argo: RBAC is the executor minimum and nothing for the broker
     assert.deepEqual(roles[0]?.doc.rules, [{ apiGroups: ['argoproj.io'], resources: ['workflowtaskresults'], verbs: ['create', 'patch'] }]);
   });
 
-  it('the RoleBinding binds that Role to the workflows\' service account, in its namespace', () => {
-    const [binding] = byKind('RoleBinding');
+  it('the one RoleBinding binds that Role to both workflows\' service accounts, in their namespace', () => {
+    const bindings = byKind('RoleBinding');
+    assert.equal(bindings.length, 1);
+    const [binding] = bindings;
     assert.ok(binding !== undefined);
     assert.deepEqual(binding.doc.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: byKind('Role')[0]?.name ?? '' });
-    assert.deepEqual(binding.doc.subjects, [{ kind: 'ServiceAccount', name: 'argo-workflow-runner', namespace: 'payments' }]);
+    assert.deepEqual(binding.doc.subjects, [
+      { kind: 'ServiceAccount', name: 'argo-workflow-runner', namespace: 'payments' },
+      { kind: 'ServiceAccount', name: 'argo-orders-reader', namespace: 'payments' },
+    ]);
   });
 
-  it('the ServiceAccount keeps its API token (the executor needs it) and carries nothing else', () => {
-    const [serviceAccount] = byKind('ServiceAccount');
-    assert.deepEqual(serviceAccount?.doc, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'argo-workflow-runner', namespace: 'payments' } });
+  it('each ServiceAccount keeps its API token (the executor needs it) and carries nothing else', () => {
+    assert.deepEqual(
+      byKind('ServiceAccount').map((e) => e.doc),
+      ['argo-workflow-runner', 'argo-orders-reader'].map((name) => ({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace: 'payments' } })),
+    );
   });
 
   it('no cluster-wide grants, and no grant of tokens, token reviews, pods or secrets', () => {
