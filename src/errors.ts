@@ -32,6 +32,8 @@ export const REASON_CODES = [
   'workflow_completed',
   'pod_finished',
   'token_review_rejected',
+  'service_account_not_found',
+  'service_account_uid_mismatch',
   // policy
   'no_matching_rule',
   'scope_not_granted',
@@ -40,6 +42,7 @@ export const REASON_CODES = [
   // dependencies and the broker itself
   'issuer_unavailable',
   'kubernetes_unavailable',
+  'kubernetes_forbidden',
   'no_signing_key',
   'tyk_unavailable',
   'not_found',
@@ -99,6 +102,14 @@ export function invalidTarget(code: ReasonCode, description: string, extra: Extr
 /** A dependency the broker needs is down: 503 temporarily_unavailable; never a token on unverified input. */
 export function temporarilyUnavailable(code: ReasonCode, description: string, extra: Extra = {}): BrokerError {
   return new BrokerError(code, { oauthError: 'temporarily_unavailable', status: 503, description, ...extra });
+}
+
+/**
+ * The broker's own deployment is wrong (say, its RBAC): 500 server_error. Retrying will not help, so it must not
+ * read as an outage (503); the detail names what to fix and reaches only logs.
+ */
+export function brokerMisconfigured(code: ReasonCode, description: string, extra: Extra = {}): BrokerError {
+  return new BrokerError(code, { oauthError: 'server_error', status: 500, description, ...extra });
 }
 
 /** Wraps anything unexpected so that it reaches the client as a bare `server_error`. */

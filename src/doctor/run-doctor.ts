@@ -15,6 +15,7 @@ import { assessClockSkew, clockSkewSeconds, type DateSample } from './clock-skew
 import { check, type DoctorCheck } from './doctor-check.js';
 import { probeJson, type ProbeAnswer, type ProbeFetch } from './http-probe.js';
 import { assessIssuerKeys } from './issuer-keys-check.js';
+import { checkKubernetesAccess, type AccessReviewer } from './kubernetes-access-check.js';
 import { assessPrePublishWindow, prePublishSecondsOf } from './pre-publish-window.js';
 import { assessSigningKeys } from './signing-keys-check.js';
 import { assessTykApis, type TykApiExpectation, type TykPolicySummary } from './tyk-api-checks.js';
@@ -40,6 +41,8 @@ export interface DoctorOptions {
   readonly fetch?: ProbeFetch;
   /** For issuers. Default: the broker's own fetch (caFile, bearerTokenFile, no redirects). */
   readonly issuerFetch?: (issuer: IssuerConfig, timeoutMs: number) => IssuerFetch;
+  /** For tests: how a cluster block's permissions are reviewed. Default: SelfSubjectAccessReview. */
+  readonly kubernetesReviewerFor?: (kubeconfigPath: string | undefined) => AccessReviewer;
   /** Called with each result as soon as it is known, in the order they are returned. */
   readonly onCheck?: (result: DoctorCheck) => void;
 }
@@ -251,7 +254,8 @@ async function checkTyk(config: BrokerConfig, tyk: TykTarget, fetchImpl: ProbeFe
 }
 
 /**
- * Checks the chain a token travels, for a valid configuration: every issuer's keys (and clock), the signing keys,
+ * Checks the chain a token travels, for a valid configuration: every issuer's keys (and clock), each cluster's API
+ * permissions (SelfSubjectAccessReview with the broker's own credential), the signing keys,
  * the pre-publish window, the JWKS the running broker serves and, with a gateway, Tyk's policies and API
  * definitions. Never throws for what it finds: every finding is a check. Network requests are bounded.
  */
@@ -271,6 +275,7 @@ export async function runDoctor(config: BrokerConfig, options: DoctorOptions = {
   // Issuers are independent: ask them all at once, report in configuration order.
   const issuerChecks = await Promise.all(config.issuers.map((issuer) => checkIssuer(issuer, { timeoutMs, now, issuerFetch })));
   emit(issuerChecks.flat());
+  emit(await checkKubernetesAccess(config, { timeoutMs, ...(options.kubernetesReviewerFor !== undefined && { reviewerFor: options.kubernetesReviewerFor }) }));
 
   const keys = await checkSigningKeys(config, now());
   emit([keys.result, assessPrePublishWindow(config.signing)]);

@@ -21,7 +21,8 @@ export interface ClusterNeeds {
 /**
  * Checks a verified workload with its cluster's API and returns it with the metadata the rules need.
  * TokenReview (when configured) must authenticate the token for one of the issuer's audiences; pod binding
- * (when enforced) must hold. Lookups run in parallel; any API failure rejects with `kubernetes_unavailable`,
+ * (when enforced) must hold, and the service account (looked up with pod binding or for its labels) must be the
+ * one the token names. Lookups run in parallel; any API failure rejects with `kubernetes_unavailable`,
  * so no token is ever issued on a binding that could not be checked.
  */
 export async function checkWithCluster(
@@ -34,13 +35,14 @@ export async function checkWithCluster(
   const { source } = access;
   const { namespace, serviceAccount, podName, podUid } = identity;
   const wantPod = (access.podBinding === 'enforce' || needs.pod) && namespace !== undefined && podName !== undefined && podUid !== undefined;
+  // The service account is part of the binding too: the API server refuses a token whose service account was
+  // deleted, or deleted and re-created under the same name (another UID), and so does the broker.
+  const wantServiceAccount = (access.podBinding === 'enforce' || needs.serviceAccountLabels) && namespace !== undefined && serviceAccount !== undefined;
   const [review, pod, namespaceInfo, serviceAccountInfo] = await Promise.all([
     access.verification === 'tokenreview' ? source.reviewToken(subjectToken, audiences) : undefined,
     wantPod ? source.getPod(namespace, podName, podUid) : undefined,
     needs.namespaceLabels && namespace !== undefined ? source.getNamespace(namespace) : undefined,
-    needs.serviceAccountLabels && namespace !== undefined && serviceAccount !== undefined
-      ? source.getServiceAccount(namespace, serviceAccount)
-      : undefined,
+    wantServiceAccount ? source.getServiceAccount(namespace, serviceAccount) : undefined,
   ]);
 
   if (review !== undefined) {
@@ -62,16 +64,22 @@ export async function checkWithCluster(
     const refusal = podBindingRefusal(identity, wantPod ? pod : undefined);
     if (refusal !== undefined) throw refusal;
   }
+  if (wantServiceAccount) {
+    if (serviceAccountInfo === undefined) {
+      throw invalidRequest('service_account_not_found', 'The service account this subject token was issued to no longer exists.');
+    }
+    if (identity.serviceAccountUid !== undefined && serviceAccountInfo.uid !== identity.serviceAccountUid) {
+      throw invalidRequest(
+        'service_account_uid_mismatch',
+        'The service account this subject token was issued to was deleted; one of the same name exists now, but it is another identity.',
+      );
+    }
+  }
   const livePod: PodInfo | undefined = pod !== undefined && pod.uid === podUid ? pod : undefined;
   const cluster: ClusterMetadata = {
     ...(needs.namespaceLabels && { namespaceLabels: namespaceInfo?.labels ?? {} }),
-    ...(needs.serviceAccountLabels && {
-      // A re-created service account of the same name is another identity: its labels do not apply.
-      serviceAccountLabels:
-        serviceAccountInfo !== undefined && (identity.serviceAccountUid === undefined || serviceAccountInfo.uid === identity.serviceAccountUid)
-          ? serviceAccountInfo.labels
-          : {},
-    }),
+    // Its UID was compared above: these are the labels of the service account the token names.
+    ...(needs.serviceAccountLabels && { serviceAccountLabels: serviceAccountInfo?.labels ?? {} }),
     ...(livePod !== undefined && { podLabels: livePod.labels, podAnnotations: livePod.annotations }),
   };
   return { ...identity, cluster };

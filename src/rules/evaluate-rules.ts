@@ -27,7 +27,8 @@ export interface PolicyDecision {
 
 function selectorMismatch(what: string, selector: LabelSelector | undefined, labels: Labels | undefined): string | undefined {
   if (selector === undefined) return undefined;
-  if (labels === undefined) return `${what} were not looked up (Kubernetes is not enabled for this issuer)`;
+  // Undefined means nobody asked: the issuer has no Kubernetes API, or an offline identity (explain, test-rules) gives none.
+  if (labels === undefined) return `${what} are not known (no Kubernetes API lookup for this issuer, or an offline identity without them)`;
   const failed = firstUnmatchedRequirement(selector, labels);
   return failed === undefined ? undefined : `${what}: ${failed}`;
 }

@@ -140,7 +140,7 @@ describe('explainDecision: the whole explanation', () => {
     assert.deepEqual(result.notes, ['from a fixture']);
     assert.deepEqual(result.identity.labelSets, { namespaceLabels: false, serviceAccountLabels: false, podLabels: false, podAnnotations: false });
     assert.equal(result.identity.workflow, undefined);
-    assert.equal(result.rules.find((r) => r.name === 'team-read')?.reason, 'namespace labels were not looked up (Kubernetes is not enabled for this issuer)');
+    assert.equal(result.rules.find((r) => r.name === 'team-read')?.reason, 'namespace labels are not known (no Kubernetes API lookup for this issuer, or an offline identity without them)');
   });
 });
 

@@ -35,10 +35,11 @@ let kubeconfig: string;
 async function argoStep(h: Harness, options: { namespace?: string; serviceAccount?: string; labels?: Record<string, string> } = {}) {
   const namespace = options.namespace ?? 'payments';
   const workflow = `orders-sync-${randomUUID().slice(0, 5)}`;
-  const pod = cluster.putArgoPod({ namespace, workflow, template: 'call-api', ...(options.labels !== undefined && { labels: options.labels }) });
+  const serviceAccount = options.serviceAccount ?? 'argo-runner';
+  const pod = cluster.putArgoPod({ namespace, workflow, template: 'call-api', serviceAccountName: serviceAccount, ...(options.labels !== undefined && { labels: options.labels }) });
   const token = await h.issuer.projectedToken({
     namespace,
-    serviceAccount: options.serviceAccount ?? 'argo-runner',
+    serviceAccount,
     podName: pod.metadata.name,
     podUid: pod.metadata.uid,
   });

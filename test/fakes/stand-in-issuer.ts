@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { standInServiceAccountUid } from './stand-in-uids.js';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { CompactSign, calculateJwkThumbprint, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
@@ -36,6 +37,18 @@ export interface ProjectedTokenOptions {
   serviceAccount?: string;
   podName?: string;
   podUid?: string;
+  /** Default: the stand-in cluster's UID for this service account (standInServiceAccountUid). */
+  serviceAccountUid?: string;
+  /**
+   * Whether the pod is scheduled: the API server then names its node (kubernetes.io.node). `kubectl create token`
+   * for a pod no kubelet runs yet gives none. Default: true.
+   */
+  scheduled?: boolean;
+  /**
+   * The kubelet's 3607 s tokens are extended to a year with `warnafter` at the original expiry; other lifetimes
+   * are not extended and carry no `warnafter`. Default: false.
+   */
+  extended?: boolean;
   audience?: string | string[];
   /** Seconds of life from iat. Default 3600. */
   lifetimeSeconds?: number;
@@ -125,10 +138,10 @@ export async function startStandInIssuer(options: StandInIssuerOptions = {}): Pr
       jti: randomUUID(),
       'kubernetes.io': {
         namespace,
-        node: { name: 'node-a', uid: randomUUID() },
+        ...(o.scheduled !== false && { node: { name: 'node-a', uid: randomUUID() } }),
         pod: { name: o.podName ?? 'orders-sync-x7k2p-call-api-3149217812', uid: o.podUid ?? randomUUID() },
-        serviceaccount: { name: serviceAccount, uid: randomUUID() },
-        warnafter: iat + Math.floor(lifetime * 0.8),
+        serviceaccount: { name: serviceAccount, uid: o.serviceAccountUid ?? standInServiceAccountUid(namespace, serviceAccount) },
+        ...(o.extended === true && { warnafter: iat + Math.floor(lifetime * 0.8) }),
       },
       sub: `system:serviceaccount:${namespace}:${serviceAccount}`,
       ...o.extra,

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { standInServiceAccountUid } from './stand-in-uids.js';
 import type { AddressInfo } from 'node:net';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
@@ -38,6 +39,8 @@ export interface StandInKubernetes {
   markTerminating(namespace: string, name: string, at?: string): void;
   /** What the Argo controller does when a step finishes: completed=true and a final phase. */
   markCompleted(namespace: string, name: string, phase?: 'Succeeded' | 'Failed'): void;
+  /** What the kubelet does through the status subresource: the phase alone, no Argo label. */
+  setPhase(namespace: string, name: string, phase: 'Pending' | 'Running' | 'Succeeded' | 'Failed'): void;
 
   /** Decides every TokenReview from now on (a throw becomes a 500 InternalError Status). Default: unauthenticated. */
   setTokenReviewer(reviewer: TokenReviewer): void;
@@ -46,6 +49,11 @@ export interface StandInKubernetes {
    * answered. 'reset': the connection is destroyed. 'garbage': 200 with a body that is not JSON.
    */
   setDown(mode: DownMode): void;
+  /**
+   * RBAC as the real authorizer answers it: requests for these resources get 403 Forbidden with kube-apiserver's
+   * Status body (checked before the object is looked up, so a missing object is 403 too). [] grants everything.
+   */
+  setForbidden(resources: readonly ('namespaces' | 'serviceaccounts' | 'pods' | 'tokenreviews')[]): void;
   /** Writes a kubeconfig (clusters/users/contexts/current-context) for this server; returns its path. */
   writeKubeconfig(dir: string, options?: { token?: string; fileName?: string }): Promise<string>;
   close(): Promise<void>;
@@ -173,6 +181,10 @@ export async function startStandInKubernetes(options: { now?: () => number } = {
   const serviceAccounts = new Map<string, V1Object>();
   const pods = new Map<string, V1Object>();
   let down: DownMode = false;
+  let forbidden = new Set<string>();
+  const deletedServiceAccounts = new Set<string>();
+  /** The user the kubeconfig token stands for, as the real API server names it in a 403. */
+  const FORBIDDEN_USER = 'system:serviceaccount:platform:token-broker';
   let reviewer: TokenReviewer = () => ({ authenticated: false, error: '[invalid bearer token, stand-in has no reviewer]' });
   let resourceVersion = 1000;
 
@@ -267,6 +279,16 @@ export async function startStandInKubernetes(options: { now?: () => number } = {
     );
   }
 
+  /** kube-apiserver's 403 (k8s.io/apiserver/pkg/endpoints/handlers/responsewriters/errors.go: forbiddenMessage). */
+  function forbiddenBody(verb: string, resource: string, group: string, name: string | undefined, namespace: string | undefined): string {
+    const what = name !== undefined ? `${resource} "${name}"` : `${resource}${group === '' ? '' : `.${group}`}`;
+    const scope = namespace !== undefined ? ` in the namespace "${namespace}"` : ' at the cluster scope';
+    return statusBody(403, 'Forbidden', `${what} is forbidden: User "${FORBIDDEN_USER}" cannot ${verb} resource "${resource}" in API group "${group}"${scope}`, {
+      ...(name !== undefined ? { name } : { name: '' }),
+      kind: resource,
+    });
+  }
+
   function handle(req: IncomingMessage, res: ServerResponse): void {
     const method = req.method ?? 'GET';
     const path = new URL(req.url ?? '/', 'http://stand-in').pathname;
@@ -295,6 +317,10 @@ export async function startStandInKubernetes(options: { now?: () => number } = {
     }
 
     if (path === '/apis/authentication.k8s.io/v1/tokenreviews') {
+      if (forbidden.has('tokenreviews')) {
+        send(res, 403, forbiddenBody('create', 'tokenreviews', 'authentication.k8s.io', undefined, undefined));
+        return;
+      }
       if (method !== 'POST') {
         send(res, 405, statusBody(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`));
         return;
@@ -324,6 +350,10 @@ export async function startStandInKubernetes(options: { now?: () => number } = {
       send(res, 405, statusBody(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'));
       return;
     }
+    if (forbidden.has(notFound.kind)) {
+      send(res, 403, forbiddenBody('get', notFound.kind, '', notFound.name, notFound.kind === 'namespaces' ? undefined : namespace));
+      return;
+    }
     if (found === undefined) {
       send(res, 404, statusBody(404, 'NotFound', `${notFound.kind} "${notFound.name}" not found`, notFound));
       return;
@@ -342,6 +372,12 @@ export async function startStandInKubernetes(options: { now?: () => number } = {
   }
 
   function putPod(namespace: string, name: string, o: PodOptions = {}): V1Object {
+    // A real API server admits a pod only when its service account exists (ServiceAccount admission); the
+    // stand-in creates a missing one, with the UID the stand-in issuer puts in its tokens.
+    const serviceAccountName = o.serviceAccountName ?? 'default';
+    if (!serviceAccounts.has(key(namespace, serviceAccountName))) {
+      serviceAccounts.set(key(namespace, serviceAccountName), objectOf('ServiceAccount', serviceAccountName, namespace, { uid: standInServiceAccountUid(namespace, serviceAccountName) }));
+    }
     const pod: V1Object = {
       ...objectOf('Pod', name, namespace, o),
       spec: {
@@ -376,12 +412,15 @@ export async function startStandInKubernetes(options: { now?: () => number } = {
       namespaces.delete(name);
     },
     putServiceAccount(namespace, name, o = {}) {
-      const serviceAccount = objectOf('ServiceAccount', name, namespace, o);
+      // Once deleted, a service account of the same name is a new object with a new UID, as in a real cluster.
+      const uid = o.uid ?? (deletedServiceAccounts.has(key(namespace, name)) ? randomUUID() : standInServiceAccountUid(namespace, name));
+      const serviceAccount = objectOf('ServiceAccount', name, namespace, { ...o, uid });
       serviceAccounts.set(key(namespace, name), serviceAccount);
       return serviceAccount;
     },
     deleteServiceAccount(namespace, name) {
       serviceAccounts.delete(key(namespace, name));
+      deletedServiceAccounts.add(key(namespace, name));
     },
     putPod,
     putArgoPod(o) {
@@ -412,6 +451,10 @@ export async function startStandInKubernetes(options: { now?: () => number } = {
       pod.metadata.deletionTimestamp = at ?? rfc3339(now() + 30_000);
       pod.metadata.deletionGracePeriodSeconds = 30;
     },
+    setPhase(namespace, name, phase) {
+      const pod = requirePod(namespace, name);
+      pod.status = { ...pod.status, phase };
+    },
     markCompleted(namespace, name, phase = 'Succeeded') {
       const pod = requirePod(namespace, name);
       pod.metadata.labels = { ...pod.metadata.labels, 'workflows.argoproj.io/completed': 'true' };
@@ -420,6 +463,9 @@ export async function startStandInKubernetes(options: { now?: () => number } = {
 
     setTokenReviewer(next) {
       reviewer = next;
+    },
+    setForbidden(resources) {
+      forbidden = new Set(resources);
     },
     setDown(mode) {
       down = mode;

@@ -130,10 +130,10 @@ async function assertRejects(promise: Promise<unknown>, code: ReasonCode, status
 }
 
 describe('checkWithCluster: pod binding', () => {
-  it('enforce: looks up the token\'s pod by namespace, name and token UID, and returns its labels and annotations', async () => {
-    const source = fakeSource({ pod: livePod() });
+  it('enforce: looks up the token\'s pod by namespace, name and token UID, and its service account; returns the pod\'s labels and annotations', async () => {
+    const source = fakeSource({ pod: livePod(), serviceAccount: SA_INFO });
     const checked = await checkWithCluster(identity(), SUBJECT_TOKEN, AUDIENCES, access(source), NO_NEEDS);
-    assert.deepEqual(source.calls, [`getPod ${NAMESPACE}/${POD_NAME} ${POD_UID}`]);
+    assert.deepEqual(source.calls, [`getPod ${NAMESPACE}/${POD_NAME} ${POD_UID}`, `getServiceAccount ${NAMESPACE}/${SERVICE_ACCOUNT}`]);
     assert.deepEqual(checked, {
       ...identity(),
       cluster: { podLabels: livePod().labels, podAnnotations: livePod().annotations },
@@ -141,7 +141,7 @@ describe('checkWithCluster: pod binding', () => {
   });
 
   const refusals: readonly { name: string; state: FakeState; code: ReasonCode }[] = [
-    { name: 'pod gone', state: {}, code: 'pod_not_found' },
+    { name: 'pod gone', state: { serviceAccount: SA_INFO }, code: 'pod_not_found' },
     { name: 'pod re-created with another UID', state: { pod: livePod({ uid: 'another-uid' }) }, code: 'pod_uid_mismatch' },
     { name: 'pod terminating', state: { pod: livePod({ deletionTimestamp: '2026-01-01T00:00:30Z' }) }, code: 'pod_terminating' },
     {
@@ -158,10 +158,22 @@ describe('checkWithCluster: pod binding', () => {
   }
 
   it('enforce: a Secret-bound token -> not_pod_bound, without asking for any pod', async () => {
-    const source = fakeSource({ pod: livePod() });
+    const source = fakeSource({ pod: livePod(), serviceAccount: SA_INFO });
     const error = await assertRejects(checkWithCluster(SECRET_BOUND, SUBJECT_TOKEN, AUDIENCES, access(source), NO_NEEDS), 'not_pod_bound', 400, 'invalid_request');
     assert.equal(error.description, 'The subject token is bound to a Secret, not a pod; this broker accepts only pod-bound projected tokens.');
-    assert.deepEqual(source.calls, []);
+    assert.equal(source.calls.some((call) => call.startsWith('getPod')), false);
+  });
+
+  it('enforce: the service account deleted -> service_account_not_found; re-created (another UID) -> service_account_uid_mismatch', async () => {
+    await assertRejects(
+      checkWithCluster(identity(), SUBJECT_TOKEN, AUDIENCES, access(fakeSource({ pod: livePod() })), NO_NEEDS),
+      'service_account_not_found',
+      400,
+      'invalid_request',
+    );
+    const recreated = fakeSource({ pod: livePod(), serviceAccount: { ...SA_INFO, uid: 'another-sa-uid' } });
+    const error = await assertRejects(checkWithCluster(identity(), SUBJECT_TOKEN, AUDIENCES, access(recreated), NO_NEEDS), 'service_account_uid_mismatch', 400, 'invalid_request');
+    assert.equal(error.description, 'The service account this subject token was issued to was deleted; one of the same name exists now, but it is another identity.');
   });
 
   it('off: no pod lookup when no rule needs the pod; a deleted pod is fine', async () => {
@@ -172,10 +184,10 @@ describe('checkWithCluster: pod binding', () => {
   });
 
   it('off: a Secret-bound token is accepted', async () => {
-    const source = fakeSource({});
+    const source = fakeSource({ serviceAccount: SA_INFO });
     const checked = await checkWithCluster(SECRET_BOUND, SUBJECT_TOKEN, AUDIENCES, access(source, { podBinding: 'off' }), ALL_NEEDS);
     assert.deepEqual(source.calls, [`getNamespace ${NAMESPACE}`, `getServiceAccount ${NAMESPACE}/${SERVICE_ACCOUNT}`]);
-    assert.deepEqual(checked.cluster, { namespaceLabels: {}, serviceAccountLabels: {} });
+    assert.deepEqual(checked.cluster, { namespaceLabels: {}, serviceAccountLabels: { role: 'deployer' } });
   });
 
   it('off but rules read the pod: a live pod gives its labels', async () => {
@@ -217,17 +229,18 @@ describe('checkWithCluster: labels for the rules', () => {
     });
   });
 
-  it('a namespace or service account that does not exist has no labels', async () => {
-    const source = fakeSource({ pod: livePod() });
+  it('a namespace that does not exist has no labels', async () => {
+    const source = fakeSource({ pod: livePod(), serviceAccount: SA_INFO });
     const checked = await checkWithCluster(identity(), SUBJECT_TOKEN, AUDIENCES, access(source), ALL_NEEDS);
     assert.deepEqual(checked.cluster?.namespaceLabels, {});
-    assert.deepEqual(checked.cluster?.serviceAccountLabels, {});
   });
 
-  it('a service account re-created under the same name is another identity: its labels do not apply', async () => {
-    const source = fakeSource({ pod: livePod(), serviceAccount: { ...SA_INFO, uid: 'another-sa-uid' } });
-    const checked = await checkWithCluster(identity(), SUBJECT_TOKEN, AUDIENCES, access(source), { ...NO_NEEDS, serviceAccountLabels: true });
-    assert.deepEqual(checked.cluster, { serviceAccountLabels: {}, podLabels: livePod().labels, podAnnotations: livePod().annotations });
+  it('a service account looked up for its labels that does not exist, or is another of the same name, refuses the token (pod binding off too)', async () => {
+    const needs = { ...NO_NEEDS, serviceAccountLabels: true };
+    const off = { podBinding: 'off' } as const;
+    await assertRejects(checkWithCluster(identity(), SUBJECT_TOKEN, AUDIENCES, access(fakeSource({}), off), needs), 'service_account_not_found', 400, 'invalid_request');
+    const recreated = fakeSource({ serviceAccount: { ...SA_INFO, uid: 'another-sa-uid' } });
+    await assertRejects(checkWithCluster(identity(), SUBJECT_TOKEN, AUDIENCES, access(recreated, off), needs), 'service_account_uid_mismatch', 400, 'invalid_request');
   });
 
   it('a token without a service-account UID takes the service account\'s labels by name', async () => {
@@ -264,14 +277,18 @@ describe('checkWithCluster: the API failing never lets a workload through', () =
 
 describe('checkWithCluster: TokenReview', () => {
   it('sends the subject token and the issuer\'s audiences, and passes an authenticated review', async () => {
-    const source = fakeSource({ pod: livePod(), review: AUTHENTICATED });
+    const source = fakeSource({ pod: livePod(), serviceAccount: SA_INFO, review: AUTHENTICATED });
     const checked = await checkWithCluster(identity(), SUBJECT_TOKEN, ['other', 'tyk-token-broker'], access(source, { verification: 'tokenreview' }), NO_NEEDS);
-    assert.deepEqual(source.calls, [`reviewToken ${SUBJECT_TOKEN} [other,tyk-token-broker]`, `getPod ${NAMESPACE}/${POD_NAME} ${POD_UID}`]);
+    assert.deepEqual(source.calls, [
+      `reviewToken ${SUBJECT_TOKEN} [other,tyk-token-broker]`,
+      `getPod ${NAMESPACE}/${POD_NAME} ${POD_UID}`,
+      `getServiceAccount ${NAMESPACE}/${SERVICE_ACCOUNT}`,
+    ]);
     assert.deepEqual(checked.cluster, { podLabels: livePod().labels, podAnnotations: livePod().annotations });
   });
 
   it('jwks verification sends no TokenReview', async () => {
-    const source = fakeSource({ pod: livePod(), review: AUTHENTICATED });
+    const source = fakeSource({ pod: livePod(), serviceAccount: SA_INFO, review: AUTHENTICATED });
     await checkWithCluster(identity(), SUBJECT_TOKEN, AUDIENCES, access(source), NO_NEEDS);
     assert.equal(source.calls.some((call) => call.startsWith('reviewToken')), false);
   });

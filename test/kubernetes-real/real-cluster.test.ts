@@ -3,12 +3,16 @@ import assert from 'node:assert/strict';
 import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
 import { SignJWT, decodeJwt } from 'jose';
 import supertest from 'supertest';
 import { createBroker, type Broker } from '../../src/broker.js';
 import { validateConfig } from '../../src/config/validate-config.js';
 import type { BrokerConfigInput } from '../../src/config/schema.js';
 import { runDoctor } from '../../src/doctor/run-doctor.js';
+import { permissionName, requiredKubernetesPermissions } from '../../src/kubernetes/kubernetes-permissions.js';
+import { compileRules } from '../../src/rules/compiled-rules.js';
 import { generateSigningKey } from '../../src/mint/signing-key.js';
 import { staticSigningKeySet } from '../../src/mint/signing-key-set.js';
 import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/protocol.js';
@@ -23,6 +27,7 @@ import { realKubernetesUnavailableReason, startRealKubernetes, type CreatedObjec
  */
 
 const SKIP = realKubernetesUnavailableReason() ?? false;
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const AUDIENCE = 'tyk-token-broker';
 const NAMESPACE = 'payments';
 const RUNNER = 'argo-workflow-runner';
@@ -150,6 +155,25 @@ describe('the broker against a real kube-apiserver and etcd', { skip: SKIP, time
     assert.deepEqual(outcome(await broker.exchange(token)), { status: 400, error: 'invalid_request', reason: 'pod_uid_mismatch' });
   });
 
+  it('service account deleted: service_account_not_found; re-created under the same name: service_account_uid_mismatch (jwks verification)', async () => {
+    const broker = await startBroker({ cacheSeconds: { namespace: 60, serviceAccount: 0, pod: 0 } });
+    const name = 'argo-short-lived';
+    const labels = { 'token-broker.io/enabled': 'true' };
+    await cluster.createServiceAccount(NAMESPACE, name, labels);
+    const step = await cluster.createPod(NAMESPACE, 'short-lived-step', { serviceAccountName: name });
+    const token = await cluster.requestToken(NAMESPACE, name, { audience: AUDIENCE, pod: step });
+    assert.deepEqual(outcome(await broker.exchange(token)), { status: 200, policies: ['payments-write'] });
+    const deleted = await cluster.request('DELETE', `/api/v1/namespaces/${NAMESPACE}/serviceaccounts/${name}`);
+    assert.equal(deleted.status, 200, JSON.stringify(deleted.body));
+    assert.deepEqual(outcome(await broker.exchange(token)), { status: 400, error: 'invalid_request', reason: 'service_account_not_found' });
+    // Re-created with the same labels: a rule on them would match, but it is not the identity the token names.
+    await cluster.createServiceAccount(NAMESPACE, name, labels);
+    assert.deepEqual(outcome(await broker.exchange(token)), { status: 400, error: 'invalid_request', reason: 'service_account_uid_mismatch' });
+    // What the API server itself says of that token: it no longer authenticates it.
+    const review = await cluster.request('POST', '/apis/authentication.k8s.io/v1/tokenreviews', { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [AUDIENCE] } });
+    assert.notEqual((review.body.status as { authenticated?: boolean }).authenticated, true);
+  });
+
   it('a finalizer holds a deleted pod: pod_terminating', async () => {
     const broker = await startBroker();
     const step = await pod({}, ['token-broker.io/test-hold']);
@@ -236,6 +260,27 @@ describe('the broker against a real kube-apiserver and etcd', { skip: SKIP, time
     assert.deepEqual(outcome(await reviewOnly.exchange(anotherToken)), { status: 400, error: 'invalid_request', reason: 'token_review_rejected' });
   });
 
+  it('TokenReview does not replace pod binding: the API server authenticates tokens of Succeeded and terminating pods, the broker refuses them', async () => {
+    const review = async (token: string) =>
+      (await cluster.request('POST', '/apis/authentication.k8s.io/v1/tokenreviews', { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [AUDIENCE] } })).body
+        .status as { authenticated?: boolean };
+    const broker = await startBroker({ verification: 'tokenreview' });
+    const finished = await pod();
+    const finishedToken = await finished.token();
+    await cluster.request('PATCH', `/api/v1/namespaces/${NAMESPACE}/pods/${finished.name}/status`, { status: { phase: 'Succeeded' } });
+    const terminating = await pod({}, ['token-broker.io/test-hold']);
+    const terminatingToken = await terminating.token();
+    await deletePod(terminating.name);
+    try {
+      assert.equal((await review(finishedToken)).authenticated, true);
+      assert.equal((await review(terminatingToken)).authenticated, true);
+      assert.deepEqual(outcome(await broker.exchange(finishedToken)), { status: 400, error: 'invalid_request', reason: 'pod_finished' });
+      assert.deepEqual(outcome(await broker.exchange(terminatingToken)), { status: 400, error: 'invalid_request', reason: 'pod_terminating' });
+    } finally {
+      await cluster.request('PATCH', `/api/v1/namespaces/${NAMESPACE}/pods/${terminating.name}`, { metadata: { finalizers: null } });
+    }
+  });
+
   it('labels changed in the cluster: the rules follow once the namespace cache lifetime (60 s) has passed', async () => {
     await cluster.createNamespace('ledger', { team: 'ledger', environment: 'production' });
     await cluster.createServiceAccount('ledger', RUNNER, { 'token-broker.io/enabled': 'true' });
@@ -272,13 +317,60 @@ describe('the broker against a real kube-apiserver and etcd', { skip: SKIP, time
     assert.equal((await broker.exchange(token)).status, 200);
   });
 
-  it('doctor: discovery and JWKS of the real issuer over TLS with caFile', async () => {
-    const validation = validateConfig(configFor({}));
+  it('doctor: discovery and JWKS of the real issuer over TLS with caFile, and the broker\'s permissions (SelfSubjectAccessReview)', async () => {
+    const validation = validateConfig(configFor({ verification: 'tokenreview' }));
     assert.ok(validation.ok);
     const checks = await runDoctor(validation.config);
     const issuerChecks = checks.filter((result) => result.name.startsWith('issuer'));
     assert.ok(issuerChecks.length > 0, JSON.stringify(checks));
     for (const result of issuerChecks) assert.equal(result.status, 'OK', `${result.name}: ${result.message}`);
+    assert.deepEqual(
+      checks.filter((result) => result.name.startsWith('kubernetes')),
+      [{ status: 'OK', name: 'kubernetes real-cluster', message: `${brokerKubeconfig} may get pods, get serviceaccounts, get namespaces, create tokenreviews.authentication.k8s.io in every namespace` }],
+    );
+  });
+
+  it('the shipped ClusterRole is exactly enough: without any one of its permissions doctor names it and exchanges fail with 500 kubernetes_forbidden', async () => {
+    const rbac = parseAllDocuments(readFileSync(join(ROOT, 'deploy/kubernetes/base/rbac.yaml'), 'utf8')).map((d) => d.toJS() as { kind: string; rules?: { apiGroups: string[]; resources: string[]; verbs: string[] }[] });
+    const shipped = rbac.find((object) => object.kind === 'ClusterRole')?.rules ?? [];
+    const granted = shipped.flatMap((rule) => rule.apiGroups.flatMap((group) => rule.resources.flatMap((resource) => rule.verbs.map((verb) => ({ group, resource, verb })))));
+    // What a configuration using every feature needs (pod binding, TokenReview, namespace, service-account and pod
+    // rules): the shipped role must grant exactly that, each proven necessary below.
+    const validation = validateConfig(configFor({ verification: 'tokenreview' }));
+    assert.ok(validation.ok);
+    const kubernetesSettings = validation.config.kubernetes;
+    assert.ok(kubernetesSettings !== undefined);
+    const required = requiredKubernetesPermissions(kubernetesSettings, compileRules(validation.config.rules).needs);
+    const key = (p: { group: string; resource: string; verb: string }) => `${p.verb} ${p.resource} ${p.group}`;
+    assert.deepEqual(granted.map(key).sort(), required.map(key).sort());
+
+    for (const missing of granted) {
+      const name = `tb-without-${missing.verb}-${missing.resource}`;
+      const rules = granted.filter((p) => p !== missing).map((p) => ({ apiGroups: [p.group], resources: [p.resource], verbs: [p.verb] }));
+      for (const [path, body] of [
+        ['/apis/rbac.authorization.k8s.io/v1/clusterroles', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name }, rules }],
+        [
+          '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
+          { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name }, subjects: [{ kind: 'ServiceAccount', name, namespace: 'platform' }] },
+        ],
+      ] as const) {
+        const created = await cluster.request('POST', path, body);
+        assert.equal(created.status, 201, JSON.stringify(created.body));
+      }
+      const kubeconfig = await cluster.brokerKubeconfig({ serviceAccount: name });
+      const permission = permissionName({ verb: missing.verb as 'get' | 'create', resource: missing.resource as 'pods', group: missing.group as '' });
+
+      const partial = validateConfig(configFor({ verification: 'tokenreview' }, kubeconfig));
+      assert.ok(partial.ok);
+      const doctor = (await runDoctor(partial.config)).filter((result) => result.name.startsWith('kubernetes'));
+      assert.equal(doctor.length, 1);
+      assert.equal(doctor[0]?.status, 'FAIL', permission);
+      assert.match(doctor[0]?.message ?? '', new RegExp(`may not ${permission.replace(/\./g, '\\.')} \\(for `), permission);
+
+      const broker = await startBroker({ verification: 'tokenreview' }, kubeconfig);
+      const step = await pod();
+      assert.deepEqual(outcome(await broker.exchange(await step.token())), { status: 500, error: 'server_error', reason: 'kubernetes_forbidden' }, permission);
+    }
   });
 
   it('the token the broker sends to the API server is never in a refusal', async () => {

@@ -67,7 +67,8 @@ const serviceAccountPath = (namespace: string, name: string): string => `/api/v1
 const TOKEN_REVIEWS = '/apis/authentication.k8s.io/v1/tokenreviews';
 
 /** Asserts the promise rejects with 503 kubernetes_unavailable and returns the error. */
-async function rejectsUnavailable(promise: Promise<unknown>): Promise<BrokerError> {
+/** The BrokerError `promise` rejects with, checked against what callers are told. */
+async function rejectsWith(promise: Promise<unknown>, expected: { code: string; status: number; oauthError: string; description: string }): Promise<BrokerError> {
   let thrown: unknown;
   try {
     await promise;
@@ -75,12 +76,20 @@ async function rejectsUnavailable(promise: Promise<unknown>): Promise<BrokerErro
     thrown = error;
   }
   assert.ok(thrown instanceof BrokerError, `expected a BrokerError, got ${String(thrown)}`);
-  assert.equal(thrown.code, 'kubernetes_unavailable');
-  assert.equal(thrown.status, 503);
-  assert.equal(thrown.oauthError, 'temporarily_unavailable');
-  assert.equal(thrown.description, DESCRIPTION);
+  assert.deepEqual({ code: thrown.code, status: thrown.status, oauthError: thrown.oauthError, description: thrown.description }, expected);
   return thrown;
 }
+
+const rejectsUnavailable = (promise: Promise<unknown>) =>
+  rejectsWith(promise, { code: 'kubernetes_unavailable', status: 503, oauthError: 'temporarily_unavailable', description: DESCRIPTION });
+
+const rejectsForbidden = (promise: Promise<unknown>) =>
+  rejectsWith(promise, {
+    code: 'kubernetes_forbidden',
+    status: 500,
+    oauthError: 'server_error',
+    description: 'The broker is not allowed to check this workload with the Kubernetes API: its own credential or RBAC is misconfigured. Retrying will not help; tell the broker\'s operators.',
+  });
 
 before(async () => {
   cluster = await startStandInKubernetes();
@@ -329,15 +338,22 @@ describe('KubernetesMetadataSource: API failures become 503 kubernetes_unavailab
     assert.equal(cluster.requestCount('GET', namespacePath(name)), 2);
   });
 
-  it('a wrong token in the kubeconfig: the 401 becomes kubernetes_unavailable, not "not found"', async () => {
+  it('a wrong token in the kubeconfig: the 401 becomes kubernetes_forbidden (500, the broker\'s own misconfiguration), not "not found" nor an outage', async () => {
     const wrong = await cluster.writeKubeconfig(dir, { token: 'not-the-token', fileName: 'wrong-token.yaml' });
     const { source, requests } = newSource({ kubeconfigPath: wrong });
     const namespace = unique('ci');
     const pod = cluster.putPod(namespace, 'step');
-    const error = await rejectsUnavailable(source.getPod(namespace, 'step', pod.metadata.uid));
-    assert.equal(error.detail, `GET pod ${namespace}/step: HTTP 401`);
-    const review = await rejectsUnavailable(source.reviewToken('a-subject-token', [AUDIENCE]));
-    assert.equal(review.detail, 'CREATE tokenreview (audiences ["tyk-token-broker"]): HTTP 401');
+    const error = await rejectsForbidden(source.getPod(namespace, 'step', pod.metadata.uid));
+    assert.equal(
+      error.detail,
+      `GET pod ${namespace}/step: HTTP 401; the API server does not accept the broker's credential (expired or revoked token, wrong kubeconfig user)`,
+    );
+    assert.deepEqual(error.facts, { permission: 'get pods', apiStatus: 401 });
+    const review = await rejectsForbidden(source.reviewToken('a-subject-token', [AUDIENCE]));
+    assert.equal(
+      review.detail,
+      'CREATE tokenreview (audiences ["tyk-token-broker"]): HTTP 401; the API server does not accept the broker\'s credential (expired or revoked token, wrong kubeconfig user)',
+    );
     assert.deepEqual(requests, [
       { resource: 'pods', code: '401' },
       { resource: 'tokenreviews', code: '401' },

@@ -6,6 +6,10 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { startHarness, type Harness } from '../support/broker-harness.js';
 import { redisUnavailableReason, startRedisServer } from '../support/redis-server.js';
+import { startStandInKubernetes } from '../fakes/stand-in-kubernetes.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { REASON_CODES } from '../../src/errors.js';
 
 /**
@@ -142,11 +146,16 @@ async function waitForRedisUp(h: Harness): Promise<void> {
  */
 async function scrapeBroker(): Promise<string> {
   const redis = await startRedisServer();
+  // The cluster's API, for pod binding: its request counter is what TokenBrokerKubernetesForbidden reads.
+  const cluster = await startStandInKubernetes();
+  const dir = await mkdtemp(join(tmpdir(), 'tb-alerts-'));
   let h: Harness | undefined;
   try {
-    h = await startHarness({ config: () => ({ cache: { redis: { url: redis.url } } }) });
+    const kubeconfig = await cluster.writeKubeconfig(dir);
+    h = await startHarness({ config: () => ({ cache: { redis: { url: redis.url } }, kubernetes: { kubeconfig, podBinding: 'enforce' } }) });
     await waitForRedisUp(h);
-    const subject = await h.issuer.projectedToken();
+    const step = cluster.putPod('payments', 'orders-sync-x7k2p-call-api-3149217812', { serviceAccountName: 'argo-runner' });
+    const subject = await h.issuer.projectedToken({ podName: step.metadata.name, podUid: step.metadata.uid });
     const issued = await h.exchange(subject);
     assert.equal(issued.status, 200);
     const cached = await h.exchange(subject);
@@ -155,11 +164,19 @@ async function scrapeBroker(): Promise<string> {
     const expired = await h.exchange(await h.issuer.projectedToken({ offsetSeconds: -(3600 + 900) }));
     assert.equal(expired.status, 400);
     assert.equal(expired.body.reason, 'expired');
+    // The broker's RBAC loses `get pods`: the API answers 403, the exchange 500 kubernetes_forbidden.
+    cluster.setForbidden(['pods']);
+    const other = cluster.putPod('payments', 'orders-sync-x7k2p-call-api-1000000001', { serviceAccountName: 'argo-runner' });
+    const forbidden = await h.exchange(await h.issuer.projectedToken({ podName: other.metadata.name, podUid: other.metadata.uid }));
+    assert.equal(forbidden.status, 500);
+    assert.equal(forbidden.body.reason, 'kubernetes_forbidden');
     const text = (await h.http.get('/metrics').expect(200)).text;
     for (const series of [
       'token_broker_exchanges_total{outcome="issued",reason="ok"} 1',
       'token_broker_exchanges_total{outcome="cached",reason="ok"} 1',
       'token_broker_exchanges_total{outcome="rejected",reason="expired"} 1',
+      'token_broker_exchanges_total{outcome="error",reason="kubernetes_forbidden"} 1',
+      'token_broker_kubernetes_requests_total{resource="pods",code="403"} 1',
     ]) {
       assert.ok(text.split('\n').includes(series), `the scrape has ${series}`);
     }
@@ -172,6 +189,8 @@ async function scrapeBroker(): Promise<string> {
   } finally {
     await h?.close();
     await redis.stop();
+    await cluster.close();
+    await rm(dir, { recursive: true, force: true });
   }
 }
 
@@ -196,6 +215,8 @@ const KNOWN_LABEL_VALUES: Record<string, Record<string, readonly string[]>> = {
   token_broker_jwks_refresh_total: { result: ['success', 'error'] },
   token_broker_cache_requests_total: { result: ['hit', 'miss', 'stale', 'error'] },
   token_broker_signing_key_info: { state: ['pending', 'active', 'retiring'] },
+  // HTTP statuses the API server sends the broker (and 'error' when there was none); 401 and 403 are the refusals.
+  token_broker_kubernetes_requests_total: { code: ['200', '201', '401', '403', '404', '429', '500', '503', 'error'] },
 };
 
 /** The values a matcher asks for: one for `=`, the alternatives of a plain `a|b|c` regex; [] otherwise. */
@@ -226,6 +247,7 @@ describe('deploy/prometheus/alerts.yaml', () => {
       'TokenBrokerHighLatencyP99',
       'TokenBrokerHighRejectRatio',
       'TokenBrokerJwksRefreshFailing',
+      'TokenBrokerKubernetesForbidden',
       'TokenBrokerNoActiveSigningKey',
       'TokenBrokerRedisDown',
       'TokenBrokerSigningKeyActivatedTooSoon',

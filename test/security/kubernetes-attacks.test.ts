@@ -96,10 +96,26 @@ describe('security: hostile cluster metadata', { timeout: 60_000 }, () => {
     });
   }
 
-  it('a service account deleted and re-created under the same name with team=admin: the old token gets none of the new labels', async () => {
+  it('a service account deleted and re-created under the same name with team=admin: the old token is refused outright (service_account_uid_mismatch), nothing of the new labels', async () => {
     const { token, name } = await tokenForServiceAccount({ team: 'payments' });
     kube.deleteServiceAccount(NAMESPACE, name);
     kube.putServiceAccount(NAMESPACE, name, { labels: { team: 'admin' } });
-    await expectRefusal(h, () => h.exchange(token), NO_POLICY);
+    await expectRefusal(h, () => h.exchange(token), {
+      status: 400,
+      error: 'invalid_request',
+      reason: 'service_account_uid_mismatch',
+      description: 'The service account this subject token was issued to was deleted; one of the same name exists now, but it is another identity.',
+    });
+  });
+
+  it('a service account deleted: its token is refused (service_account_not_found), whatever rule its name would match', async () => {
+    const { token, name } = await tokenForServiceAccount({ team: 'payments' });
+    kube.deleteServiceAccount(NAMESPACE, name);
+    await expectRefusal(h, () => h.exchange(token), {
+      status: 400,
+      error: 'invalid_request',
+      reason: 'service_account_not_found',
+      description: 'The service account this subject token was issued to no longer exists.',
+    });
   });
 });
