@@ -112,6 +112,21 @@ export function brokerMisconfigured(code: ReasonCode, description: string, extra
   return new BrokerError(code, { oauthError: 'server_error', status: 500, description, ...extra });
 }
 
+/**
+ * The same refusal, also naming the trusted issuer whose key verified the token (facts.issuer): a timing or
+ * audience refusal of an authentic token is still that issuer's, and metrics and logs say so.
+ */
+export function refusalOfIssuer(error: unknown, issuerName: string): unknown {
+  if (!(error instanceof BrokerError)) return error;
+  return new BrokerError(error.code, {
+    oauthError: error.oauthError,
+    status: error.status,
+    description: error.description,
+    ...(error.detail !== undefined && { detail: error.detail }),
+    facts: { ...error.facts, issuer: issuerName },
+  });
+}
+
 /** Wraps anything unexpected so that it reaches the client as a bare `server_error`. */
 export function toBrokerError(error: unknown): BrokerError {
   if (error instanceof BrokerError) return error;

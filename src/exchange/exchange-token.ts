@@ -190,7 +190,8 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
         reason: outcome.reason,
         durationMs: performance.now() - started,
         subjectTokenSha256: verified?.sha256 ?? (Buffer.byteLength(request.subjectToken) <= MAX_SUBJECT_TOKEN_BYTES ? tokenSha256(request.subjectToken) : undefined),
-        issuerName: verified?.issuer.config.name,
+        // A refusal of an authentic token (expired, wrong audience) names the issuer whose key verified it.
+        issuerName: verified?.issuer.config.name ?? (typeof outcome.facts?.issuer === 'string' ? outcome.facts.issuer : undefined),
         subjectTiming: verified?.timing,
         subject: identity?.subject,
         namespace: identity?.namespace,

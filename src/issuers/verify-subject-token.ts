@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import { invalidRequest } from '../errors.js';
+import { invalidRequest, refusalOfIssuer } from '../errors.js';
 import { ACCEPTED_SUBJECT_ALGORITHMS, LEGACY_SERVICE_ACCOUNT_ISSUER } from '../protocol.js';
 import { checkTemporalClaims, type TokenTiming } from './temporal-claims.js';
 import { jwsSignatureValid } from './jws-signature.js';
@@ -154,11 +154,12 @@ export async function verifySubjectToken(
     verified.set(sha256, { issuer, claims: deepFreeze(claims), algorithm: alg, kid, keysGeneration });
   }
   // The time is the caller's first problem to hear about, as before any cache existed.
-  if (timing === undefined) throw timingRefusal;
+  if (timing === undefined) throw refusalOfIssuer(timingRefusal, issuer.config.name);
   if (!forThisBroker) {
     throw invalidRequest(
       'audience_mismatch',
       `The subject token's audience ${audiences.length === 0 ? '(none)' : audiences.map((a) => `"${short(a)}"`).join(', ')} is not one this broker accepts for issuer "${issuer.config.name}"; request a projected token with audience ${issuer.config.audiences.map((a) => `"${a}"`).join(' or ')}.`,
+      { facts: { issuer: issuer.config.name } },
     );
   }
   return { issuer, claims, algorithm: alg, kid, timing, sha256 };

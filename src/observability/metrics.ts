@@ -7,7 +7,8 @@ const PREFIX = 'token_broker_';
 export interface BrokerMetrics {
   readonly registry: Registry;
   /** Labelled `namespace` too when `namespaceLabel` is on (config metrics.namespaceLabel). */
-  readonly exchanges: Counter<'outcome' | 'reason' | 'namespace'>;
+  /** Labelled `issuer` (a configured issuer name, '' before a token's issuer is verified). */
+  readonly exchanges: Counter<'outcome' | 'reason' | 'issuer' | 'namespace'>;
   readonly namespaceLabel: boolean;
   readonly subjectTokenRemaining: Histogram;
   readonly subjectTokenExpiredFor: Histogram;
@@ -50,13 +51,14 @@ export function createMetrics(sources: MetricsSources = {}, settings: MetricsSet
   const registers = [registry];
   return {
     registry,
-    exchanges: new Counter<'outcome' | 'reason' | 'namespace'>({
+    exchanges: new Counter<'outcome' | 'reason' | 'issuer' | 'namespace'>({
       name: `${PREFIX}exchanges_total`,
       help: namespaceLabel
-        ? 'Token exchanges by outcome (issued, cached, rejected, error), stable reason code (ok on success) and the workload\'s namespace (empty when unknown).'
-        : 'Token exchanges by outcome (issued, cached, rejected, error) and stable reason code (ok on success).',
-      // Declared only when enabled, so the default exposition has no namespace label at all.
-      labelNames: namespaceLabel ? ['outcome', 'reason', 'namespace'] : ['outcome', 'reason'],
+        ? 'Token exchanges by outcome (issued, cached, rejected, error), stable reason code (ok on success), trusted issuer (empty before it is verified) and the workload\'s namespace (empty when unknown).'
+        : 'Token exchanges by outcome (issued, cached, rejected, error), stable reason code (ok on success) and trusted issuer (empty before it is verified).',
+      // issuer is bounded by the configuration: only names of configured issuers, never a token's `iss`.
+      // namespace is declared only when enabled, so the default exposition has no namespace label at all.
+      labelNames: namespaceLabel ? ['outcome', 'reason', 'issuer', 'namespace'] : ['outcome', 'reason', 'issuer'],
       registers,
     }),
     namespaceLabel,
@@ -160,8 +162,8 @@ export function createMetrics(sources: MetricsSources = {}, settings: MetricsSet
 export function recordExchangeMetrics(metrics: BrokerMetrics, outcome: ExchangeOutcome): void {
   metrics.exchanges.inc(
     metrics.namespaceLabel
-      ? { outcome: outcome.outcome, reason: outcome.reason, namespace: outcome.namespace ?? '' }
-      : { outcome: outcome.outcome, reason: outcome.reason },
+      ? { outcome: outcome.outcome, reason: outcome.reason, issuer: outcome.issuerName ?? '', namespace: outcome.namespace ?? '' }
+      : { outcome: outcome.outcome, reason: outcome.reason, issuer: outcome.issuerName ?? '' },
   );
   if (outcome.cacheResult !== undefined) metrics.cacheRequests.inc({ result: outcome.cacheResult });
   const timing = outcome.subjectTiming;

@@ -88,8 +88,8 @@ describe('token exchange with a shared Redis', { skip }, () => {
     assert.equal(metricValue(metrics, 'token_broker_cache_requests_total{result="miss"}'), 2);
     assert.equal(metricValue(metrics, 'token_broker_cache_requests_total{result="hit"}'), 2);
     assert.equal(metricValue(metrics, 'token_broker_cache_requests_total{result="error"}'), undefined);
-    assert.equal(metricValue(metrics, 'token_broker_exchanges_total{outcome="issued",reason="ok"}'), 2);
-    assert.equal(metricValue(metrics, 'token_broker_exchanges_total{outcome="cached",reason="ok"}'), 2);
+    assert.equal(metricValue(metrics, 'token_broker_exchanges_total{outcome="issued",reason="ok",issuer="test-cluster"}'), 2);
+    assert.equal(metricValue(metrics, 'token_broker_exchanges_total{outcome="cached",reason="ok",issuer="test-cluster"}'), 2);
 
     const ready = await one.http.get('/readyz').expect(200);
     assert.deepEqual(ready.body.checks.redis, { ok: true, detail: 'up' });

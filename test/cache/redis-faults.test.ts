@@ -113,7 +113,7 @@ describe('the broker when Redis fails', { skip }, () => {
         .map((result) => metricValue(metrics, `token_broker_cache_requests_total{result="${result}"}`) ?? 0)
         .reduce((a, c) => a + c, 0);
       assert.equal(lookups, TOTAL, 'one cache lookup per exchange');
-      assert.equal(metricValue(metrics, 'token_broker_exchanges_total{outcome="issued",reason="ok"}'), issued);
+      assert.equal(metricValue(metrics, 'token_broker_exchanges_total{outcome="issued",reason="ok",issuer="test-cluster"}'), issued);
 
       // Restart on the same port: the broker reconnects by itself.
       await server.restart();

@@ -638,7 +638,7 @@ describe('openapi.yaml: real responses of the other routes conform', () => {
     const res = await h.http.get('/metrics');
     const text = assertConforms(res, '/metrics', 'get') as string;
     assert.equal(res.status, 200);
-    assert.match(text, /^token_broker_exchanges_total\{outcome="issued",reason="ok"\} 1$/m);
+    assert.match(text, /^token_broker_exchanges_total\{outcome="issued",reason="ok",issuer="test-cluster"\} 1$/m);
 
     const exposed = new Map([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
     const documented = new Map([...(operation('/metrics', 'get').description ?? '').matchAll(/^\| `(token_broker_\w+)` \| (\w+) \|/gm)].map((m) => [m[1]!, m[2]!]));

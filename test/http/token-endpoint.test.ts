@@ -451,10 +451,10 @@ describe('/metrics', () => {
 
     const res = await h.http.get('/metrics').expect(200);
     const text = res.text;
-    assert.equal(sample(text, 'token_broker_exchanges_total{outcome="issued",reason="ok"}'), 1);
-    assert.equal(sample(text, 'token_broker_exchanges_total{outcome="cached",reason="ok"}'), 1);
-    assert.equal(sample(text, 'token_broker_exchanges_total{outcome="rejected",reason="scope_not_granted"}'), 1);
-    assert.equal(sample(text, 'token_broker_exchanges_total{outcome="rejected",reason="expired"}'), 1);
+    assert.equal(sample(text, 'token_broker_exchanges_total{outcome="issued",reason="ok",issuer="test-cluster"}'), 1);
+    assert.equal(sample(text, 'token_broker_exchanges_total{outcome="cached",reason="ok",issuer="test-cluster"}'), 1);
+    assert.equal(sample(text, 'token_broker_exchanges_total{outcome="rejected",reason="scope_not_granted",issuer="test-cluster"}'), 1);
+    assert.equal(sample(text, 'token_broker_exchanges_total{outcome="rejected",reason="expired",issuer="test-cluster"}'), 1);
     assert.equal(sample(text, 'token_broker_subject_token_expired_for_seconds_count'), 1);
     assert.equal(sample(text, 'token_broker_subject_token_expired_for_seconds_sum'), 600);
     assert.equal(sample(text, 'token_broker_subject_token_expired_for_seconds_bucket{le="300"}'), 0);

@@ -363,7 +363,7 @@ describe('subject-token verification over HTTP: rejections', () => {
       });
       assert.doesNotMatch(res.body.error_description, /node clock/);
       const line = h.logs.lines.findLast((l) => l.reason === 'expired');
-      assert.deepEqual(line?.facts, { expiredForSeconds: 600, lifetimeSeconds: 3600 });
+      assert.deepEqual(line?.facts, { expiredForSeconds: 600, lifetimeSeconds: 3600, issuer: 'test-cluster' });
     });
 
     it('a token kept by a step past its lifetime (the harness clock moves on)', async () => {

@@ -172,10 +172,10 @@ async function scrapeBroker(): Promise<string> {
     assert.equal(forbidden.body.reason, 'kubernetes_forbidden');
     const text = (await h.http.get('/metrics').expect(200)).text;
     for (const series of [
-      'token_broker_exchanges_total{outcome="issued",reason="ok"} 1',
-      'token_broker_exchanges_total{outcome="cached",reason="ok"} 1',
-      'token_broker_exchanges_total{outcome="rejected",reason="expired"} 1',
-      'token_broker_exchanges_total{outcome="error",reason="kubernetes_forbidden"} 1',
+      'token_broker_exchanges_total{outcome="issued",reason="ok",issuer="test-cluster"} 1',
+      'token_broker_exchanges_total{outcome="cached",reason="ok",issuer="test-cluster"} 1',
+      'token_broker_exchanges_total{outcome="rejected",reason="expired",issuer="test-cluster"} 1',
+      'token_broker_exchanges_total{outcome="error",reason="kubernetes_forbidden",issuer="test-cluster"} 1',
       'token_broker_kubernetes_requests_total{resource="pods",code="403"} 1',
     ]) {
       assert.ok(text.split('\n').includes(series), `the scrape has ${series}`);

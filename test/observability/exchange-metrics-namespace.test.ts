@@ -34,12 +34,12 @@ async function exchangeMix(h: Harness): Promise<void> {
 }
 
 const OFF_SAMPLES = [
-  'token_broker_exchanges_total{outcome="cached",reason="ok"} 1',
-  'token_broker_exchanges_total{outcome="issued",reason="ok"} 2',
-  'token_broker_exchanges_total{outcome="rejected",reason="bad_signature"} 1',
-  'token_broker_exchanges_total{outcome="rejected",reason="expired"} 1',
-  'token_broker_exchanges_total{outcome="rejected",reason="scope_not_granted"} 1',
-  'token_broker_exchanges_total{outcome="rejected",reason="unsupported_grant_type"} 1',
+  'token_broker_exchanges_total{outcome="cached",reason="ok",issuer="test-cluster"} 1',
+  'token_broker_exchanges_total{outcome="issued",reason="ok",issuer="test-cluster"} 2',
+  'token_broker_exchanges_total{outcome="rejected",reason="bad_signature",issuer=""} 1',
+  'token_broker_exchanges_total{outcome="rejected",reason="expired",issuer="test-cluster"} 1',
+  'token_broker_exchanges_total{outcome="rejected",reason="scope_not_granted",issuer="test-cluster"} 1',
+  'token_broker_exchanges_total{outcome="rejected",reason="unsupported_grant_type",issuer=""} 1',
 ];
 
 async function withHarness(options: HarnessOptions, body: (h: Harness) => Promise<void>): Promise<void> {
@@ -74,13 +74,13 @@ describe('metrics.namespaceLabel', () => {
       await exchangeMix(h);
       const text = (await h.http.get('/metrics').expect(200)).text;
       assert.deepEqual(exchangeSamples(text), [
-        'token_broker_exchanges_total{outcome="cached",reason="ok",namespace="payments"} 1',
-        'token_broker_exchanges_total{outcome="issued",reason="ok",namespace="orders"} 1',
-        'token_broker_exchanges_total{outcome="issued",reason="ok",namespace="payments"} 1',
-        'token_broker_exchanges_total{outcome="rejected",reason="bad_signature",namespace=""} 1',
-        'token_broker_exchanges_total{outcome="rejected",reason="expired",namespace=""} 1',
-        'token_broker_exchanges_total{outcome="rejected",reason="scope_not_granted",namespace="payments"} 1',
-        'token_broker_exchanges_total{outcome="rejected",reason="unsupported_grant_type",namespace=""} 1',
+        'token_broker_exchanges_total{outcome="cached",reason="ok",issuer="test-cluster",namespace="payments"} 1',
+        'token_broker_exchanges_total{outcome="issued",reason="ok",issuer="test-cluster",namespace="orders"} 1',
+        'token_broker_exchanges_total{outcome="issued",reason="ok",issuer="test-cluster",namespace="payments"} 1',
+        'token_broker_exchanges_total{outcome="rejected",reason="bad_signature",issuer="",namespace=""} 1',
+        'token_broker_exchanges_total{outcome="rejected",reason="expired",issuer="test-cluster",namespace=""} 1',
+        'token_broker_exchanges_total{outcome="rejected",reason="scope_not_granted",issuer="test-cluster",namespace="payments"} 1',
+        'token_broker_exchanges_total{outcome="rejected",reason="unsupported_grant_type",issuer="",namespace=""} 1',
       ]);
       assert.equal(text.includes('chosen-by-caller'), false, 'an unverified namespace never becomes a label value');
     });
