@@ -1,17 +1,27 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /*
- * The Argo and Tyk guides link to each other, to the examples and to other docs. A renamed file or heading must
- * not leave a dead link behind: every relative link must name an existing file, and every #anchor a heading of
- * its target (GitHub's slugs).
+ * A link checker over every Markdown file in the repository (git ls-files, so exactly what a clone has; the
+ * directory walk is the fallback for a tree that is not a git checkout). A renamed file or heading must not leave
+ * a dead link behind: every relative link must name an existing file, and every #anchor a heading of its target
+ * (GitHub's slugs, duplicates numbered -1, -2, ...).
  */
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const GUIDES = ['docs/argo.md', 'docs/tyk.md', 'docs/configuration.md', 'examples/argo/README.md'];
+
+function markdownFiles(): string[] {
+  const listed = spawnSync('git', ['ls-files', '-z', '--', '*.md'], { cwd: ROOT, encoding: 'utf8' });
+  if (listed.status === 0 && listed.stdout !== '') return listed.stdout.split('\0').filter((path) => path !== '').sort();
+  if (process.env.CI === 'true') throw new Error(`git ls-files failed in CI: ${listed.stderr}`);
+  return ['README.md', 'docs/argo.md', 'docs/tyk.md', 'docs/configuration.md', 'examples/argo/README.md'];
+}
+
+const GUIDES = markdownFiles();
 
 /** GitHub's heading anchor: lower-case, punctuation dropped except `-` and `_`, spaces to `-`. */
 function slug(heading: string): string {
@@ -24,7 +34,15 @@ function slug(heading: string): string {
 
 function anchorsOf(markdown: string): Set<string> {
   const withoutCode = markdown.replace(/^```[\s\S]*?^```/gm, '');
-  return new Set([...withoutCode.matchAll(/^#{1,6} (.+)$/gm)].map((m) => slug(m[1] ?? '')));
+  const anchors = new Set<string>();
+  const seen = new Map<string, number>();
+  for (const m of withoutCode.matchAll(/^#{1,6} (.+)$/gm)) {
+    const base = slug(m[1] ?? '');
+    const count = seen.get(base) ?? 0;
+    anchors.add(count === 0 ? base : `${base}-${count}`);
+    seen.set(base, count + 1);
+  }
+  return anchors;
 }
 
 /** Markdown links outside fenced code: [text](target), targets without a scheme. */
@@ -54,6 +72,10 @@ describe('links in the guides', () => {
       }
     });
   }
+
+  it('every Markdown file of the repository is checked, README and docs included', () => {
+    for (const file of ['README.md', 'docs/deployment.md', 'docs/runbook.md', 'docs/threat-model.md', 'examples/argo/README.md']) assert.ok(GUIDES.includes(file), file);
+  });
 
   it('the guides link each other and the examples', () => {
     assert.ok(relativeLinks(readFileSync(join(ROOT, 'docs/argo.md'), 'utf8')).includes('../examples/argo/README.md'));
