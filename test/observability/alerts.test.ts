@@ -22,6 +22,12 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const ALERTS = 'deploy/prometheus/alerts.yaml';
 const ALERT_TESTS = 'deploy/prometheus/alerts.test.yaml';
 const RUNBOOK = 'docs/runbook.md';
+/** The one base of every runbook_url, declared in the header of alerts.yaml (`# RUNBOOK_BASE_URL: ...`). */
+const RUNBOOK_BASE_URL = (() => {
+  const declared = /^# RUNBOOK_BASE_URL: (\S+)$/m.exec(readFileSync(fileURLToPath(new URL('../../deploy/prometheus/alerts.yaml', import.meta.url)), 'utf8'))?.[1];
+  if (declared === undefined) throw new Error('alerts.yaml declares no # RUNBOOK_BASE_URL:');
+  return declared;
+})();
 
 // ---- promtool: required in CI, skipped with a reason on a developer machine without it ----
 
@@ -288,12 +294,19 @@ describe('deploy/prometheus/alerts.yaml', () => {
       assert.ok(['warning', 'critical'].includes(rule.labels?.severity ?? ''), `${rule.alert}: severity is warning or critical`);
       assert.ok((rule.annotations?.summary ?? '').length > 0, `${rule.alert}: summary`);
       assert.match(rule.annotations?.description ?? '', /Look first at/, `${rule.alert}: the description says where to look first`);
-      assert.equal(rule.annotations?.runbook_url, `docs/runbook.md#${rule.alert.toLowerCase()}`, `${rule.alert}: runbook_url`);
+      assert.equal(rule.annotations?.runbook_url, `${RUNBOOK_BASE_URL}#${rule.alert.toLowerCase()}`, `${rule.alert}: runbook_url`);
       assert.ok(anchors.includes(rule.alert.toLowerCase()), `${RUNBOOK} has a section #${rule.alert.toLowerCase()}`);
     }
     const pending = rules.filter((rule) => rule.for === undefined).map((rule) => rule.alert);
     // A post-hoc alert: the damage window (Tyk's cache) is shorter than any useful `for`.
     assert.deepEqual(pending, ['TokenBrokerSigningKeyActivatedTooSoon']);
+  });
+
+  it('runbook_url is absolute (https) on the declared base, and replacing the base replaces every one', () => {
+    assert.match(RUNBOOK_BASE_URL, /^https:\/\/[^/]+\/.+\/docs\/runbook\.md$/);
+    const replaced = readText(ALERTS).split(RUNBOOK_BASE_URL).join('https://runbooks.internal/docs/runbook.md');
+    for (const rule of rules) assert.ok(replaced.includes(`runbook_url: https://runbooks.internal/docs/runbook.md#${rule.alert.toLowerCase()}`), rule.alert);
+    assert.equal(replaced.includes('runbook_url: docs/'), false, 'no relative runbook_url is left');
   });
 
   it('the runbook starts with "Timing first" and has one section per alert, each saying what to check and how to fix', () => {
