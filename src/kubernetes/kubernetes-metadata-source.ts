@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type * as KubernetesClient from '@kubernetes/client-node';
 import type { ConfigurationOptions, KubeConfig, ObservableMiddleware, RequestContext, ResponseContext } from '@kubernetes/client-node';
 import { brokerMisconfigured, temporarilyUnavailable, type BrokerError } from '../errors.js';
+import { LOOKUP_PERMISSIONS, permissionName } from './kubernetes-permissions.js';
 import {
   EXTRA_POD_NAME,
   EXTRA_POD_UID,
@@ -77,13 +78,6 @@ const DEFAULT_TIMEOUT_MS = 2000;
 const UNAVAILABLE_DESCRIPTION = 'The broker cannot check this workload with the Kubernetes API right now; retry shortly.';
 const FORBIDDEN_DESCRIPTION =
   'The broker is not allowed to check this workload with the Kubernetes API: its own credential or RBAC is misconfigured. Retrying will not help; tell the broker\'s operators.';
-/** Which permission each lookup needs, as deploy/kubernetes/base/rbac.yaml grants it. */
-const PERMISSION_OF: Record<KubernetesResource, string> = {
-  namespaces: 'get namespaces',
-  serviceaccounts: 'get serviceaccounts',
-  pods: 'get pods',
-  tokenreviews: 'create tokenreviews.authentication.k8s.io',
-};
 /** Per object kind; beyond this, expired entries are pruned, then the oldest. Keeps memory bounded under churn. */
 const MAX_CACHE_ENTRIES = 10_000;
 
@@ -396,19 +390,21 @@ export function createKubernetesMetadataSource(options: KubernetesMetadataSource
       }
       if (error instanceof ApiException) code = String(error.code);
       if (error instanceof RequestStoppedError) abort.abort(); // frees the socket of a request nobody waits for any more
-      const detail = `${what}: ${describeFailure(error)}`;
+      // The token may come back in a TokenReview answer; a detail is logged, so it must never carry it.
+      const raw = `${what}: ${describeFailure(error)}`;
+      const detail = secret === undefined ? raw : raw.split(secret).join('[token]');
       // 401 and 403 are answers, not outages: the API server is up and refuses the broker's own credential. They
       // get a reason of their own (and a 500, not a "retry shortly" 503) so a missing permission is not mistaken
       // for an outage; the log names the permission (the detail never carries the token: a 403 body does not).
       if (error instanceof ApiException && (error.code === 401 || error.code === 403)) {
-        const problem = error.code === 401 ? 'the API server does not accept the broker\'s credential (expired or revoked token, wrong kubeconfig user)' : `the broker needs "${PERMISSION_OF[resource]}" (see deploy/kubernetes/base/rbac.yaml)`;
+        const permission = permissionName(LOOKUP_PERMISSIONS[resource]);
+        const problem = error.code === 401 ? 'the API server does not accept the broker\'s credential (expired or revoked token, wrong kubeconfig user)' : `the broker needs "${permission}" (see deploy/kubernetes/base/rbac.yaml)`;
         throw brokerMisconfigured('kubernetes_forbidden', FORBIDDEN_DESCRIPTION, {
-          detail: `${secret === undefined ? detail : detail.split(secret).join('[token]')}; ${problem}`,
-          facts: { permission: PERMISSION_OF[resource], apiStatus: error.code },
+          detail: `${detail}; ${problem}`,
+          facts: { permission, apiStatus: error.code },
         });
       }
-      // The token may come back in a TokenReview answer; a detail is logged, so it must never carry it.
-      throw unavailable(secret === undefined ? detail : detail.split(secret).join('[token]'));
+      throw unavailable(detail);
     } finally {
       clearTimeout(timer);
       if (onClose !== undefined) closing.signal.removeEventListener('abort', onClose);

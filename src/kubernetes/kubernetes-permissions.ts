@@ -13,6 +13,14 @@ export interface KubernetesPermission {
 
 type Settings = NonNullable<BrokerConfig['kubernetes']>;
 
+/** The one permission each kind of lookup uses, as deploy/kubernetes/base/rbac.yaml grants it. */
+export const LOOKUP_PERMISSIONS: Readonly<Record<KubernetesPermission['resource'], Pick<KubernetesPermission, 'verb' | 'resource' | 'group'>>> = {
+  pods: { verb: 'get', resource: 'pods', group: '' },
+  serviceaccounts: { verb: 'get', resource: 'serviceaccounts', group: '' },
+  namespaces: { verb: 'get', resource: 'namespaces', group: '' },
+  tokenreviews: { verb: 'create', resource: 'tokenreviews', group: 'authentication.k8s.io' },
+};
+
 /**
  * Exactly the permissions a cluster block and the rules make the broker use, cluster-wide (the lookups name
  * whichever namespace a token carries). The same four deploy/kubernetes/base/rbac.yaml grants; fewer when the
@@ -20,13 +28,13 @@ type Settings = NonNullable<BrokerConfig['kubernetes']>;
  */
 export function requiredKubernetesPermissions(settings: Settings, needs: MetadataNeeds): KubernetesPermission[] {
   const enforce = settings.podBinding === 'enforce';
-  const wanted: [KubernetesPermission['verb'], KubernetesPermission['resource'], KubernetesPermission['group'], string[]][] = [
-    ['get', 'pods', '', [...(enforce ? ['podBinding: enforce'] : []), ...(needs.pod ? ['rules on pod labels, annotations or workflows'] : [])]],
-    ['get', 'serviceaccounts', '', [...(enforce ? ['podBinding: enforce'] : []), ...(needs.serviceAccountLabels ? ['a serviceAccountSelector rule'] : [])]],
-    ['get', 'namespaces', '', needs.namespaceLabels ? ['a namespaceSelector rule'] : []],
-    ['create', 'tokenreviews', 'authentication.k8s.io', settings.verification === 'tokenreview' ? ['verification: tokenreview'] : []],
+  const wanted: [KubernetesPermission['resource'], string[]][] = [
+    ['pods', [...(enforce ? ['podBinding: enforce'] : []), ...(needs.pod ? ['rules on pod labels, annotations or workflows'] : [])]],
+    ['serviceaccounts', [...(enforce ? ['podBinding: enforce'] : []), ...(needs.serviceAccountLabels ? ['a serviceAccountSelector rule'] : [])]],
+    ['namespaces', needs.namespaceLabels ? ['a namespaceSelector rule'] : []],
+    ['tokenreviews', settings.verification === 'tokenreview' ? ['verification: tokenreview'] : []],
   ];
-  return wanted.filter(([, , , why]) => why.length > 0).map(([verb, resource, group, neededFor]) => ({ verb, resource, group, neededFor }));
+  return wanted.filter(([, why]) => why.length > 0).map(([resource, neededFor]) => ({ ...LOOKUP_PERMISSIONS[resource], neededFor }));
 }
 
 /** `get pods`, `create tokenreviews.authentication.k8s.io`: as `kubectl auth can-i` names it. */

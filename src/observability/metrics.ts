@@ -6,8 +6,10 @@ const PREFIX = 'token_broker_';
 /** Every metric the broker exports, declared once. Labels come from small fixed sets only. */
 export interface BrokerMetrics {
   readonly registry: Registry;
-  /** Labelled `namespace` too when `namespaceLabel` is on (config metrics.namespaceLabel). */
-  /** Labelled `issuer` (a configured issuer name, '' before a token's issuer is verified). */
+  /**
+   * Labelled `issuer` (a configured issuer name, '' before a token's issuer is verified), and `namespace` too when
+   * `namespaceLabel` is on (config metrics.namespaceLabel).
+   */
   readonly exchanges: Counter<'outcome' | 'reason' | 'issuer' | 'namespace'>;
   readonly namespaceLabel: boolean;
   readonly subjectTokenRemaining: Histogram;

@@ -48,7 +48,7 @@ export const ANY: unique symbol = Symbol('any');
 /** One issuer's rules (or those of rules naming no issuer), by what their namespace condition allows. */
 export interface NamespaceBuckets {
   /** Rules without a namespace condition, or with a pattern starting with `*`: any namespace may match. */
-  readonly any: readonly number[];
+  readonly anyNamespace: readonly number[];
   /** Rules by each exact namespace they name. */
   readonly exact: ReadonlyMap<string, readonly number[]>;
   /** Rules by the literal prefix of each glob they name (`team-*` under `team-`): only namespaces with it may match. */
@@ -59,7 +59,7 @@ export interface NamespaceBuckets {
 /**
  * The rules bucketed by what every identity carries: its issuer and its namespace. A rule goes under each issuer
  * it names (ANY when it names none) and, within that, under each exact namespace and each glob prefix it names, or
- * under `any` when its namespaces are unconditioned or start with a glob. A rule in none of the buckets an
+ * under `anyNamespace` when its namespaces are unconditioned or start with a glob. A rule in none of the buckets an
  * identity's issuer and namespace reach fails its issuer or namespace condition, so matching never looks at it.
  */
 export interface RuleIndex {
@@ -86,7 +86,7 @@ function readsLabels(templates: readonly PolicyTemplate[], source: 'namespace.la
 const ascending = (a: number, b: number) => a - b;
 
 function buildIndex(rules: readonly CompiledRule[]): RuleIndex {
-  const byIssuer = new Map<string | typeof ANY, { any: number[]; exact: Map<string, number[]>; prefix: Map<string, number[]>; longestPrefix: number }>();
+  const byIssuer = new Map<string | typeof ANY, { anyNamespace: number[]; exact: Map<string, number[]>; prefix: Map<string, number[]>; longestPrefix: number }>();
   const add = (map: Map<string, number[]>, key: string, position: number) => {
     const bucket = map.get(key);
     if (bucket === undefined) map.set(key, [position]);
@@ -99,9 +99,9 @@ function buildIndex(rules: readonly CompiledRule[]): RuleIndex {
     const issuers: (string | typeof ANY)[] = rule.issuers === undefined ? [ANY] : [...rule.issuers];
     for (const issuer of issuers) {
       let buckets = byIssuer.get(issuer);
-      if (buckets === undefined) byIssuer.set(issuer, (buckets = { any: [], exact: new Map(), prefix: new Map(), longestPrefix: 0 }));
+      if (buckets === undefined) byIssuer.set(issuer, (buckets = { anyNamespace: [], exact: new Map(), prefix: new Map(), longestPrefix: 0 }));
       if (anyNamespace) {
-        buckets.any.push(position);
+        buckets.anyNamespace.push(position);
         continue;
       }
       for (const pattern of patterns) {
@@ -115,10 +115,10 @@ function buildIndex(rules: readonly CompiledRule[]): RuleIndex {
       }
     }
   });
-  const anyIssuer = byIssuer.get(ANY)?.any ?? [];
+  const anyIssuer = byIssuer.get(ANY)?.anyNamespace ?? [];
   const base = new Map<string | typeof ANY, readonly number[]>([[ANY, anyIssuer]]);
   for (const [issuer, buckets] of byIssuer) {
-    if (issuer !== ANY) base.set(issuer, [...buckets.any, ...anyIssuer].sort(ascending));
+    if (issuer !== ANY) base.set(issuer, [...buckets.anyNamespace, ...anyIssuer].sort(ascending));
   }
   return Object.freeze({ byIssuer, base });
 }

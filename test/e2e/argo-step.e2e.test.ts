@@ -484,10 +484,11 @@ describe('examples/argo orders-sync: the step\'s script, verbatim, against a bro
   });
   /** Sends `method path` through the gateway with a bearer token, as any client would. */
   async function throughTyk(method: string, path: string, token: string): Promise<{ status: number; body: unknown }> {
+    const withBody = method === 'POST' || method === 'PUT' || method === 'PATCH';
     const response = await fetch(`${gateway.url}${path}`, {
       method,
-      headers: { authorization: `Bearer ${token}`, ...(method === 'GET' || method === 'HEAD' || method === 'DELETE' ? {} : { 'content-type': 'application/json' }) },
-      ...(method === 'GET' || method === 'HEAD' || method === 'DELETE' ? {} : { body: '{}' }),
+      headers: { authorization: `Bearer ${token}`, ...(withBody && { 'content-type': 'application/json' }) },
+      ...(withBody && { body: '{}' }),
     });
     const text = await response.text();
     return { status: response.status, body: text === '' ? undefined : JSON.parse(text) };

@@ -78,7 +78,6 @@ async function standInCluster(): Promise<ContractCluster> {
       ...(bound.pod !== undefined && { podName: bound.pod.name, podUid: bound.pod.uid }),
     });
   });
-  let forbiddenKubeconfig: string | undefined;
   return {
     issuer: { issuer: issuer.issuer },
     kubeconfig,
@@ -121,8 +120,7 @@ async function standInCluster(): Promise<ContractCluster> {
       // The stand-in's RBAC is global; it is switched on for the one case that needs it and never switched off
       // again because that case runs last.
       kube.setForbidden(['pods']);
-      forbiddenKubeconfig ??= kubeconfig;
-      return forbiddenKubeconfig;
+      return kubeconfig;
     },
     async close() {
       await kube.close();
@@ -157,26 +155,11 @@ async function realCluster(): Promise<ContractCluster> {
     deletePod: (namespace, name) => must('DELETE', `/api/v1/namespaces/${namespace}/pods/${name}?gracePeriodSeconds=0`),
     finish: (namespace, name) => must('PATCH', `/api/v1/namespaces/${namespace}/pods/${name}/status`, { status: { phase: 'Succeeded' } }),
     completeArgoStep: (namespace, name) => must('PATCH', `/api/v1/namespaces/${namespace}/pods/${name}`, { metadata: { labels: { 'workflows.argoproj.io/completed': 'true' } } }),
-    async kubeconfigWithoutGetPods() {
-      const name = 'tb-contract-without-get-pods';
-      await must('POST', '/apis/rbac.authorization.k8s.io/v1/clusterroles', {
-        apiVersion: 'rbac.authorization.k8s.io/v1',
-        kind: 'ClusterRole',
-        metadata: { name },
-        rules: [
-          { apiGroups: [''], resources: ['namespaces', 'serviceaccounts'], verbs: ['get'] },
-          { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
-        ],
-      });
-      await must('POST', '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
-        apiVersion: 'rbac.authorization.k8s.io/v1',
-        kind: 'ClusterRoleBinding',
-        metadata: { name },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
-        subjects: [{ kind: 'ServiceAccount', name, namespace: 'platform' }],
-      });
-      return cluster.brokerKubeconfig({ serviceAccount: name });
-    },
+    kubeconfigWithoutGetPods: () =>
+      cluster.kubeconfigWithRules('tb-contract-without-get-pods', [
+        { apiGroups: [''], resources: ['namespaces', 'serviceaccounts'], verbs: ['get'] },
+        { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
+      ]),
     close: () => cluster.close(),
   };
 }

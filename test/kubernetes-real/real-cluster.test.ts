@@ -347,17 +347,7 @@ describe('the broker against a real kube-apiserver and etcd', { skip: SKIP, time
     for (const missing of granted) {
       const name = `tb-without-${missing.verb}-${missing.resource}`;
       const rules = granted.filter((p) => p !== missing).map((p) => ({ apiGroups: [p.group], resources: [p.resource], verbs: [p.verb] }));
-      for (const [path, body] of [
-        ['/apis/rbac.authorization.k8s.io/v1/clusterroles', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name }, rules }],
-        [
-          '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
-          { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name }, subjects: [{ kind: 'ServiceAccount', name, namespace: 'platform' }] },
-        ],
-      ] as const) {
-        const created = await cluster.request('POST', path, body);
-        assert.equal(created.status, 201, JSON.stringify(created.body));
-      }
-      const kubeconfig = await cluster.brokerKubeconfig({ serviceAccount: name });
+      const kubeconfig = await cluster.kubeconfigWithRules(name, rules);
       const permission = permissionName({ verb: missing.verb as 'get' | 'create', resource: missing.resource as 'pods', group: missing.group as '' });
 
       const partial = validateConfig(configFor({ verification: 'tokenreview' }, kubeconfig));

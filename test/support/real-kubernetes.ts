@@ -103,9 +103,14 @@ export interface RealKubernetes {
   requestToken(namespace: string, serviceAccount: string, options: { audience: string; expirationSeconds?: number; pod?: CreatedObject }): Promise<string>;
   /**
    * A kubeconfig for the service account `platform/token-broker` after applying deploy/kubernetes/base's
-   * namespace, service account and RBAC exactly as shipped (or `rbacManifest` instead of its rbac.yaml).
+   * namespace, service account and RBAC exactly as shipped.
    */
-  brokerKubeconfig(options?: { serviceAccount?: string; rbacManifest?: string }): Promise<string>;
+  brokerKubeconfig(options?: { serviceAccount?: string }): Promise<string>;
+  /**
+   * A kubeconfig for a new service account `platform/NAME` bound (ClusterRoleBinding) to a new ClusterRole NAME
+   * with exactly `rules`: the broker's credential with other RBAC than the shipped one.
+   */
+  kubeconfigWithRules(name: string, rules: readonly { apiGroups: string[]; resources: string[]; verbs: string[] }[]): Promise<string>;
   /** Stops kube-apiserver (etcd stays); start() brings it back on the same port. */
   stopApiServer(): Promise<void>;
   startApiServer(): Promise<void>;
@@ -346,6 +351,23 @@ export async function startRealKubernetes(): Promise<RealKubernetes> {
   }
 
   let brokerSetup = 0;
+  async function brokerKubeconfig(options: { serviceAccount?: string } = {}): Promise<string> {
+    brokerSetup += 1;
+    const base = join(ROOT, 'deploy/kubernetes/base');
+    const applied = await kubectl(['apply', '-f', join(base, 'namespace.yaml'), '-f', join(base, 'serviceaccount.yaml'), '-f', join(base, 'rbac.yaml')]);
+    if (applied.code !== 0) throw new Error(`kubectl apply of deploy/kubernetes/base failed: ${applied.stderr}`);
+    const serviceAccount = options.serviceAccount ?? 'token-broker';
+    if (serviceAccount !== 'token-broker') {
+      const exists = await request('GET', `/api/v1/namespaces/platform/serviceaccounts/${serviceAccount}`);
+      if (exists.status === 404) await must('POST', '/api/v1/namespaces/platform/serviceaccounts', { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: serviceAccount } });
+    }
+    // The API server's own audience (its issuer), as the kubelet's projected API token has.
+    const token = await requestToken('platform', serviceAccount, { audience: server, expirationSeconds: 3600 });
+    const path = join(dir, `broker-${brokerSetup}.kubeconfig`);
+    writeFileSync(path, kubeconfigText(server, caFile, `system:serviceaccount:platform:${serviceAccount}`, token), { mode: 0o600 });
+    return path;
+  }
+
   return {
     server,
     issuer: server,
@@ -368,21 +390,17 @@ export async function startRealKubernetes(): Promise<RealKubernetes> {
         }),
       ),
     requestToken,
-    async brokerKubeconfig(options = {}) {
-      brokerSetup += 1;
-      const base = join(ROOT, 'deploy/kubernetes/base');
-      const applied = await kubectl(['apply', '-f', join(base, 'namespace.yaml'), '-f', join(base, 'serviceaccount.yaml'), '-f', options.rbacManifest ?? join(base, 'rbac.yaml')]);
-      if (applied.code !== 0) throw new Error(`kubectl apply of deploy/kubernetes/base failed: ${applied.stderr}`);
-      const serviceAccount = options.serviceAccount ?? 'token-broker';
-      if (serviceAccount !== 'token-broker') {
-        const exists = await request('GET', `/api/v1/namespaces/platform/serviceaccounts/${serviceAccount}`);
-        if (exists.status === 404) await must('POST', '/api/v1/namespaces/platform/serviceaccounts', { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: serviceAccount } });
-      }
-      // The API server's own audience (its issuer), as the kubelet's projected API token has.
-      const token = await requestToken('platform', serviceAccount, { audience: server, expirationSeconds: 3600 });
-      const path = join(dir, `broker-${brokerSetup}.kubeconfig`);
-      writeFileSync(path, kubeconfigText(server, caFile, `system:serviceaccount:platform:${serviceAccount}`, token), { mode: 0o600 });
-      return path;
+    brokerKubeconfig,
+    async kubeconfigWithRules(name, rules) {
+      await must('POST', '/apis/rbac.authorization.k8s.io/v1/clusterroles', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name }, rules });
+      await must('POST', '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRoleBinding',
+        metadata: { name },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
+        subjects: [{ kind: 'ServiceAccount', name, namespace: 'platform' }],
+      });
+      return brokerKubeconfig({ serviceAccount: name });
     },
     stopApiServer: () => stopChild(apiServer),
     startApiServer,
