@@ -231,6 +231,7 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     exchange,
     signingKeys: options.signingKeys,
     publicUrl: config.server.publicUrl,
+    requireClientCertificate: config.server.tls?.clientCaFile !== undefined,
     metrics,
     logger,
     readiness,

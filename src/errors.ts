@@ -11,6 +11,7 @@ export const REASON_CODES = [
   'unsupported_token_type',
   'request_too_large',
   'unsupported_media_type',
+  'client_certificate_required',
   // the subject token
   'malformed_token',
   'token_too_large',

@@ -7,7 +7,10 @@ import { ephemeralSigningKeySet } from '../mint/signing-key-set.js';
 import { openSigningKeyDirectory, type SigningKeyDirectory } from '../mint/signing-key-directory.js';
 import { keyLifecycleSettings } from '../mint/key-lifecycle.js';
 import { configWarnings } from '../config/validate-config.js';
-import { listen, type RunningServer } from '../http/serve-http.js';
+import { listen, type HttpServerOptions, type RunningServer } from '../http/serve-http.js';
+import { readTlsCredentials, type TlsCredentials } from '../tls/tls-credentials.js';
+import { reloadTlsOnChange, type TlsReloader } from '../tls/tls-reloader.js';
+import { recordServingCertificate } from '../observability/metrics.js';
 import { REDACT_PATHS, REDACTION_CENSOR } from '../observability/log-redaction.js';
 import type { BrokerConfig } from '../config/schema.js';
 import type { ServeEnvironment } from '../config/environment.js';
@@ -54,6 +57,36 @@ interface Started {
   readonly logger: Logger;
   /** The watched keys directory, closed on shutdown (absent in dev mode). */
   readonly keyDirectory?: SigningKeyDirectory;
+  /** Re-reads server.tls's files, closed on shutdown (absent without TLS). */
+  readonly tlsReloader?: TlsReloader;
+}
+
+type TlsSettings = NonNullable<BrokerConfig['server']['tls']>;
+
+/** Reads server.tls's files once before listening: a certificate that cannot be served stops start-up. */
+async function initialTlsCredentials(path: string, tls: TlsSettings): Promise<TlsCredentials> {
+  try {
+    return await readTlsCredentials(tls);
+  } catch (error) {
+    throw new ConfigError(path, [{ path: 'server.tls', message: error instanceof Error ? error.message : String(error) }]);
+  }
+}
+
+/** Listens over HTTPS and keeps the certificate current; warns when the certificate in force is already expired. */
+async function listenTls(broker: Broker, config: BrokerConfig, tls: TlsSettings, credentials: TlsCredentials, logger: Logger): Promise<{ server: RunningServer; tlsReloader: TlsReloader }> {
+  const options: HttpServerOptions = { ...config.server, https: { secureContext: credentials.secureContext, requestClientCertificate: tls.clientCaFile !== undefined } };
+  const server = await listen(broker.app, options);
+  recordServingCertificate(broker.metrics, true, credentials);
+  const tlsLogger = logger.child({ component: 'tls' });
+  if (credentials.notAfter <= Date.now()) tlsLogger.error({ notAfter: new Date(credentials.notAfter).toISOString() }, 'the serving TLS certificate has expired: clients will refuse it');
+  const tlsReloader = reloadTlsOnChange({
+    files: tls,
+    initial: credentials,
+    apply: (next) => server.setSecureContext(next.secureContext),
+    onRead: (ok, inForce) => recordServingCertificate(broker.metrics, ok, inForce),
+    logger: tlsLogger,
+  });
+  return { server, tlsReloader };
 }
 
 async function startDev(env: ServeEnvironment): Promise<Started> {
@@ -90,17 +123,35 @@ async function startConfigured(path: string, env: ServeEnvironment): Promise<Sta
   } catch (error) {
     throw new ConfigError(path, [{ path: 'signing.keysDir', message: error instanceof Error ? error.message : String(error) }]);
   }
+  // Read before the broker is built: a certificate that cannot be served stops start-up with a precise error.
+  const tls = config.server.tls === undefined ? undefined : { settings: config.server.tls, credentials: await initialTlsCredentials(path, config.server.tls).catch(async (error: unknown) => {
+    await signingKeys.close();
+    throw error;
+  }) };
   const broker = createBroker(config, { logger, signingKeys });
-  const server = await listen(broker.app, config.server);
-  logger.info({ port: server.port, issuers: config.issuers.map((i) => i.name), rules: config.rules.length }, 'token broker listening');
+  const { server, tlsReloader } = tls === undefined ? { server: await listen(broker.app, config.server), tlsReloader: undefined } : await listenTls(broker, config, tls.settings, tls.credentials, logger);
+  logger.info(
+    {
+      port: server.port,
+      scheme: tls === undefined ? 'http' : 'https',
+      ...(tls !== undefined && {
+        certificate: { subject: tls.credentials.subject, notAfter: new Date(tls.credentials.notAfter).toISOString() },
+        mutualTls: tls.settings.clientCaFile !== undefined,
+      }),
+      issuers: config.issuers.map((i) => i.name),
+      rules: config.rules.length,
+    },
+    'token broker listening',
+  );
   void broker.warmUp();
-  return { broker, server, config, logger, keyDirectory: signingKeys };
+  return { broker, server, config, logger, keyDirectory: signingKeys, ...(tlsReloader !== undefined && { tlsReloader }) };
 }
 
 export const SERVE_USAGE = `Usage: token-broker serve [--config FILE]
 
   Runs the broker until SIGTERM or SIGINT, then finishes in-flight requests and exits 0. The configuration is
-  --config FILE, else BROKER_CONFIG; PORT, REDIS_URL and KUBECONFIG override it (token-broker help).
+  --config FILE, else BROKER_CONFIG; PORT, PUBLIC_URL, TLS_CERT_FILE/TLS_KEY_FILE, REDIS_URL and KUBECONFIG
+  override it (token-broker help). With server.tls it serves HTTPS and reloads the certificate when it changes.
   Without either it runs in dev mode on 127.0.0.1: an embedded stand-in cluster issuer and an ephemeral signing
   key (refused with NODE_ENV=production).
 
@@ -122,7 +173,7 @@ export async function serve(configPath: string | undefined, env: ServeEnvironmen
     console.error(error instanceof ConfigError ? error.message : `token-broker: cannot start: ${error instanceof Error ? error.message : String(error)}`);
     return 2;
   }
-  const { broker, server, config, logger, keyDirectory } = started;
+  const { broker, server, config, logger, keyDirectory, tlsReloader } = started;
   return new Promise((resolve) => {
     let stopping = false;
     const stop = async (signal: string) => {
@@ -132,6 +183,7 @@ export async function serve(configPath: string | undefined, env: ServeEnvironmen
       const result = await server.shutdown(config.server.shutdownTimeoutSeconds);
       await broker.close();
       await keyDirectory?.close();
+      await tlsReloader?.close();
       logger.info({ result }, 'stopped');
       resolve(0);
     };

@@ -6,6 +6,9 @@
 export const ENVIRONMENT_VARIABLES = [
   { name: 'BROKER_CONFIG', readBy: 'serve', description: 'configuration file for serve when --config is not given' },
   { name: 'PORT', readBy: 'config loader', description: 'overrides server.port (in dev mode too)' },
+  { name: 'PUBLIC_URL', readBy: 'config loader', description: 'overrides server.publicUrl (the `iss` of minted tokens, the base of the JWKS URL)' },
+  { name: 'TLS_CERT_FILE', readBy: 'config loader', description: 'overrides server.tls.certFile; with TLS_KEY_FILE, turns HTTPS on' },
+  { name: 'TLS_KEY_FILE', readBy: 'config loader', description: 'overrides server.tls.keyFile; with TLS_CERT_FILE, turns HTTPS on' },
   { name: 'REDIS_URL', readBy: 'config loader', description: 'overrides cache.redis.url: the Redis token cache shared by replicas' },
   {
     name: 'KUBECONFIG',

@@ -21,14 +21,26 @@ export type { ConfigEnvironment } from './environment.js';
 function applyEnvironment(document: unknown, env: ConfigEnvironment, problems: ConfigProblem[]): unknown {
   if (document === null || typeof document !== 'object' || Array.isArray(document)) return document;
   const root = { ...(document as Record<string, unknown>) };
+  const serverOf = (): Record<string, unknown> => (root.server !== null && typeof root.server === 'object' ? (root.server as Record<string, unknown>) : {});
   if (env.PORT !== undefined && env.PORT !== '') {
     const port = Number(env.PORT);
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
       problems.push({ path: 'PORT (environment)', message: `must be an integer port from 1 to 65535, got "${env.PORT}"` });
     } else {
-      const server = root.server;
-      root.server = { ...(server !== null && typeof server === 'object' ? server : {}), port };
+      root.server = { ...serverOf(), port };
     }
+  }
+  if (env.PUBLIC_URL !== undefined && env.PUBLIC_URL !== '') root.server = { ...serverOf(), publicUrl: env.PUBLIC_URL };
+  // Both or neither: half a key pair would silently keep the file's other half, or serve a certificate without its key.
+  const certFile = env.TLS_CERT_FILE !== '' ? env.TLS_CERT_FILE : undefined;
+  const keyFile = env.TLS_KEY_FILE !== '' ? env.TLS_KEY_FILE : undefined;
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    const [missing, set] = certFile === undefined ? ['TLS_CERT_FILE', 'TLS_KEY_FILE'] : ['TLS_KEY_FILE', 'TLS_CERT_FILE'];
+    problems.push({ path: `${missing} (environment)`, message: `required when ${set} is set (both or neither)` });
+  } else if (certFile !== undefined && keyFile !== undefined) {
+    const server = serverOf();
+    const tls = server.tls !== null && typeof server.tls === 'object' ? (server.tls as Record<string, unknown>) : {};
+    root.server = { ...server, tls: { ...tls, certFile, keyFile } };
   }
   if (env.REDIS_URL !== undefined && env.REDIS_URL !== '') {
     const cache = root.cache !== null && typeof root.cache === 'object' ? (root.cache as Record<string, unknown>) : {};

@@ -16,6 +16,19 @@ const seconds = (min: number, max: number) => z.number().int().min(min).max(max)
 
 const glob = z.string().min(1).max(256);
 
+const tlsSchema = z
+  .strictObject({
+    certFile: z.string().min(1).describe('PEM certificate chain the listener serves (the leaf first), e.g. tls.crt of a kubernetes.io/tls Secret.'),
+    keyFile: z.string().min(1).describe('PEM private key of that certificate, e.g. tls.key of the same Secret.'),
+    clientCaFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('PEM CA bundle for mutual TLS: POST /token then requires a client certificate it signed. Health, metrics, JWKS and discovery stay open to kubelet probes, Prometheus and Tyk.'),
+    minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2').describe('Oldest TLS version accepted.'),
+  })
+  .describe('Serve HTTPS. The files are re-read when they change (cert-manager renewals, Secret updates) without a restart; open connections keep the certificate they started with.');
+
 const serverSchema = z
   .strictObject({
     port: z.number().int().min(1).max(65535).default(8080).describe('TCP port to listen on. The PORT environment variable overrides it.'),
@@ -26,8 +39,9 @@ const serverSchema = z
     headersTimeoutSeconds: seconds(1, 120).default(10).describe('A client that has not sent its complete headers by then is disconnected.'),
     requestTimeoutSeconds: seconds(1, 300).default(30).describe('A request that has not been received completely by then is disconnected.'),
     shutdownTimeoutSeconds: seconds(1, 300).default(20).describe('On SIGTERM, how long in-flight requests may take before the process exits anyway.'),
+    tls: tlsSchema.optional(),
   })
-  .describe('The HTTP listener.');
+  .describe('The HTTP listener: plain HTTP, or HTTPS with `tls`.');
 
 const kubernetesSchema = z
   .strictObject({

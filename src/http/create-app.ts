@@ -18,6 +18,8 @@ export interface AppDependencies {
   readonly exchange: ExchangeToken;
   readonly signingKeys: SigningKeySet;
   readonly publicUrl: string;
+  /** Mutual TLS: POST /token needs a client certificate verified against server.tls.clientCaFile. */
+  readonly requireClientCertificate?: boolean;
   readonly metrics: BrokerMetrics;
   readonly logger: Logger;
   readonly readiness: () => ReadinessReport;
@@ -46,7 +48,7 @@ const TOKEN_ROUTE = () => '/token';
  * feed the same duration histogram.
  */
 export function createApp(deps: AppDependencies): BrokerHttpHandler {
-  const handleToken = createTokenHandler(deps.exchange, deps.recordRefusal, deps.logger);
+  const handleToken = createTokenHandler(deps.exchange, deps.recordRefusal, deps.logger, { requireClientCertificate: deps.requireClientCertificate === true });
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');

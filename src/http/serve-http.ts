@@ -1,16 +1,29 @@
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import type { SecureContextOptions } from 'node:tls';
 
 export interface HttpServerOptions {
   readonly port: number;
   readonly host: string;
   readonly headersTimeoutSeconds: number;
   readonly requestTimeoutSeconds: number;
+  /** Serve HTTPS with this context; absent: plain HTTP. */
+  readonly https?: {
+    readonly secureContext: SecureContextOptions;
+    /**
+     * Ask clients for a certificate (mutual TLS). The handshake never fails for want of one: routes that need it
+     * (POST /token) check `socket.authorized`, so kubelet probes, Prometheus and Tyk's JWKS fetch still connect.
+     */
+    readonly requestClientCertificate: boolean;
+  };
 }
 
 export interface RunningServer {
-  readonly server: Server;
+  readonly server: Server | HttpsServer;
   readonly port: number;
+  /** Puts a new certificate in force for new connections (HTTPS only); open connections keep theirs. */
+  setSecureContext(secureContext: SecureContextOptions): void;
   /** Stops accepting connections, lets in-flight requests finish, closes idle keep-alive sockets. */
   shutdown(timeoutSeconds: number): Promise<'drained' | 'timed_out'>;
 }
@@ -20,14 +33,26 @@ export interface RunningServer {
  * within seconds rather than holding a socket for minutes.
  */
 export function listen(app: RequestListener, options: HttpServerOptions): Promise<RunningServer> {
-  const server = createServer({
+  const httpOptions = {
     headersTimeout: options.headersTimeoutSeconds * 1000,
     requestTimeout: options.requestTimeoutSeconds * 1000,
     keepAliveTimeout: 5000,
     maxHeaderSize: 16 * 1024 + 4096,
     // Node checks the timeouts above on this interval; the default (30 s) would make them coarse.
     connectionsCheckingInterval: 1000,
-  });
+  };
+  const { https: tls } = options;
+  const server: Server | HttpsServer =
+    tls === undefined
+      ? createServer(httpOptions)
+      : createHttpsServer({
+          ...httpOptions,
+          ...tls.secureContext,
+          requestCert: tls.requestClientCertificate,
+          rejectUnauthorized: false,
+          // A TLS handshake that has not finished by then holds a socket like slow headers would.
+          handshakeTimeout: options.headersTimeoutSeconds * 1000,
+        });
   // headersTimeout only starts with a request's first byte, so a connection that never sends one would be held
   // open for good: close it when it has sent nothing within the same time. One that has is Node's to time out.
   server.on('connection', (socket: Socket) => {
@@ -58,6 +83,10 @@ export function listen(app: RequestListener, options: HttpServerOptions): Promis
       resolve({
         server,
         port,
+        setSecureContext(secureContext) {
+          if (!('setSecureContext' in server)) throw new Error('setSecureContext: this listener serves plain HTTP');
+          server.setSecureContext(secureContext);
+        },
         shutdown(timeoutSeconds) {
           return new Promise((done) => {
             draining = true;

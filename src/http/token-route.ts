@@ -1,6 +1,7 @@
 import express, { type Request, type Response, type Router } from 'express';
 import accepts from 'accepts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { BrokerError } from '../errors.js';
 import { parseExchangeRequest } from './parse-exchange-request.js';
@@ -32,7 +33,27 @@ function wantsPlainText(req: IncomingMessage): boolean {
  * handler (see createApp), because Express's routing and response helpers cost more CPU per request than a
  * cached exchange does (bench/README.md). Express routes the rarer spellings of the path to the same handler.
  */
-export function createTokenHandler(exchange: ExchangeToken, recordRefusal: RecordRefusal, logger: Logger): TokenHandler {
+/**
+ * With mutual TLS (server.tls.clientCaFile), the handshake asks for a client certificate without requiring one,
+ * so probes and Tyk's JWKS fetch connect; the token endpoint is where a certificate the CA signed is required.
+ */
+function hasVerifiedClientCertificate(req: IncomingMessage): boolean {
+  return req.socket instanceof TLSSocket && req.socket.authorized;
+}
+
+const CLIENT_CERTIFICATE_REQUIRED = () =>
+  new BrokerError('client_certificate_required', {
+    oauthError: 'invalid_client',
+    status: 401,
+    description: 'This token endpoint requires mutual TLS: present a client certificate issued by the CA the broker trusts.',
+  });
+
+export interface TokenHandlerOptions {
+  /** Refuse requests whose TLS connection carries no client certificate verified against server.tls.clientCaFile. */
+  readonly requireClientCertificate?: boolean;
+}
+
+export function createTokenHandler(exchange: ExchangeToken, recordRefusal: RecordRefusal, logger: Logger, options: TokenHandlerOptions = {}): TokenHandler {
   async function answer(req: IncomingMessage, res: ServerResponse, requestId: string, form: Readonly<Record<string, unknown>>): Promise<void> {
     let request;
     try {
@@ -64,6 +85,14 @@ export function createTokenHandler(exchange: ExchangeToken, recordRefusal: Recor
     // Constant headers: set before anything can answer, refusals included.
     res.setHeader('Cache-Control', 'no-store');
     res.setHeader('Pragma', 'no-cache');
+    if (options.requireClientCertificate === true && !hasVerifiedClientCertificate(req)) {
+      const refusal = CLIENT_CERTIFICATE_REQUIRED();
+      recordRefusal(refusal, requestId);
+      // The body is not read: the connection closes after the answer rather than draining an unauthenticated upload.
+      res.setHeader('Connection', 'close');
+      fail(res, requestId, refusal);
+      return;
+    }
     readFormBody(req, res, (bodyError, form) => {
       if (bodyError !== undefined) {
         recordRefusal(bodyError, requestId);

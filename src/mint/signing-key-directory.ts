@@ -1,5 +1,6 @@
 import { watch, type FSWatcher } from 'node:fs';
 import type { Logger } from 'pino';
+import { serializeRereads } from '../files/serialized-rereads.js';
 import { computeKeyStates, type KeyLifecycleSettings, type KeyStates } from './key-lifecycle.js';
 import { keyMetadataFileName, readSigningKeysDir, type SigningKeyFile, type SigningKeySet, type SigningKeysDirContents } from './signing-key-set.js';
 import type { SigningKey } from './signing-key.js';
@@ -194,24 +195,7 @@ export async function openSigningKeyDirectory(options: SigningKeyDirectoryOption
     return true;
   }
 
-  // Re-reads never overlap; requests arriving during a read coalesce into one more read after it.
-  let running: Promise<boolean> | undefined;
-  let queued: Promise<boolean> | undefined;
-  function start(): Promise<boolean> {
-    running = readOnce().finally(() => {
-      running = undefined;
-    });
-    return running;
-  }
-  function rescan(): Promise<boolean> {
-    if (queued !== undefined) return queued;
-    if (running === undefined) return start();
-    queued = running.then(() => {
-      queued = undefined;
-      return start();
-    });
-    return queued;
-  }
+  const { rescan, settled } = serializeRereads(readOnce);
 
   let watcher: FSWatcher | undefined;
   let debounce: NodeJS.Timeout | undefined;
@@ -267,7 +251,7 @@ export async function openSigningKeyDirectory(options: SigningKeyDirectoryOption
       watcher?.close();
       watcher = undefined;
       listeners.clear();
-      await running?.catch(() => undefined);
+      await settled();
     },
   };
 }

@@ -27,6 +27,10 @@ export interface BrokerMetrics {
   readonly signingKeysReadOk: Gauge;
   readonly kubernetesRequests: Counter<'resource' | 'code'>;
   readonly kubernetesDuration: Histogram<'resource'>;
+  /** Registered only when the broker serves TLS (server.tls). */
+  readonly tlsCertificateExpiry: Gauge;
+  readonly tlsCertificateNotBefore: Gauge;
+  readonly tlsFilesReadOk: Gauge;
 }
 
 export interface MetricsSources {
@@ -149,6 +153,21 @@ export function createMetrics(sources: MetricsSources = {}, settings: MetricsSet
       labelNames: ['kid'],
       registers,
     }),
+    tlsCertificateExpiry: new Gauge({
+      name: `${PREFIX}tls_certificate_expiry_timestamp_seconds`,
+      help: 'Unix time at which the serving TLS certificate in force expires (its notAfter). Absent without server.tls.',
+      registers: [],
+    }),
+    tlsCertificateNotBefore: new Gauge({
+      name: `${PREFIX}tls_certificate_not_before_timestamp_seconds`,
+      help: 'Unix time from which the serving TLS certificate in force is valid (its notBefore): with the expiry, its lifetime, so alerts can say a renewal is overdue whatever the certificate duration. Absent without server.tls.',
+      registers: [],
+    }),
+    tlsFilesReadOk: new Gauge({
+      name: `${PREFIX}tls_files_read_ok`,
+      help: '1 when the latest read of the server.tls files formed a usable certificate and key; 0 while they cannot be used and the certificate in force is kept. Absent without server.tls.',
+      registers: [],
+    }),
     signingKeysReadOk: new Gauge({
       name: `${PREFIX}signing_keys_read_ok`,
       help: '1 when the latest read of signing.keysDir succeeded (always 1 for a fixed key set); 0 while reads fail and the last good key set stays in force.',
@@ -184,4 +203,17 @@ export function recordExchangeMetrics(metrics: BrokerMetrics, outcome: ExchangeO
     if (outcome.outcome === 'issued') metrics.issuedTokenTtl.observe(outcome.ttlSeconds);
     if (outcome.outcome === 'cached') metrics.cachedTokenRemaining.observe(outcome.ttlSeconds);
   }
+}
+
+/**
+ * After every read of server.tls's files: whether it could be used, and the validity of the certificate in
+ * force. The TLS families are registered on the first call, so a broker without TLS exports none of them.
+ */
+export function recordServingCertificate(metrics: BrokerMetrics, readOk: boolean, inForce: { readonly notBefore: number; readonly notAfter: number }): void {
+  if (metrics.registry.getSingleMetric(`${PREFIX}tls_files_read_ok`) === undefined) {
+    for (const gauge of [metrics.tlsCertificateExpiry, metrics.tlsCertificateNotBefore, metrics.tlsFilesReadOk]) metrics.registry.registerMetric(gauge);
+  }
+  metrics.tlsFilesReadOk.set(readOk ? 1 : 0);
+  metrics.tlsCertificateExpiry.set(inForce.notAfter / 1000);
+  metrics.tlsCertificateNotBefore.set(inForce.notBefore / 1000);
 }

@@ -1,11 +1,8 @@
-import { spawnSync } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { CompactSign, calculateJwkThumbprint, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 
 /**
@@ -15,81 +12,8 @@ import { CompactSign, calculateJwkThumbprint, exportJWK, generateKeyPair, type C
  * Keys are real RSA keys; every request is recorded with the Authorization header it carried.
  */
 
-const OPENSSL = 'openssl';
-
-/** Whether the openssl CLI can be run; the reason when it cannot. */
-export function opensslAvailability(): { readonly ok: true } | { readonly ok: false; readonly reason: string } {
-  const probe = spawnSync(OPENSSL, ['version'], { encoding: 'utf8', timeout: 10_000 });
-  if (probe.error !== undefined) return { ok: false, reason: `the openssl CLI cannot be run (${probe.error.message})` };
-  if (probe.status !== 0) return { ok: false, reason: `"openssl version" exited with ${probe.status}: ${probe.stderr.trim()}` };
-  return { ok: true };
-}
-
-function openssl(args: readonly string[], cwd: string): void {
-  const result = spawnSync(OPENSSL, args, { cwd, encoding: 'utf8', timeout: 30_000 });
-  if (result.error !== undefined || result.status !== 0) {
-    throw new Error(`openssl ${args.join(' ')} failed: ${result.error?.message ?? result.stderr.trim()}`);
-  }
-}
-
-/** PEM files of a throwaway PKI, in a temp dir removed by `remove()`. */
-export interface TestPki {
-  readonly dir: string;
-  /** The private CA's certificate: what an in-cluster broker finds in ca.crt. */
-  readonly caFile: string;
-  readonly serverCertFile: string;
-  readonly serverKeyFile: string;
-  /** A second, unrelated CA: trusting it must not make the server trusted. */
-  readonly otherCaFile: string;
-  remove(): void;
-}
-
-// A self-contained config, so the result does not depend on the system's openssl.cnf.
-const OPENSSL_CONFIG = `
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = stand-in
-[v3_ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[v3_server]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-`;
-
-/** Generates a CA and a server certificate for 127.0.0.1 (subjectAltName IP:127.0.0.1) with the openssl CLI. */
-export function generateTestPki(): TestPki {
-  const dir = mkdtempSync(join(tmpdir(), 'tls-stand-in-'));
-  try {
-    writeFileSync(join(dir, 'openssl.cnf'), OPENSSL_CONFIG);
-    const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-    for (const ca of ['ca', 'other-ca']) {
-      openssl(['req', '-x509', '-new', ...ecKey, '-keyout', `${ca}.key`, '-out', `${ca}.crt`, '-days', '2',
-        '-subj', `/CN=${ca}-${randomUUID()}`, '-config', 'openssl.cnf', '-extensions', 'v3_ca'], dir);
-    }
-    openssl(['req', '-new', ...ecKey, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1', '-config', 'openssl.cnf'], dir);
-    openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-set_serial', `0x${randomBytes(8).toString('hex')}`,
-      '-days', '2', '-out', 'server.crt', '-extfile', 'openssl.cnf', '-extensions', 'v3_server'], dir);
-  } catch (error) {
-    rmSync(dir, { recursive: true, force: true });
-    throw error;
-  }
-  return {
-    dir,
-    caFile: join(dir, 'ca.crt'),
-    serverCertFile: join(dir, 'server.crt'),
-    serverKeyFile: join(dir, 'server.key'),
-    otherCaFile: join(dir, 'other-ca.crt'),
-    remove: () => rmSync(dir, { recursive: true, force: true }),
-  };
-}
+export { generateTestPki, opensslAvailability, type TestPki } from '../support/test-pki.js';
+import type { TestPki } from '../support/test-pki.js';
 
 /** One request the stand-in received. */
 export interface SeenRequest {
