@@ -25,11 +25,12 @@ import {
 /**
  * deploy/kubernetes is what a platform engineer applies on Monday: every manifest is parsed and checked field by
  * field (RBAC exactly, probes, security context, replicas, the keys Secret mount), the ConfigMap's configuration
- * passes the broker's own validation, and `kubectl kustomize` renders the base and the Redis overlay.
+ * passes the broker's own validation, and `kubectl kustomize` renders the base, the Redis overlay and the TLS overlay.
  */
 
 const BASE = 'deploy/kubernetes/base';
 const OVERLAY = 'deploy/kubernetes/overlays/redis';
+const TLS_OVERLAY = 'deploy/kubernetes/overlays/tls';
 const NAMESPACE = 'platform';
 const CONFIG_FILE = `${BASE}/broker.yaml`;
 const KEYS_SECRET = 'token-broker-signing-keys';
@@ -482,7 +483,49 @@ describe('kubectl kustomize', () => {
     assert.equal(rendered.filter((m) => m.kind === 'Secret').length, 0);
   });
 
+  it('renders the TLS overlay: the base plus a cert-manager Certificate, the broker serving HTTPS on the Service\'s 443', { skip: KUBECTL_SKIP }, async () => {
+    const rendered = render(TLS_OVERLAY);
+    assert.deepEqual(kinds(rendered.filter((m) => m.kind !== 'ConfigMap')), [...BASE_KINDS, 'Certificate/token-broker-tls'].sort());
+    const broker = rendered.find((m) => m.kind === 'Deployment' && at(m, 'metadata.name') === 'token-broker');
+    const brokerContainer = named(arrayAt(broker, 'spec.template.spec.containers'), 'broker');
+    assert.deepEqual(at(brokerContainer, 'ports'), [{ name: 'https', containerPort: 8080, protocol: 'TCP' }]);
+    for (const probe of ['livenessProbe', 'readinessProbe', 'startupProbe']) {
+      assert.equal(at(brokerContainer, `${probe}.httpGet.scheme`), 'HTTPS', probe);
+      assert.equal(at(brokerContainer, `${probe}.httpGet.port`), 'https', probe);
+    }
+    const service = rendered.find((m) => m.kind === 'Service' && at(m, 'metadata.name') === 'token-broker');
+    assert.deepEqual(at(service, 'spec.ports'), [{ name: 'https', port: 443, targetPort: 'https', protocol: 'TCP' }]);
+
+    // The environment the overlay adds, applied to the base's ConfigMap as the broker's loader applies it.
+    const env = Object.fromEntries(arrayAt(brokerContainer, 'env').map((entry) => [stringAt(entry, 'name'), stringAt(entry, 'value')]));
+    const config = await loadConfigFile(join(ROOT, CONFIG_FILE), env);
+    const mount = named(arrayAt(brokerContainer, 'volumeMounts'), 'tls');
+    assert.deepEqual(mount, { name: 'tls', mountPath: '/etc/token-broker/tls', readOnly: true }, 'the whole Secret directory, never subPath (the kubelet does not update those)');
+    assert.deepEqual(config.server.tls, { certFile: '/etc/token-broker/tls/tls.crt', keyFile: '/etc/token-broker/tls/tls.key', minVersion: 'TLSv1.2' });
+    const publicUrl = new URL(config.server.publicUrl);
+    assert.equal(publicUrl.protocol, 'https:');
+    assert.equal(publicUrl.port, '', 'the default port, 443: the Service\'s');
+    assert.equal(publicUrl.hostname, `${String(at(service, 'metadata.name'))}.${NAMESPACE}.svc.cluster.local`);
+
+    const certificate = rendered.find((m) => m.kind === 'Certificate');
+    const secretName = stringAt(certificate, 'spec.secretName');
+    assert.equal(at(named(arrayAt(broker, 'spec.template.spec.volumes'), 'tls'), 'secret.secretName'), secretName);
+    assert.ok(arrayAt(certificate, 'spec.dnsNames').includes(publicUrl.hostname), 'the certificate names the host of publicUrl');
+    assert.ok(arrayAt(certificate, 'spec.usages').includes('server auth'));
+    assert.equal(at(certificate, 'metadata.namespace'), NAMESPACE);
+
+    const monitor = rendered.find((m) => m.kind === 'ServiceMonitor');
+    assert.deepEqual(at(monitor, 'spec.endpoints.0.port'), 'https');
+    assert.deepEqual(at(monitor, 'spec.endpoints.0.scheme'), 'https');
+    assert.deepEqual(at(monitor, 'spec.endpoints.0.tlsConfig.ca.secret'), { name: secretName, key: 'ca.crt' });
+    assert.ok(arrayAt(certificate, 'spec.dnsNames').includes(stringAt(monitor, 'spec.endpoints.0.tlsConfig.serverName')));
+    // The NetworkPolicy still admits the container port the TLS listener uses.
+    const policy = rendered.find((m) => m.kind === 'NetworkPolicy' && at(m, 'metadata.name') === 'token-broker');
+    assert.equal(at(policy, 'spec.ingress.0.ports.0.port'), 8080);
+    assert.equal(rendered.filter((m) => m.kind === 'Secret').length, 0);
+  });
+
   it('the overlay files exist where the kustomizations name them', () => {
-    for (const file of [...resourceFiles(BASE), ...resourceFiles(OVERLAY), `${BASE}/broker.yaml`]) assert.ok(existsSync(join(ROOT, file)), file);
+    for (const file of [...resourceFiles(BASE), ...resourceFiles(OVERLAY), ...resourceFiles(TLS_OVERLAY), `${BASE}/broker.yaml`]) assert.ok(existsSync(join(ROOT, file)), file);
   });
 });

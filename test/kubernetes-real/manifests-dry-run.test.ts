@@ -11,12 +11,15 @@ import { kubectlCommand, realKubernetesUnavailableReason, startRealKubernetes, t
  * rendered kustomize output (base, the top-level kustomization, each overlay) and examples/argo/rbac.yaml.
  * Argo's Workflow objects need Argo's CRDs and are validated against Argo's schema in test/examples/ instead; the
  * ServiceMonitor needs the Prometheus Operator's CRD, which this cluster does not have, so it is the one object
- * left out here (test/deploy/ checks it field by field).
+ * left out here (test/deploy/ checks it field by field). cert-manager's Certificate (overlays/tls) is checked for
+ * real: its published CRD (test/fixtures/crds/, see NOTICE) is installed first, so the API server validates it
+ * against cert-manager's own schema.
  */
 
 const SKIP = realKubernetesUnavailableReason() ?? false;
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const KUSTOMIZATIONS = ['deploy/kubernetes', 'deploy/kubernetes/base', 'deploy/kubernetes/overlays/redis'];
+const KUSTOMIZATIONS = ['deploy/kubernetes', 'deploy/kubernetes/base', 'deploy/kubernetes/overlays/redis', 'deploy/kubernetes/overlays/tls'];
+const CERT_MANAGER_CRD = 'test/fixtures/crds/cert-manager.io_certificates.yaml';
 /** Kinds whose CRD this cluster lacks. */
 const NEEDS_A_CRD = new Set(['ServiceMonitor']);
 
@@ -55,6 +58,10 @@ describe('manifests against a real kube-apiserver: kubectl apply --dry-run=serve
       const created = await cluster.kubectl(['create', 'namespace', namespace, '--save-config']);
       assert.equal(created.code, 0, created.stderr);
     }
+    const crd = await cluster.kubectl(['apply', '-f', `${ROOT}${CERT_MANAGER_CRD}`]);
+    assert.equal(crd.code, 0, crd.stderr);
+    const established = await cluster.kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/certificates.cert-manager.io']);
+    assert.equal(established.code, 0, established.stderr);
   });
 
   after(async () => {
@@ -81,6 +88,15 @@ describe('manifests against a real kube-apiserver: kubectl apply --dry-run=serve
       'serviceaccount/argo-orders-reader created (server dry run)',
       'serviceaccount/argo-workflow-runner created (server dry run)',
     ]);
+  });
+
+  it('the Certificate is validated against cert-manager\'s schema, not waved through: a misspelled field is refused', async () => {
+    const result = await cluster.kubectl(
+      ['apply', '--dry-run=server', '--validate=strict', '-n', 'platform', '-f', '-'],
+      stringify({ apiVersion: 'cert-manager.io/v1', kind: 'Certificate', metadata: { name: 'typo' }, spec: { secretName: 'x', dnsNames: ['a'], issuerRef: { name: 'i' }, renewBeforePercentage: 'soon' } }),
+    );
+    assert.notEqual(result.code, 0);
+    assert.match(result.stderr, /renewBeforePercentage/);
   });
 
   it('the dry run is not vacuous: the API server refuses a field it does not know', async () => {

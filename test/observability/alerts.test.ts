@@ -11,6 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REASON_CODES } from '../../src/errors.js';
+import { recordServingCertificate } from '../../src/observability/metrics.js';
 
 /**
  * The alert rules are code: promtool validates and unit-tests them, every alert has a runbook section, and every
@@ -176,6 +177,8 @@ async function scrapeBroker(): Promise<string> {
     const forbidden = await h.exchange(await h.issuer.projectedToken({ podName: other.metadata.name, podUid: other.metadata.uid }));
     assert.equal(forbidden.status, 500);
     assert.equal(forbidden.body.reason, 'kubernetes_forbidden');
+    // What serve records when it listens with server.tls (test/tls/serve-tls.test.ts drives the real listener).
+    recordServingCertificate(h.broker.metrics, true, { notBefore: Date.now() - 86_400_000, notAfter: Date.now() + 89 * 86_400_000 });
     const text = (await h.http.get('/metrics').expect(200)).text;
     for (const series of [
       'token_broker_exchanges_total{outcome="issued",reason="ok",issuer="test-cluster"} 1',
@@ -259,6 +262,9 @@ describe('deploy/prometheus/alerts.yaml', () => {
       'TokenBrokerSigningKeyActivatedTooSoon',
       'TokenBrokerSigningKeyDroppedTooSoon',
       'TokenBrokerSigningKeysUnreadable',
+      'TokenBrokerTlsCertificateExpiresSoon',
+      'TokenBrokerTlsCertificateNotRenewed',
+      'TokenBrokerTlsFilesUnreadable',
     ]);
     assert.equal(new Set(names).size, names.length, 'alert names are unique');
   });
