@@ -1,7 +1,7 @@
 import express, { type Router } from 'express';
-import { GRANT_TYPE_TOKEN_EXCHANGE } from '../protocol.js';
 import { jwksDocument, type SigningKeySet } from '../mint/signing-key-set.js';
 import type { SigningKey } from '../mint/signing-key.js';
+import { authorizationServerMetadata, openIdConfiguration } from './broker-metadata.js';
 
 /**
  * Seconds clients may cache the JWKS. Kept short: Tyk applies its own cache (240 s by default) on top,
@@ -23,28 +23,27 @@ function perPublishedKeys(signingKeys: SigningKeySet, build: (published: readonl
   };
 }
 
-/** The broker's own discovery document and public keys, which Tyk fetches. */
+/**
+ * The broker's public keys and its two discovery documents (see broker-metadata.ts): RFC 8414 metadata for OAuth
+ * clients, and the OpenID Connect Discovery document that Tyk and other JWT verifiers read `jwks_uri` from. Neither
+ * depends on the keys, so each is serialized once.
+ */
 export function wellKnownRoutes(publicUrl: string, signingKeys: SigningKeySet): Router {
   const router = express.Router();
-  const base = publicUrl.replace(/\/$/, '');
   const jwks = perPublishedKeys(signingKeys, (published) => jwksDocument({ active: () => undefined, published: () => published }));
-  const discovery = perPublishedKeys(signingKeys, (published) => ({
-    issuer: publicUrl,
-    jwks_uri: `${base}/.well-known/jwks.json`,
-    token_endpoint: `${base}/token`,
-    grant_types_supported: [GRANT_TYPE_TOKEN_EXCHANGE],
-    token_endpoint_auth_methods_supported: ['none'],
-    id_token_signing_alg_values_supported: [...new Set(published.map((k) => k.alg))],
-    response_types_supported: ['token'],
-    subject_types_supported: ['public'],
-  }));
+  const oauthMetadata = JSON.stringify(authorizationServerMetadata(publicUrl));
+  const oidcMetadata = JSON.stringify(openIdConfiguration(publicUrl));
   router.get('/.well-known/jwks.json', (_req, res) => {
     res.set('Cache-Control', `public, max-age=${JWKS_MAX_AGE_SECONDS}`);
     res.type('application/jwk-set+json').send(jwks());
   });
+  router.get('/.well-known/oauth-authorization-server', (_req, res) => {
+    res.set('Cache-Control', `public, max-age=${JWKS_MAX_AGE_SECONDS}`);
+    res.type('application/json').send(oauthMetadata);
+  });
   router.get('/.well-known/openid-configuration', (_req, res) => {
     res.set('Cache-Control', `public, max-age=${JWKS_MAX_AGE_SECONDS}`);
-    res.type('application/json').send(discovery());
+    res.type('application/json').send(oidcMetadata);
   });
   return router;
 }

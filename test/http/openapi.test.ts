@@ -69,6 +69,12 @@ interface OpenApiDocument {
 
 const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
 
+/** An operation documented only to say what the server answers to a method it does not serve (GET /token: 405). */
+function isMethodRefusal(op: OperationObject): boolean {
+  const statuses = Object.keys(op.responses);
+  return statuses.length > 0 && statuses.every((status) => status === '405');
+}
+
 function isObject(value: unknown): value is JsonObject {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
@@ -303,7 +309,11 @@ describe('openapi.yaml: the document', () => {
       ids.add(op.operationId!);
       assert.ok((op.summary ?? '').length > 0 && (op.description ?? '').length > 0, `${label}: summary and description`);
       assert.ok((op.tags ?? []).length > 0, `${label}: tags`);
-      assert.ok(Object.keys(op.responses).some((status) => status.startsWith('2')), `${label}: a success response`);
+      // redocly.yaml turns Redocly's operation-2xx-response and operation-4xx-response off: what they are for, where it applies.
+      if (!isMethodRefusal(op)) assert.ok(Object.keys(op.responses).some((status) => status.startsWith('2')), `${label}: a success response`);
+      if (op.requestBody !== undefined) {
+        for (const status of ['400', '413']) assert.ok(op.responses[status] !== undefined, `${label} reads a body: documents its ${status}`);
+      }
       for (const [status, response] of Object.entries(op.responses)) {
         assert.match(status, /^[1-5]\d\d$/, `${label}: explicit statuses only (no "default", no ranges)`);
         assert.ok(response.description.length > 0, `${label} ${status}: description`);
@@ -414,11 +424,18 @@ describe('openapi.yaml: every route the app serves', () => {
     const withoutCatchAlls = (routes: Set<string>): Set<string> => new Set([...routes].filter((r) => !r.startsWith('ALL ')));
     const production = withoutCatchAlls(servedRoutes(h.broker.app.express));
     const all = withoutCatchAlls(servedRoutes(dev.broker.app.express));
+    // A method a catch-all refuses may be documented, as an operation whose only response is that 405.
+    const refusedByCatchAll = new Set<string>();
     for (const path of catchAllPaths(servedRoutes(dev.broker.app.express))) {
       assert.ok(doc.paths[path] !== undefined, `${path} has a catch-all route but is not documented`);
       assert.match(operation(path, 'post').description ?? '', /405/, `${path}: says other methods answer 405`);
       assert.ok(doc.components.responses.MethodNotAllowed !== undefined, 'components.responses.MethodNotAllowed');
+      for (const method of HTTP_METHODS) {
+        const op = doc.paths[path]?.[method];
+        if (op !== undefined && isMethodRefusal(op as OperationObject)) refusedByCatchAll.add(`${method.toUpperCase()} ${path}`);
+      }
     }
+    assert.ok(refusedByCatchAll.has('GET /token'), 'GET /token is documented as the 405 it is');
     assert.ok(production.has('POST /token') && all.has('POST /dev/workload-token'), 'the router walk finds routes');
     for (const route of production) assert.ok(all.has(route), `dev mode serves ${route} too`);
     const devOnly = new Set([...all].filter((route) => !production.has(route)));
@@ -433,6 +450,7 @@ describe('openapi.yaml: every route the app serves', () => {
     const documentedDevOnly = new Set<string>();
     for (const { path, method, op } of operations()) {
       const route = `${method.toUpperCase()} ${path}`;
+      if (refusedByCatchAll.has(route)) continue;
       documented.add(route);
       if (op['x-enabled-by'] !== undefined) {
         documentedEnabledBy.add(route);
@@ -616,11 +634,30 @@ describe('openapi.yaml: real responses of the other routes conform', () => {
     assert.ok(body.keys.every((k) => k.alg === 'ES256' && k.d === undefined));
   });
 
-  it('GET /.well-known/openid-configuration: points at this broker\'s JWKS and token endpoint', async () => {
+  it('GET /.well-known/oauth-authorization-server: RFC 8414 metadata, nothing the broker does not do', async () => {
+    const res = await h.http.get('/.well-known/oauth-authorization-server');
+    const body = assertConforms(res, '/.well-known/oauth-authorization-server', 'get');
+    assert.equal(res.status, 200);
+    assert.deepEqual(body, {
+      issuer: PUBLIC_URL,
+      token_endpoint: `${PUBLIC_URL}/token`,
+      jwks_uri: `${PUBLIC_URL}/.well-known/jwks.json`,
+      grant_types_supported: [GRANT_TYPE_TOKEN_EXCHANGE],
+      token_endpoint_auth_methods_supported: ['none'],
+      response_types_supported: [],
+    });
+  });
+
+  it('GET /.well-known/openid-configuration: points at this broker\'s JWKS and token endpoint, claims no ID tokens', async () => {
     const res = await h.http.get('/.well-known/openid-configuration');
-    const body = assertConforms(res, '/.well-known/openid-configuration', 'get') as { issuer: string; jwks_uri: string; token_endpoint: string };
+    const body = assertConforms(res, '/.well-known/openid-configuration', 'get') as Record<string, unknown>;
     assert.equal(res.status, 200);
     assert.deepEqual([body.issuer, body.jwks_uri, body.token_endpoint], [PUBLIC_URL, `${PUBLIC_URL}/.well-known/jwks.json`, `${PUBLIC_URL}/token`]);
+    assert.deepEqual(body.response_types_supported, []);
+    for (const absent of ['authorization_endpoint', 'id_token_signing_alg_values_supported', 'userinfo_endpoint']) assert.equal(absent in body, false, `no ${absent}`);
+    const schema = operation('/.well-known/openid-configuration', 'get').responses['200']?.content?.['application/json']?.schema;
+    assert.ok(schema !== undefined);
+    assertInvalid(schema, { ...body, id_token_signing_alg_values_supported: ['ES256'] }, 'a discovery document claiming ID tokens');
   });
 
   it('GET /healthz and GET /readyz (warmed up): 200', async () => {
@@ -668,9 +705,17 @@ describe('openapi.yaml: real responses of the other routes conform', () => {
     }
   });
 
-  it('405: any method but POST on /token answers the documented MethodNotAllowed body with Allow: POST', async () => {
+  it('405: GET /token answers what its operation documents, with Allow: POST', async () => {
+    const res = await h.http.get('/token');
+    const body = assertConforms(res, '/token', 'get') as { reason: string };
+    assert.equal(res.status, 405);
+    assert.equal(body.reason, 'method_not_allowed');
+    assert.equal(res.headers.allow, 'POST');
+  });
+
+  it('405: any other method but POST on /token answers the documented MethodNotAllowed body with Allow: POST', async () => {
     const requests: [string, supertest.Test][] = [
-      ['GET /token', h.http.get('/token')],
+      ['PATCH /token', h.http.patch('/token')],
       ['PUT /token', h.http.put('/token')],
       ['DELETE /token', h.http.delete('/token')],
     ];

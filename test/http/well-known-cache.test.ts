@@ -7,8 +7,9 @@ import { jwksDocument, type SigningKeySet } from '../../src/mint/signing-key-set
 import { generateSigningKey, type SigningKey } from '../../src/mint/signing-key.js';
 
 /*
- * The JWKS and discovery documents are serialized once per published key list, not per request. What is served
- * must stay exactly what serializing the key set gives, and follow the key set the moment it publishes another list.
+ * The JWKS is serialized once per published key list, not per request. What is served must stay exactly what
+ * serializing the key set gives, and follow the key set the moment it publishes another list. The discovery
+ * documents name no key or algorithm, so a new key list leaves them as they were.
  */
 
 describe('/.well-known documents, serialized once per key list', () => {
@@ -49,34 +50,42 @@ describe('/.well-known documents, serialized once per key list', () => {
     assert.equal(a.headers['cache-control'], 'public, max-age=60');
   });
 
-  it('a newly published key list is served at once, in the JWKS and in discovery', async () => {
+  it('a newly published key list is served at once in the JWKS; the discovery documents stay the same bytes', async () => {
     const { keySet, publish } = swappableKeySet([first]);
     const http = app(keySet);
-    const before = await http.get('/.well-known/openid-configuration');
-    assert.deepEqual(before.body.id_token_signing_alg_values_supported, ['ES256']);
+    const discoveryBefore = await http.get('/.well-known/openid-configuration');
+    const metadataBefore = await http.get('/.well-known/oauth-authorization-server');
     assert.deepEqual((await http.get('/.well-known/jwks.json')).body.keys.map((k: { kid: string }) => k.kid), [first.kid]);
 
     publish([second, first]);
     const jwks = await http.get('/.well-known/jwks.json');
     assert.equal(jwks.text, JSON.stringify(jwksDocument(keySet)));
     assert.deepEqual(jwks.body.keys.map((k: { kid: string }) => k.kid), [second.kid, first.kid]);
-    const after = await http.get('/.well-known/openid-configuration');
-    assert.deepEqual(after.body.id_token_signing_alg_values_supported, ['RS256', 'ES256']);
+    assert.equal((await http.get('/.well-known/openid-configuration')).text, discoveryBefore.text);
+    assert.equal((await http.get('/.well-known/oauth-authorization-server')).text, metadataBefore.text);
   });
 
-  it('discovery keeps its document and content type', async () => {
+  it('discovery documents: their exact fields, JSON, cacheable for a minute', async () => {
     const { keySet } = swappableKeySet([first]);
-    const res = await app(keySet).get('/.well-known/openid-configuration');
-    assert.match(String(res.headers['content-type']), /^application\/json; charset=utf-8$/);
-    assert.deepEqual(res.body, {
+    const http = app(keySet);
+    const metadata = {
       issuer: 'https://token-broker.test',
-      jwks_uri: 'https://token-broker.test/.well-known/jwks.json',
       token_endpoint: 'https://token-broker.test/token',
+      jwks_uri: 'https://token-broker.test/.well-known/jwks.json',
       grant_types_supported: ['urn:ietf:params:oauth:grant-type:token-exchange'],
       token_endpoint_auth_methods_supported: ['none'],
-      id_token_signing_alg_values_supported: ['ES256'],
-      response_types_supported: ['token'],
-      subject_types_supported: ['public'],
-    });
+      response_types_supported: [],
+    };
+    const documents: [string, Record<string, unknown>][] = [
+      ['/.well-known/oauth-authorization-server', metadata],
+      ['/.well-known/openid-configuration', { ...metadata, subject_types_supported: ['public'] }],
+    ];
+    for (const [path, expected] of documents) {
+      const res = await http.get(path);
+      assert.equal(res.status, 200, path);
+      assert.match(String(res.headers['content-type']), /^application\/json; charset=utf-8$/);
+      assert.equal(res.headers['cache-control'], 'public, max-age=60');
+      assert.deepEqual(res.body, expected, path);
+    }
   });
 });
