@@ -12,8 +12,10 @@
 # The image defaults to NODE_ENV=production, which refuses dev mode: `serve` needs --config FILE or
 # BROKER_CONFIG. docker-compose.yml opts into dev mode explicitly for the local demo.
 
-# Both stages use the same pinned base (Debian bookworm slim, the Node.js the tests run on).
-FROM node:20.20.2-bookworm-slim AS build
+# Both stages use the same pinned base: Debian bookworm slim with a Node.js LTS release (Node 20 reached end of
+# life on 2026-04-30). .ci/run runs the test suite on this exact version as well as on the machine's Node
+# (scripts/lts-node.sh installs it from the npm registry); test/deploy/dockerfile.test.ts keeps both stages equal.
+FROM node:24.22.3-bookworm-slim AS build
 WORKDIR /app
 # Dependencies first, so editing src/ does not invalidate the npm ci layer. --ignore-scripts: `prepare`
 # would build before src/ is here; no dependency tsc needs has an install script.
@@ -24,7 +26,7 @@ COPY src ./src
 # main.js carries a `#!/usr/bin/env node` line; executable, it is also the `token-broker` command.
 RUN npm run build && chmod 0755 dist/main.js
 
-FROM node:20.20.2-bookworm-slim AS runtime
+FROM node:24.22.3-bookworm-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./

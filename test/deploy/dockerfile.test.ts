@@ -1,5 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, arrayAt, at, named, readText, readYaml } from './deploy-support.js';
@@ -7,8 +8,18 @@ import { ROOT, arrayAt, at, named, readText, readYaml } from './deploy-support.j
 /**
  * The Dockerfile cannot be built here (no Docker engine), so it is read as data: its instructions, stage by
  * stage, and the build context that .dockerignore leaves, checked against what the image must be: multi-stage,
- * production dependencies only, a pinned Node.js 20 slim base, a numeric non-root user, no writes needed.
+ * production dependencies only, a pinned and still supported Node.js LTS slim base, a numeric non-root user, no
+ * writes needed.
  */
+
+/**
+ * Node.js LTS lines and their end of life, from the Node.js release schedule (github.com/nodejs/Release). A line
+ * pinned line past its end of life fails the test until the Dockerfile moves on.
+ */
+const LTS_END_OF_LIFE: ReadonlyMap<number, string> = new Map([
+  [22, '2027-04-30'],
+  [24, '2028-04-30'],
+]);
 
 interface Instruction {
   readonly keyword: string;
@@ -68,6 +79,10 @@ const stages = stagesOf(instructions);
 const build = stages.find((stage) => stage.name === 'build');
 const runtime = stages.at(-1);
 
+function from(): string {
+  return stages[0]?.from ?? '';
+}
+
 function args(stage: Stage | undefined, keyword: string): string[] {
   return (stage?.instructions ?? []).filter((i) => i.keyword === keyword).map((i) => i.args);
 }
@@ -91,21 +106,38 @@ function ignored(path: string): boolean {
 }
 
 describe('Dockerfile', () => {
-  it('has two stages, build and runtime, on the same pinned Node.js 20 slim image', () => {
+  it('has two stages, build and runtime, on the same pinned Node.js LTS slim image that is still supported', () => {
     assert.deepEqual(
-      stages.map((stage) => [stage.from, stage.name]),
-      [
-        ['node:20.20.2-bookworm-slim', 'build'],
-        ['node:20.20.2-bookworm-slim', 'runtime'],
-      ],
+      stages.map((stage) => stage.name),
+      ['build', 'runtime'],
     );
-    for (const stage of stages) {
-      assert.match(stage.from, /^node:20\.\d+\.\d+-[a-z]+-slim$/, 'a full version tag, never latest or a floating major');
-    }
+    const froms = new Set(stages.map((stage) => stage.from));
+    assert.equal(froms.size, 1, `both stages on one base, not ${[...froms].join(' and ')}`);
+    const base = from();
+    const match = /^node:(\d+)\.(\d+)\.(\d+)-bookworm-slim$/.exec(base);
+    assert.ok(match !== null, `${base}: a full version tag, never latest or a floating major`);
+    const major = Number(match[1]);
+    const endOfLife = LTS_END_OF_LIFE.get(major);
+    assert.ok(endOfLife !== undefined, `Node.js ${major} is not an LTS line (${[...LTS_END_OF_LIFE.keys()].join(', ')} are)`);
+    assert.ok(Date.now() < Date.parse(endOfLife), `Node.js ${major} reached end of life on ${endOfLife}: pin a supported LTS`);
+    // The suite also runs on the machine's Node; the image must satisfy the same engines range.
     const engines = (JSON.parse(readText('package.json')) as { engines: { node: string } }).engines.node;
     assert.equal(engines, '>=20.19');
-    const [, minor] = /^node:20\.(\d+)\./.exec(stages[0]?.from ?? '') ?? [];
-    assert.ok(Number(minor) >= 19, 'the image satisfies package.json engines');
+    assert.ok(major > 20, 'the image satisfies package.json engines');
+  });
+
+  it('is the Node.js that .ci/run runs the suite on a second time, and that Node.js calls itself LTS', () => {
+    const version = from().slice('node:'.length).split('-')[0] ?? '';
+    const reported = execFileSync(join(ROOT, 'scripts/lts-node.sh'), ['--version'], { encoding: 'utf8' }).trim();
+    assert.equal(reported, version, 'scripts/lts-node.sh reads the version from the FROM lines');
+    const ci = readText('.ci/run');
+    assert.match(ci, /^PATH="\$\(scripts\/lts-node\.sh\):\$PATH" npm test$/m, '.ci/run runs npm test on the image\'s Node.js');
+    assert.ok(readText('docs/deployment.md').includes(`Both stages are \`node:${version}-bookworm-slim\``), 'docs/deployment.md names the base');
+    assert.ok(readText('README.md').includes(`(${version}, the Dockerfile's \`FROM\``), 'README names the version the image runs');
+    if (process.version === `v${version}`) {
+      // Running under that second run: the binary itself says it is a long-term-support release.
+      assert.equal(typeof process.release.lts, 'string');
+    }
   });
 
   it('builds with every dependency and tsc in the build stage', () => {
