@@ -321,9 +321,15 @@ export function quoteContextAt(script: string, index: number): QuoteContext {
   return top === 'single' ? 'single' : top === 'double' ? 'double' : 'none';
 }
 
-/** The broker exchange as a shell command that prints the access token (README: "Calling it from a workflow step"). */
+/**
+ * The broker exchange as a shell command that prints the access token (README: "Calling it from a workflow step").
+ * It is substituted in place of the credential, inside the command that used it, so it cannot stop the step the
+ * way the README's separate `|| exit 1` line does: `-sS --fail` at least writes curl's error ("returned error:
+ * 403") to the step's log instead of failing silently, and never puts the broker's error body where the token goes
+ * (which `--fail-with-body` would, inside `$(...)`).
+ */
 export function exchangeCommand(brokerUrl: string, tokenFile: string): string {
-  return `curl -sf -X POST ${brokerBaseUrl(brokerUrl)}/token -H "Authorization: Bearer $(cat ${tokenFile})" -H 'Accept: text/plain'`;
+  return `curl -sS --fail -X POST ${brokerBaseUrl(brokerUrl)}/token -H "Authorization: Bearer $(cat ${tokenFile})" -H 'Accept: text/plain'`;
 }
 
 /** `command`'s output as a shell word, written to fit the quoting in force where it goes. */

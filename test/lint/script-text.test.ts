@@ -145,7 +145,7 @@ describe('shell quoting for a replacement', () => {
     const command = exchangeCommand(`${BROKER}/`, '/var/run/secrets/token-broker/token');
     assert.equal(
       command,
-      `curl -sf -X POST ${BROKER}/token -H "Authorization: Bearer $(cat /var/run/secrets/token-broker/token)" -H 'Accept: text/plain'`,
+      `curl -sS --fail -X POST ${BROKER}/token -H "Authorization: Bearer $(cat /var/run/secrets/token-broker/token)" -H 'Accept: text/plain'`,
     );
     assert.equal(commandSubstitution('c', 'none'), '"$(c)"');
     assert.equal(commandSubstitution('c', 'double'), '$(c)');

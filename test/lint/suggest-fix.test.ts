@@ -56,7 +56,7 @@ describe('--suggest: the diff of a mechanical fix', () => {
         '           set -eu',
         '           # the token below was copied from the dashboard (expires 2026)',
         `-          curl -sf -H "Authorization: Bearer ${FIXTURE_JWT}" \\`,
-        '+          curl -sf -H "Authorization: Bearer $(curl -sf -X POST https://token-broker.platform.svc.cluster.local/token -H "Authorization: Bearer $(cat /var/run/secrets/token-broker/token)" -H \'Accept: text/plain\')" \\',
+        '+          curl -sf -H "Authorization: Bearer $(curl -sS --fail -X POST https://token-broker.platform.svc.cluster.local/token -H "Authorization: Bearer $(cat /var/run/secrets/token-broker/token)" -H \'Accept: text/plain\')" \\',
         '             https://gateway.example.com/orders/',
         '         resources:',
         '           limits: {cpu: 100m, memory: 64Mi}   # keep the step small',
@@ -89,7 +89,7 @@ describe('--suggest: the diff of a mechanical fix', () => {
         '       args:',
         '       - |',
         '-        curl -sf -H "Authorization: $TYK_API_KEY" https://gateway.example.com/ledger/export > /tmp/export.json',
-        '+        curl -sf -H "Authorization: $(curl -sf -X POST https://tb.example.com/token -H "Authorization: Bearer $(cat /var/run/secrets/token-broker/token)" -H \'Accept: text/plain\')" https://gateway.example.com/ledger/export > /tmp/export.json',
+        '+        curl -sf -H "Authorization: $(curl -sS --fail -X POST https://tb.example.com/token -H "Authorization: Bearer $(cat /var/run/secrets/token-broker/token)" -H \'Accept: text/plain\')" https://gateway.example.com/ledger/export > /tmp/export.json',
         '       env:',
         '-      # static key from the API owner, rotate yearly',
         '-      - name: TYK_API_KEY',
@@ -227,9 +227,9 @@ describe('splicing edits into flow style and odd layouts', () => {
     );
     assert.equal(
       fixed.split('\n')[7],
-      `      container: {image: alpine, command: [sh, -c], args: ["curl -H 'Authorization: Bearer '\\"$(curl -sf -X POST https://token-broker.platform.svc.cluster.local/token -H \\"Authorization: Bearer $(cat /var/run/secrets/token-broker/token)\\" -H 'Accept: text/plain')\\"'' https://gw.example.com/"], volumeMounts: [ { name: broker-token, mountPath: /var/run/secrets/token-broker, readOnly: true } ]}`,
+      `      container: {image: alpine, command: [sh, -c], args: ["curl -H 'Authorization: Bearer '\\"$(curl -sS --fail -X POST https://token-broker.platform.svc.cluster.local/token -H \\"Authorization: Bearer $(cat /var/run/secrets/token-broker/token)\\" -H 'Accept: text/plain')\\"'' https://gw.example.com/"], volumeMounts: [ { name: broker-token, mountPath: /var/run/secrets/token-broker, readOnly: true } ]}`,
     );
-    assert.deepEqual(parseDocument(fixed).getIn(['spec', 'templates', 0, 'container', 'args', 0]), `curl -H 'Authorization: Bearer '"$(curl -sf -X POST https://token-broker.platform.svc.cluster.local/token -H "Authorization: Bearer $(cat /var/run/secrets/token-broker/token)" -H 'Accept: text/plain')"'' https://gw.example.com/`);
+    assert.deepEqual(parseDocument(fixed).getIn(['spec', 'templates', 0, 'container', 'args', 0]), `curl -H 'Authorization: Bearer '"$(curl -sS --fail -X POST https://token-broker.platform.svc.cluster.local/token -H "Authorization: Bearer $(cat /var/run/secrets/token-broker/token)" -H 'Accept: text/plain')"'' https://gw.example.com/`);
   });
 
   it('adds a missing audience to a projected token', () => {
@@ -281,7 +281,7 @@ describe('splicing edits into flow style and odd layouts', () => {
     const fixed = applyDiff(text, finding?.suggestion ?? '');
     assert.equal(
       fixed.split('\n')[10],
-      '          - "curl -sf --oauth2-bearer \\"$(curl -sf -X POST https://token-broker.platform.svc.cluster.local/token -H \\"Authorization: Bearer $(cat /var/run/secrets/token-broker/token)\\" -H \'Accept: text/plain\')\\" https://gw.example.com/"  # plain',
+      '          - "curl -sf --oauth2-bearer \\"$(curl -sS --fail -X POST https://token-broker.platform.svc.cluster.local/token -H \\"Authorization: Bearer $(cat /var/run/secrets/token-broker/token)\\" -H \'Accept: text/plain\')\\" https://gw.example.com/"  # plain',
     );
   });
 
