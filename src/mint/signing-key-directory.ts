@@ -1,5 +1,6 @@
 import { watch, type FSWatcher } from 'node:fs';
 import type { Logger } from 'pino';
+import { debounced } from '../files/debounced.js';
 import { serializeRereads } from '../files/serialized-rereads.js';
 import { computeKeyStates, type KeyLifecycleSettings, type KeyStates } from './key-lifecycle.js';
 import { keyMetadataFileName, readSigningKeysDir, type SigningKeyFile, type SigningKeySet, type SigningKeysDirContents } from './signing-key-set.js';
@@ -198,18 +199,11 @@ export async function openSigningKeyDirectory(options: SigningKeyDirectoryOption
   const { rescan, settled } = serializeRereads(readOnce);
 
   let watcher: FSWatcher | undefined;
-  let debounce: NodeJS.Timeout | undefined;
+  const rescanAfterEvents = debounced(() => void rescan(), WATCH_DEBOUNCE_MS);
   function ensureWatching(): void {
     if (closed || options.watch === false || watcher !== undefined) return;
     try {
-      watcher = watch(dir, { persistent: false }, () => {
-        if (debounce !== undefined) clearTimeout(debounce);
-        debounce = setTimeout(() => {
-          debounce = undefined;
-          void rescan();
-        }, WATCH_DEBOUNCE_MS);
-        debounce.unref();
-      });
+      watcher = watch(dir, { persistent: false }, () => rescanAfterEvents.trigger());
       watcher.on('error', (error) => {
         // The periodic re-read carries on; a later successful read watches again.
         logger.warn({ dir, error: errorMessage(error) }, 'watching the signing keys directory failed; relying on the periodic re-read');
@@ -247,7 +241,7 @@ export async function openSigningKeyDirectory(options: SigningKeyDirectoryOption
     async close() {
       closed = true;
       if (interval !== undefined) clearInterval(interval);
-      if (debounce !== undefined) clearTimeout(debounce);
+      rescanAfterEvents.cancel();
       watcher?.close();
       watcher = undefined;
       listeners.clear();

@@ -1,6 +1,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
+import { debounced } from '../files/debounced.js';
 import { serializeRereads } from '../files/serialized-rereads.js';
 import { readTlsCredentials, type TlsCredentials, type TlsFiles } from './tls-credentials.js';
 
@@ -76,19 +77,12 @@ export function reloadTlsOnChange(options: TlsReloaderOptions): TlsReloader {
   const { rescan, settled } = serializeRereads(readOnce);
 
   const watchers: FSWatcher[] = [];
-  let debounce: NodeJS.Timeout | undefined;
+  const rescanAfterEvents = debounced(() => void rescan(), WATCH_DEBOUNCE_MS);
   if (options.watch !== false) {
     const directories = new Set([files.certFile, files.keyFile, ...(files.clientCaFile === undefined ? [] : [files.clientCaFile])].map((file) => dirname(file)));
     for (const directory of directories) {
       try {
-        const watcher = watch(directory, { persistent: false }, () => {
-          if (debounce !== undefined) clearTimeout(debounce);
-          debounce = setTimeout(() => {
-            debounce = undefined;
-            void rescan();
-          }, WATCH_DEBOUNCE_MS);
-          debounce.unref();
-        });
+        const watcher = watch(directory, { persistent: false }, () => rescanAfterEvents.trigger());
         watcher.on('error', (error) => logger.warn({ directory, error: errorMessage(error) }, 'watching TLS files failed; relying on the periodic re-read'));
         watchers.push(watcher);
       } catch (error) {
@@ -106,7 +100,7 @@ export function reloadTlsOnChange(options: TlsReloaderOptions): TlsReloader {
     async close() {
       closed = true;
       if (interval !== undefined) clearInterval(interval);
-      if (debounce !== undefined) clearTimeout(debounce);
+      rescanAfterEvents.cancel();
       for (const watcher of watchers) watcher.close();
       await settled();
     },
