@@ -144,10 +144,19 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     clusters.set(issuer.name, { podBinding: settings.podBinding, verification: settings.verification, source });
   }
 
+  // One resolver, for the exchange and for explain: an explanation judges exactly the identity an exchange would.
+  const resolveWorkload = createWorkloadResolver({
+    issuers,
+    rules,
+    clusterFor: (issuerName) => clusters.get(issuerName),
+    now,
+    subjectNeedsPod: subjectTemplateNeedsPod(config.tokens.subject),
+    verifiedTokens,
+  });
+
   const exchange = createExchange({
     config,
-    issuers,
-    rules: () => rules,
+    resolveWorkload,
     minter:
       config.tokens.format === 'tyk-key' && config.tyk !== undefined
         ? createTykKeyMinter(config.tyk, config.tokens)
@@ -155,30 +164,12 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     cache,
     coordinator,
     rateLimiter,
-    clusterFor: (issuerName) => clusters.get(issuerName),
     now,
     observe,
-    verifiedTokens,
   });
 
-  // explain (POST /v1/explain) ----------------------------------------------------------------------------
-  // Built only when enabled, on a resolver with the exchange's own dependencies (createExchange builds its
-  // resolver from the same issuers, rules, clusters, clock and `sub` template), so an explanation judges exactly
-  // the identity an exchange would.
-  const explain = config.explain.enabled
-    ? createWorkloadExplainer({
-        config,
-        resolveWorkload: createWorkloadResolver({
-          issuers,
-          rules: () => rules,
-          clusterFor: (issuerName) => clusters.get(issuerName),
-          now,
-          subjectNeedsPod: subjectTemplateNeedsPod(config.tokens.subject),
-          verifiedTokens,
-        }),
-        now,
-      })
-    : undefined;
+  // explain (POST /v1/explain), built only when enabled ----------------------------------------------------
+  const explain = config.explain.enabled ? createWorkloadExplainer({ config, resolveWorkload, now }) : undefined;
   // ----------------------------------------------------------------------------------------------------------
 
   /** Requests refused before they become an exchange (bad form, oversized body) are counted and logged too. */

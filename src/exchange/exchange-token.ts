@@ -1,69 +1,38 @@
 import { randomUUID } from 'node:crypto';
-import { BrokerError, invalidRequest, invalidTarget, toBrokerError } from '../errors.js';
+import { BrokerError, invalidRequest, toBrokerError } from '../errors.js';
 import { TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT } from '../protocol.js';
 import { MAX_SUBJECT_TOKEN_BYTES, tokenSha256, type VerifiedSubjectToken } from '../issuers/verify-subject-token.js';
-import { createWorkloadResolver, type ResolutionProgress } from './resolve-workload.js';
+import type { ResolutionProgress, ResolveWorkload } from './resolve-workload.js';
 import { rateLimitKey } from '../limits/rate-limit-key.js';
 import { argoContextOf, type WorkloadIdentity } from '../identity/workload-identity.js';
-import type { ClusterAccess } from '../identity/cluster-checks.js';
-import { evaluateRules, type PolicyDecision } from '../rules/evaluate-rules.js';
-import { mintInputOf, subjectTemplateNeedsPod, type MintInput } from '../mint/access-token-claims.js';
+import type { PolicyDecision } from '../rules/evaluate-rules.js';
+import { decideGrant } from '../rules/decide-grant.js';
+import { mintInputOf, type MintInput } from '../mint/access-token-claims.js';
 import { tokenCacheKey } from '../cache/cache-key.js';
 import type { BrokerConfig } from '../config/schema.js';
-import type { CompiledRules } from '../rules/compiled-rules.js';
 import type { AccessTokenMinter } from '../mint/access-token-minter.js';
 import type { TokenCache, CachedToken } from '../cache/token-cache.js';
 import type { MintCoordinator } from '../cache/mint-coordinator.js';
 import type { MintRateLimiter } from '../limits/mint-rate-limiter.js';
-import type { TrustedIssuers } from '../issuers/trusted-issuers.js';
-import type { VerifiedTokenCache } from '../issuers/verified-token-cache.js';
 import type { ExchangeRequest, ExchangeResponse } from './exchange-request.js';
 import type { ExchangeObserver, ExchangeOutcome } from '../observability/exchange-outcome.js';
 
 export interface ExchangeDependencies {
   readonly config: Pick<BrokerConfig, 'tokens' | 'server' | 'cache'>;
-  readonly issuers: TrustedIssuers;
-  /** Read on every exchange, so a reload can swap the compiled rules atomically. */
-  readonly rules: () => CompiledRules;
+  /** From a subject token to the identity the rules judge; the same resolver serves POST /v1/explain. */
+  readonly resolveWorkload: ResolveWorkload;
   /** Produces the credential: a signed JWT, or a Tyk key. */
   readonly minter: AccessTokenMinter;
   readonly cache: TokenCache;
   /** Makes concurrent requests for the same token mint once (in this process, and across replicas with Redis). */
   readonly coordinator: MintCoordinator;
   readonly rateLimiter: MintRateLimiter;
-  /** The cluster API for an issuer's tokens, when Kubernetes is enabled for it. */
-  readonly clusterFor?: (issuerName: string) => ClusterAccess | undefined;
   readonly now: () => number;
   readonly observe: ExchangeObserver;
   readonly newJti?: () => string;
-  /** Verified subject tokens by SHA-256: a re-presented token skips its signature check, never its time checks. */
-  readonly verifiedTokens?: VerifiedTokenCache;
 }
 
 export type ExchangeToken = (request: ExchangeRequest, requestId: string) => Promise<ExchangeResponse>;
-
-/**
- * The policies of the token: what the rules grant, or, when the request names a `scope`, exactly those policies,
- * each of which must be granted or requestable (RFC 8693 `scope`).
- */
-export function selectPolicies(decision: PolicyDecision, scope: readonly string[] | undefined): readonly string[] {
-  if (scope === undefined) {
-    if (decision.policies.length === 0) {
-      throw invalidRequest('no_matching_rule', 'No policy is granted to this workload identity.', { detail: 'no policy granted; see verdicts' });
-    }
-    return decision.policies;
-  }
-  const available = new Set([...decision.policies, ...decision.requestable]);
-  if (available.size === 0) {
-    throw invalidRequest('no_matching_rule', 'No policy is granted to this workload identity.', { detail: 'no policy granted; see verdicts' });
-  }
-  const refused = scope.filter((policy) => !available.has(policy));
-  if (refused.length > 0) {
-    throw invalidTarget('scope_not_granted', `The requested scope includes policies this workload is not granted: ${refused.join(' ').slice(0, 300)}.`);
-  }
-  const requested = new Set(scope);
-  return [...decision.policies, ...decision.requestable].filter((policy) => requested.has(policy));
-}
 
 /** The refusals whose log line explains each rule's verdict. */
 const REFUSED_BY_RULES: ReadonlySet<string> = new Set(['no_matching_rule', 'scope_not_granted']);
@@ -84,17 +53,9 @@ function rateLimited(retryAfterSeconds: number): BrokerError {
 export function createExchange(deps: ExchangeDependencies): ExchangeToken {
   const { tokens } = deps.config;
   const { refreshBeforeSeconds } = deps.config.cache;
-  const allowedAudiences = new Set(tokens.allowedAudiences ?? [tokens.audience]);
   const newJti = deps.newJti ?? randomUUID;
   const nowSeconds = () => Math.floor(deps.now() / 1000);
-  const resolveWorkload = createWorkloadResolver({
-    issuers: deps.issuers,
-    rules: deps.rules,
-    clusterFor: deps.clusterFor,
-    now: deps.now,
-    subjectNeedsPod: subjectTemplateNeedsPod(tokens.subject),
-    verifiedTokens: deps.verifiedTokens,
-  });
+  const { resolveWorkload } = deps;
 
   async function mint(identity: WorkloadIdentity, input: MintInput, cacheKey: string): Promise<CachedToken> {
     const limit = await deps.rateLimiter.take(rateLimitKey(identity));
@@ -123,14 +84,11 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
       const resolved = await resolveWorkload(request.subjectToken, progress);
       ({ verified, identity } = resolved);
       const { rules } = resolved;
-      decision = evaluateRules(rules, identity, tokens);
-      const policies = selectPolicies(decision, request.scope);
-      const audience = request.audience ?? tokens.audience;
-      if (!allowedAudiences.has(audience)) {
-        throw invalidTarget('audience_not_allowed', `The broker does not issue tokens for audience "${audience.slice(0, 120)}".`);
-      }
+      const decided = decideGrant(rules, identity, request, tokens);
+      decision = decided.evaluation;
+      if (!decided.granted) throw decided.refusal;
       // What the credential will say, derived once: the minter reads only this, and the cache key hashes all of it.
-      const input = mintInputOf({ identity, policies, audience, ttlSeconds: decision.ttlSeconds }, tokens, deps.config.server.publicUrl);
+      const input = mintInputOf(decided.grant, tokens, deps.config.server.publicUrl);
       const cacheKey = tokenCacheKey(input, identity, { rulesVersion: rules.version, generation: deps.minter.generation() ?? 'none' });
 
       const mintingIdentity = identity;

@@ -8,7 +8,8 @@ import type { VerifiedTokenCache } from '../issuers/verified-token-cache.js';
 
 export interface WorkloadResolverDependencies {
   readonly issuers: TrustedIssuers;
-  readonly rules: () => CompiledRules;
+  /** Compiled once at start; a configuration reload would build a new resolver around the new rules. */
+  readonly rules: CompiledRules;
   readonly clusterFor?: ((issuerName: string) => ClusterAccess | undefined) | undefined;
   readonly now: () => number;
   /** True when the `sub` template reads {workflow} or {node}, which come from the pod. */
@@ -52,7 +53,7 @@ export function createWorkloadResolver(deps: WorkloadResolverDependencies) {
     progress.verified = verified;
     let identity = identityOf(verified.issuer.config, verified.claims);
     progress.identity = identity;
-    const rules = deps.rules();
+    const { rules } = deps;
     const cluster = deps.clusterFor?.(identity.issuerName);
     if (cluster !== undefined) {
       identity = await checkWithCluster(identity, subjectToken, verified.issuer.config.audiences, cluster, {

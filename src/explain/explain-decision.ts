@@ -1,7 +1,6 @@
-import { BrokerError, invalidTarget, type ReasonCode } from '../errors.js';
+import { BrokerError, type ReasonCode } from '../errors.js';
 import { argoContextOf, type WorkloadIdentity } from '../identity/workload-identity.js';
-import { evaluateRules } from '../rules/evaluate-rules.js';
-import { selectPolicies } from '../exchange/exchange-token.js';
+import { decideGrant } from '../rules/decide-grant.js';
 import { buildAccessTokenClaims } from '../mint/access-token-claims.js';
 import type { BrokerConfig } from '../config/schema.js';
 import type { CompiledRules } from '../rules/compiled-rules.js';
@@ -137,15 +136,16 @@ export function deniedOutcome(error: BrokerError): DeniedOutcome {
 }
 
 /**
- * Explains what an exchange would decide for this identity, in the exchange's own order: apply every rule,
- * narrow to the requested scope (`selectPolicies`, shared with the exchange), check the audience, then build the
- * claims (where a `sub` template variable the identity lacks refuses with missing_claim). Nothing is minted.
- * Pure: the same input gives the same explanation.
+ * Explains what an exchange would decide for this identity: the exchange's own decision (`decideGrant`: every
+ * rule, the requested scope, the audience), then the claims it would mint (where a `sub` template variable the
+ * identity lacks refuses with missing_claim, as it does at the exchange). Nothing is minted. Pure: the same input
+ * gives the same explanation.
  */
 export function explainDecision(input: ExplainInput): Explanation {
   const { tokens } = input.config;
   const { identity, rules } = input;
-  const decision = evaluateRules(rules, identity, tokens);
+  const decided = decideGrant(rules, identity, { scope: input.scope, audience: input.audience }, tokens);
+  const decision = decided.evaluation;
   const explainedRules = rules.rules.map((rule, i): ExplainedRule => {
     const verdict = decision.verdicts[i];
     // evaluateRules returns one verdict per rule, in order; anything else is a bug worth failing loudly on.
@@ -159,25 +159,19 @@ export function explainDecision(input: ExplainInput): Explanation {
     };
   });
   const audience = input.audience ?? tokens.audience;
-  const allowedAudiences = tokens.allowedAudiences ?? [tokens.audience];
 
   let outcome: GrantedOutcome | DeniedOutcome;
-  try {
-    const policies = selectPolicies(decision, input.scope);
-    if (!allowedAudiences.includes(audience)) {
-      // The exchange's wording (exchange-token.ts), so the explanation says what /token would say.
-      throw invalidTarget('audience_not_allowed', `The broker does not issue tokens for audience "${audience.slice(0, 120)}".`);
+  if (!decided.granted) {
+    outcome = deniedOutcome(decided.refusal);
+  } else {
+    const { grant } = decided;
+    try {
+      const claims = buildAccessTokenClaims(grant, tokens, { issuer: input.config.server.publicUrl, nowSeconds: input.nowSeconds, jti: EXPLAINED_JTI });
+      outcome = { decision: 'granted', policies: [...grant.policies], audience: grant.audience, ttlSeconds: grant.ttlSeconds, claims };
+    } catch (error) {
+      if (!(error instanceof BrokerError)) throw error;
+      outcome = deniedOutcome(error);
     }
-    const grant = { identity, policies, audience, ttlSeconds: decision.ttlSeconds };
-    const claims = buildAccessTokenClaims(grant, tokens, {
-      issuer: input.config.server.publicUrl,
-      nowSeconds: input.nowSeconds,
-      jti: EXPLAINED_JTI,
-    });
-    outcome = { decision: 'granted', policies: [...policies], audience, ttlSeconds: decision.ttlSeconds, claims };
-  } catch (error) {
-    if (!(error instanceof BrokerError)) throw error;
-    outcome = deniedOutcome(error);
   }
 
   return {

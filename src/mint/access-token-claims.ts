@@ -1,14 +1,7 @@
 import { invalidRequest } from '../errors.js';
 import { argoContextOf, type WorkloadIdentity } from '../identity/workload-identity.js';
 import type { TokensConfig } from '../config/schema.js';
-
-/** What the minted token grants and to whom: everything that determines its claims except time and jti. */
-export interface Grant {
-  readonly identity: WorkloadIdentity;
-  readonly policies: readonly string[];
-  readonly audience: string;
-  readonly ttlSeconds: number;
-}
+import type { Grant } from '../rules/decide-grant.js';
 
 /** True when the `sub` template reads {workflow} or {node}, which only the pod's metadata carries. */
 export function subjectTemplateNeedsPod(template: string): boolean {

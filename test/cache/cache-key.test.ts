@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { tokenCacheKey } from '../../src/cache/cache-key.js';
-import { mintInputOf, type Grant } from '../../src/mint/access-token-claims.js';
+import { mintInputOf } from '../../src/mint/access-token-claims.js';
+import type { Grant } from '../../src/rules/decide-grant.js';
 import { ARGO_NODE_ANNOTATION, ARGO_WORKFLOW_LABEL, type WorkloadIdentity } from '../../src/identity/workload-identity.js';
 import { TOKENS_SUB_ONLY } from '../support/tokens-config.js';
 

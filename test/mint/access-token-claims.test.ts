@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { BrokerError } from '../../src/errors.js';
-import { buildAccessTokenClaims, renderSubject, type Grant } from '../../src/mint/access-token-claims.js';
+import { buildAccessTokenClaims, renderSubject } from '../../src/mint/access-token-claims.js';
+import type { Grant } from '../../src/rules/decide-grant.js';
 import { FORBIDDEN_MINTED_CLAIMS } from '../../src/protocol.js';
 import type { TokensConfig } from '../../src/config/schema.js';
 import type { WorkloadIdentity } from '../../src/identity/workload-identity.js';
