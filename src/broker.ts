@@ -15,13 +15,13 @@ import { createMetrics, recordExchangeMetrics, type BrokerMetrics } from './obse
 import { exchangeLogger, logExchange } from './observability/exchange-log.js';
 import { auditRecordOf } from './observability/audit-record.js';
 import { RedisAuditStream } from './observability/audit-stream.js';
-import { toBrokerError, type BrokerError } from './errors.js';
 import { createKubernetesMetadataSource, type KubernetesMetadataSource } from './kubernetes/kubernetes-metadata-source.js';
 import { kubernetesOf } from './config/validate-config.js';
 import type { ClusterAccess } from './identity/cluster-checks.js';
 import { createJwtMinter } from './mint/jwt-minter.js';
 import { createTykKeyMinter } from './mint/tyk-key-minter.js';
 import type { ExchangeOutcome } from './observability/exchange-outcome.js';
+import { ExchangeRecord } from './observability/exchange-record.js';
 import type { BrokerConfig } from './config/schema.js';
 import { recordSigningKeyStates, type SigningKeySet } from './mint/signing-key-set.js';
 import type { ReadinessReport } from './http/health-routes.js';
@@ -165,28 +165,11 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     coordinator,
     rateLimiter,
     now,
-    observe,
   });
 
   // explain (POST /v1/explain), built only when enabled ----------------------------------------------------
   const explain = config.explain.enabled ? createWorkloadExplainer({ config, resolveWorkload, now }) : undefined;
   // ----------------------------------------------------------------------------------------------------------
-
-  /** Requests refused before they become an exchange (bad form, oversized body) are counted and logged too. */
-  function recordRefusal(error: BrokerError | unknown, requestId: string): void {
-    const brokerError = toBrokerError(error);
-    try {
-      observe({
-        requestId,
-        outcome: brokerError.status >= 500 ? 'error' : 'rejected',
-        reason: brokerError.code,
-        durationMs: 0,
-        ...(brokerError.detail !== undefined && { detail: brokerError.detail }),
-      });
-    } catch {
-      // Side channels never change a response.
-    }
-  }
 
   function readiness(): ReadinessReport {
     const checks: Record<string, { ok: boolean; detail?: string }> = {};
@@ -226,7 +209,8 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     metrics,
     logger,
     readiness,
-    recordRefusal,
+    // One record per POST /token request, ended once, from the edge: refusals before the exchange included.
+    startExchangeRecord: (requestId) => new ExchangeRecord(requestId, observe),
     ...(options.extraRoutes !== undefined && { extraRoutes: options.extraRoutes }),
     ...(explain !== undefined && { explain }),
   });

@@ -14,7 +14,10 @@ export interface ExchangeResponse {
   readonly issuedTokenType: string;
   readonly expiresIn: number;
   readonly scope: string;
+  /** The policies granted, in the order of `scope`. */
+  readonly policies: readonly string[];
   readonly jti: string;
   readonly expiresAt: number;
+  /** False when this request minted the token; true when it came from the cache or from a peer's mint. */
   readonly cached: boolean;
 }

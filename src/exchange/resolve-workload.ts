@@ -18,10 +18,10 @@ export interface WorkloadResolverDependencies {
   readonly verifiedTokens?: VerifiedTokenCache | undefined;
 }
 
-/** How far resolution got; filled as it goes, so a refusal can still be logged with what was established. */
-export interface ResolutionProgress {
-  verified?: VerifiedSubjectToken;
-  identity?: WorkloadIdentity;
+/** Told what resolution established as it goes, so a refusal is still recorded with it (ExchangeRecord). */
+export interface ResolutionRecorder {
+  verifiedToken(verified: VerifiedSubjectToken): void;
+  identified(identity: WorkloadIdentity): void;
 }
 
 export interface ResolvedWorkload {
@@ -48,11 +48,11 @@ export function createWorkloadResolver(deps: WorkloadResolverDependencies) {
     return identity;
   }
 
-  return async function resolveWorkload(subjectToken: string, progress: ResolutionProgress = {}): Promise<ResolvedWorkload> {
+  return async function resolveWorkload(subjectToken: string, recorder?: ResolutionRecorder): Promise<ResolvedWorkload> {
     const verified = await verifySubjectToken(subjectToken, deps.issuers, deps.now, deps.verifiedTokens);
-    progress.verified = verified;
+    recorder?.verifiedToken(verified);
     let identity = identityOf(verified.issuer.config, verified.claims);
-    progress.identity = identity;
+    recorder?.identified(identity);
     const { rules } = deps;
     const cluster = deps.clusterFor?.(identity.issuerName);
     if (cluster !== undefined) {
@@ -60,7 +60,7 @@ export function createWorkloadResolver(deps: WorkloadResolverDependencies) {
         ...rules.needs,
         pod: rules.needs.pod || deps.subjectNeedsPod,
       });
-      progress.identity = identity;
+      recorder?.identified(identity);
     }
     return { verified, identity, rules };
   };

@@ -4,7 +4,7 @@ import { BrokerError } from '../errors.js';
 import { sendError } from './error-response.js';
 import { bodyError } from './form-body.js';
 import { beginRequest } from './request-context.js';
-import { createTokenHandler, tokenRoutes } from './token-route.js';
+import { createTokenHandler, tokenRoutes, type StartExchangeRecord } from './token-route.js';
 import { explainRoutes } from './explain-route.js';
 import { wellKnownRoutes } from './well-known-routes.js';
 import { healthRoutes, type ReadinessReport } from './health-routes.js';
@@ -23,8 +23,8 @@ export interface AppDependencies {
   readonly metrics: BrokerMetrics;
   readonly logger: Logger;
   readonly readiness: () => ReadinessReport;
-  /** Counts and logs a /token request refused before it became an exchange. */
-  readonly recordRefusal: (error: unknown, requestId: string) => void;
+  /** Starts the record of a POST /token request, which ends in one outcome for metrics, log and audit. */
+  readonly startExchangeRecord: StartExchangeRecord;
   /** Extra routes mounted first: the dev-mode stand-in issuer. */
   readonly extraRoutes?: Router;
   /** POST /v1/explain; given only when `explain.enabled`, otherwise the path answers 404 like any unknown one. */
@@ -48,7 +48,7 @@ const TOKEN_ROUTE = () => '/token';
  * feed the same duration histogram.
  */
 export function createApp(deps: AppDependencies): BrokerHttpHandler {
-  const handleToken = createTokenHandler(deps.exchange, deps.recordRefusal, deps.logger, { requireClientCertificate: deps.requireClientCertificate === true });
+  const handleToken = createTokenHandler(deps.exchange, deps.startExchangeRecord, deps.logger, { requireClientCertificate: deps.requireClientCertificate === true });
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');

@@ -9,10 +9,12 @@ import { readFormBody } from './form-body.js';
 import { sendError } from './error-response.js';
 import { sendJson, sendText } from './send-body.js';
 import type { ExchangeToken } from '../exchange/exchange-token.js';
+import type { ExchangeRecord } from '../observability/exchange-record.js';
 
 export { MAX_BODY_BYTES } from './form-body.js';
 
-type RecordRefusal = (error: unknown, requestId: string) => void;
+/** Starts the record of one POST /token request (src/observability/exchange-record.ts). */
+export type StartExchangeRecord = (requestId: string) => ExchangeRecord;
 
 /** Answers one POST /token request; `requestId` is already on the response. */
 export type TokenHandler = (req: IncomingMessage, res: ServerResponse, requestId: string) => void;
@@ -53,16 +55,10 @@ export interface TokenHandlerOptions {
   readonly requireClientCertificate?: boolean;
 }
 
-export function createTokenHandler(exchange: ExchangeToken, recordRefusal: RecordRefusal, logger: Logger, options: TokenHandlerOptions = {}): TokenHandler {
-  async function answer(req: IncomingMessage, res: ServerResponse, requestId: string, form: Readonly<Record<string, unknown>>): Promise<void> {
-    let request;
-    try {
-      request = parseExchangeRequest(form, req.headers.authorization);
-    } catch (error) {
-      recordRefusal(error, requestId);
-      throw error;
-    }
-    const result = await exchange(request, requestId);
+export function createTokenHandler(exchange: ExchangeToken, startRecord: StartExchangeRecord, logger: Logger, options: TokenHandlerOptions = {}): TokenHandler {
+  async function answer(req: IncomingMessage, res: ServerResponse, record: ExchangeRecord, form: Readonly<Record<string, unknown>>): Promise<void> {
+    const result = await exchange(parseExchangeRequest(form, req.headers.authorization), record);
+    record.succeeded(result);
     if (wantsPlainText(req)) {
       sendText(res, 200, result.accessToken);
       return;
@@ -76,30 +72,30 @@ export function createTokenHandler(exchange: ExchangeToken, recordRefusal: Recor
     });
   }
 
-  function fail(res: ServerResponse, requestId: string, error: unknown): void {
-    if (!(error instanceof BrokerError)) logger.error({ requestId, err: error }, 'unhandled error');
+  /** Every refusal and failure of POST /token ends here: recorded once, then answered. */
+  function fail(res: ServerResponse, record: ExchangeRecord, error: unknown): void {
+    record.failed(error);
+    if (!(error instanceof BrokerError)) logger.error({ requestId: record.requestId, err: error }, 'unhandled error');
     if (!res.headersSent) sendError(res, error);
   }
 
   return function handleToken(req, res, requestId) {
+    const record = startRecord(requestId);
     // Constant headers: set before anything can answer, refusals included.
     res.setHeader('Cache-Control', 'no-store');
     res.setHeader('Pragma', 'no-cache');
     if (options.requireClientCertificate === true && !hasVerifiedClientCertificate(req)) {
-      const refusal = CLIENT_CERTIFICATE_REQUIRED();
-      recordRefusal(refusal, requestId);
       // The body is not read: the connection closes after the answer rather than draining an unauthenticated upload.
       res.setHeader('Connection', 'close');
-      fail(res, requestId, refusal);
+      fail(res, record, CLIENT_CERTIFICATE_REQUIRED());
       return;
     }
     readFormBody(req, res, (bodyError, form) => {
       if (bodyError !== undefined) {
-        recordRefusal(bodyError, requestId);
-        fail(res, requestId, bodyError);
+        fail(res, record, bodyError);
         return;
       }
-      answer(req, res, requestId, form).catch((error: unknown) => fail(res, requestId, error));
+      answer(req, res, record, form).catch((error: unknown) => fail(res, record, error));
     });
   };
 }

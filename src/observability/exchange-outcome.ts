@@ -5,7 +5,7 @@ import type { TokenTiming } from '../issuers/temporal-claims.js';
 export type ExchangeOutcomeKind = 'issued' | 'cached' | 'rejected' | 'error';
 
 /**
- * Everything known about one exchange when it ends, emitted exactly once from a `finally`. Metrics, logs
+ * Everything known about one POST /token request when it ends, emitted exactly once by its ExchangeRecord. Metrics, logs
  * and audit subscribe to it. It never carries a token: only the subject token's SHA-256.
  */
 export interface ExchangeOutcome {

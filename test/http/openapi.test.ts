@@ -18,6 +18,7 @@ import {
 } from '../../src/protocol.js';
 import { createBroker, type Broker } from '../../src/broker.js';
 import { createApp } from '../../src/http/create-app.js';
+import { ExchangeRecord } from '../../src/observability/exchange-record.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import { createDevClusterIssuer } from '../../src/dev/dev-cluster-issuer.js';
 import { devConfig, DEV_AUDIENCE, DEV_POLICY } from '../../src/config/dev-config.js';
@@ -798,7 +799,7 @@ describe('openapi.yaml: 503 without a signing key, 500 on a bug', () => {
       metrics: createMetrics(),
       logger: logs.logger,
       readiness: () => ({ ready: true, checks: {} }),
-      recordRefusal: () => undefined,
+      startExchangeRecord: (requestId) => new ExchangeRecord(requestId, () => undefined),
     });
     const res = await supertest(app).post('/token').set('Authorization', 'Bearer a.b.c');
     const body = assertConforms(res, '/token', 'post') as { error: string; reason: string };
