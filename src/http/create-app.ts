@@ -1,10 +1,10 @@
 import express, { type Express, type NextFunction, type Request, type Response, type Router } from 'express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BrokerError } from '../errors.js';
-import { sendError } from './error-response.js';
+import { answerError, sendError } from './error-response.js';
 import { bodyError } from './form-body.js';
-import { beginRequest } from './request-context.js';
-import { createTokenHandler, tokenRoutes, type StartExchangeRecord } from './token-route.js';
+import { beginRequest, requestIdOf } from './request-context.js';
+import { createTokenHandler, type StartExchangeRecord } from './token-route.js';
 import { explainRoutes } from './explain-route.js';
 import { wellKnownRoutes } from './well-known-routes.js';
 import { healthRoutes, type ReadinessReport } from './health-routes.js';
@@ -34,18 +34,35 @@ export interface AppDependencies {
 /** The broker's HTTP request listener: what `http.createServer` and supertest take. */
 export interface BrokerHttpHandler {
   (req: IncomingMessage, res: ServerResponse): void;
-  /** The Express application behind it, which holds every route (POST /token included); for listing routes. */
+  /** The Express application behind the door: every route but the token endpoint; for listing routes. */
   readonly express: Express;
+  /** The routes the door answers itself, before Express: `POST /token`, and `ALL /token` (405 with Allow). */
+  readonly doorRoutes: readonly string[];
 }
 
 const TOKEN_ROUTE = () => '/token';
 
 /**
+ * Whether a request target names the token endpoint, as Express would match a route (case-insensitive, one
+ * optional trailing slash, any query): `/token`, `/TOKEN`, `/token/`, `/token?x`. The exact spelling, nearly every
+ * request, is answered without parsing anything.
+ */
+export function isTokenPath(url: string | undefined): boolean {
+  if (url === '/token') return true;
+  if (url === undefined) return false;
+  const query = url.indexOf('?');
+  let path = query < 0 ? url : url.slice(0, query);
+  if (path.endsWith('/')) path = path.slice(0, -1);
+  return path.length === 6 && path.toLowerCase() === '/token';
+}
+
+/**
  * Builds the HTTP application from its dependencies; no module-level state.
  *
- * `POST /token`, nearly every request the broker serves, goes straight to its handler on Node's HTTP server;
- * everything else (and the rarer spellings of /token) goes through Express. Both paths set the same headers and
- * feed the same duration histogram.
+ * One door for every request (`handleRequest` below): it starts the request context (id, hardening headers,
+ * duration histogram) once, then the path decides, once, where the request goes. The token endpoint, nearly every
+ * request the broker serves, goes to its handler on Node's HTTP server, and only there; everything else goes to
+ * Express. Errors on both sides are written by answerError.
  */
 export function createApp(deps: AppDependencies): BrokerHttpHandler {
   const handleToken = createTokenHandler(deps.exchange, deps.startExchangeRecord, deps.logger, { requireClientCertificate: deps.requireClientCertificate === true });
@@ -54,16 +71,7 @@ export function createApp(deps: AppDependencies): BrokerHttpHandler {
   app.disable('etag');
   app.set('query parser', 'simple');
 
-  app.use((req: Request, res: Response, next: NextFunction) => {
-    res.locals.requestId = beginRequest(req, res, deps.metrics, () => {
-      const route = (req.route as { path?: string } | undefined)?.path;
-      return typeof route === 'string' ? route : 'unmatched';
-    });
-    next();
-  });
-
   if (deps.extraRoutes) app.use(deps.extraRoutes);
-  app.use(tokenRoutes(handleToken));
   if (deps.explain) app.use(explainRoutes(deps.explain, deps.logger));
   app.use(wellKnownRoutes(deps.publicUrl, deps.signingKeys));
   app.use(healthRoutes(deps.readiness));
@@ -76,18 +84,21 @@ export function createApp(deps: AppDependencies): BrokerHttpHandler {
     sendError(res, new BrokerError('not_found', { oauthError: 'invalid_request', status: 404, description: 'No such endpoint.' }));
   });
   app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    const known = error instanceof BrokerError ? error : bodyError(error);
-    if (known === undefined) deps.logger.error({ requestId: res.locals.requestId, err: error }, 'unhandled error');
-    if (res.headersSent) return;
-    sendError(res, known ?? error);
+    // A body-parser failure on an Express route (the dev-mode routes' JSON bodies) is the client's, with its status.
+    answerError(res, error instanceof BrokerError ? error : (bodyError(error) ?? error), deps.logger, requestIdOf(res));
   });
 
   function handleRequest(req: IncomingMessage, res: ServerResponse): void {
-    if (req.method === 'POST' && req.url === '/token') {
+    if (isTokenPath(req.url)) {
       handleToken(req, res, beginRequest(req, res, deps.metrics, TOKEN_ROUTE));
       return;
     }
+    // Express sets req.route on this same request object when a route matches: the histogram reads it at the end.
+    beginRequest(req, res, deps.metrics, () => {
+      const route = (req as IncomingMessage & { route?: { path?: unknown } }).route?.path;
+      return typeof route === 'string' ? route : 'unmatched';
+    });
     app(req, res);
   }
-  return Object.assign(handleRequest, { express: app });
+  return Object.assign(handleRequest, { express: app, doorRoutes: ['POST /token', 'ALL /token'] as const });
 }

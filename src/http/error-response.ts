@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
-import { toBrokerError } from '../errors.js';
+import type { Logger } from 'pino';
+import { BrokerError, toBrokerError } from '../errors.js';
 import { sendJson } from './send-body.js';
 
 /** RFC 6749 section 5.2 error body, plus the broker's stable reason code. */
@@ -26,4 +27,14 @@ export function sendError(res: ServerResponse, error: unknown): void {
   if (brokerError.status === 503) res.setHeader('Retry-After', '5');
   if (brokerError.status === 429) res.setHeader('Retry-After', String(brokerError.facts.retryAfterSeconds ?? 1));
   sendJson(res, brokerError.status, body);
+}
+
+/**
+ * Every route's last word on an error, and the one "expected or bug" decision: a BrokerError is an answer the
+ * broker meant to give; anything else is a bug, logged once with its stack here (never sent) and answered as a
+ * bare server_error. A response already started is left alone.
+ */
+export function answerError(res: ServerResponse, error: unknown, logger: Logger, requestId: string): void {
+  if (!(error instanceof BrokerError)) logger.error({ requestId, err: error }, 'unhandled error');
+  if (!res.headersSent) sendError(res, error);
 }

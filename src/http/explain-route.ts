@@ -1,8 +1,9 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
-import { toBrokerError } from '../errors.js';
+import { BrokerError } from '../errors.js';
 import { parseExchangeRequest } from './parse-exchange-request.js';
-import { sendError } from './error-response.js';
+import { answerError } from './error-response.js';
 import { readFormBody } from './form-body.js';
+import { requestIdOf } from './request-context.js';
 import type { Logger } from 'pino';
 import type { ExplainWorkload } from '../explain/explain-workload.js';
 
@@ -28,7 +29,7 @@ function requireFormBody(req: Request, res: Response, next: NextFunction): void 
 export function explainRoutes(explain: ExplainWorkload, logger: Logger): Router {
   const router = express.Router();
   router.post('/v1/explain', requireFormBody, async (req: Request, res: Response) => {
-    const requestId = String(res.locals.requestId ?? '');
+    const requestId = requestIdOf(res);
     try {
       const form = req.body !== null && typeof req.body === 'object' ? (req.body as Record<string, unknown>) : {};
       const request = parseExchangeRequest(form, req.headers.authorization);
@@ -49,11 +50,13 @@ export function explainRoutes(explain: ExplainWorkload, logger: Logger): Router 
       );
       res.json(explanation);
     } catch (error) {
-      const brokerError = toBrokerError(error);
-      const line = { requestId, explain: true, reason: brokerError.code, ...(brokerError.detail !== undefined && { detail: brokerError.detail }) };
-      if (brokerError.status >= 500) logger.error({ ...line, err: error }, 'explain failed');
-      else logger.info(line, 'explain refused');
-      sendError(res, brokerError);
+      // A refusal or an outage is an answer, logged as one line; a bug is logged (with its stack) by answerError.
+      if (error instanceof BrokerError) {
+        const line = { requestId, explain: true, reason: error.code, ...(error.detail !== undefined && { detail: error.detail }) };
+        if (error.status >= 500) logger.error(line, 'explain failed');
+        else logger.info(line, 'explain refused');
+      }
+      answerError(res, error, logger, requestId);
     }
   });
   return router;

@@ -1,4 +1,4 @@
-import express from 'express';
+import bodyParser from 'body-parser';
 import typeis from 'type-is';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BrokerError, invalidRequest } from '../errors.js';
@@ -8,8 +8,11 @@ export const MAX_BODY_BYTES = 64 * 1024;
 
 export const FORM_TYPE = 'application/x-www-form-urlencoded';
 
-/** body-parser's form reader: limits, charsets and Content-Encoding (gzip, deflate, br) exactly as Express routes have them. */
-const parseForm = express.urlencoded({ extended: false, limit: MAX_BODY_BYTES, parameterLimit: 32 });
+/**
+ * body-parser's form reader (what express.urlencoded is), used directly: limits, charsets and Content-Encoding
+ * (gzip, deflate, br) of a mature parser, without Express on the token endpoint's path.
+ */
+const parseForm = bodyParser.urlencoded({ extended: false, limit: MAX_BODY_BYTES, parameterLimit: 32 });
 
 /** A parsed form: parameter name to its value, or to the list of values of a repeated parameter. */
 export type FormFields = Readonly<Record<string, unknown>>;

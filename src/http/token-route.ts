@@ -1,4 +1,3 @@
-import express, { type Request, type Response, type Router } from 'express';
 import accepts from 'accepts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { TLSSocket } from 'node:tls';
@@ -6,7 +5,7 @@ import type { Logger } from 'pino';
 import { BrokerError } from '../errors.js';
 import { parseExchangeRequest } from './parse-exchange-request.js';
 import { readFormBody } from './form-body.js';
-import { sendError } from './error-response.js';
+import { answerError, sendError } from './error-response.js';
 import { sendJson, sendText } from './send-body.js';
 import type { ExchangeToken } from '../exchange/exchange-token.js';
 import type { ExchangeRecord } from '../observability/exchange-record.js';
@@ -16,7 +15,7 @@ export { MAX_BODY_BYTES } from './form-body.js';
 /** Starts the record of one POST /token request (src/observability/exchange-record.ts). */
 export type StartExchangeRecord = (requestId: string) => ExchangeRecord;
 
-/** Answers one POST /token request; `requestId` is already on the response. */
+/** Answers one request for the token endpoint (POST, or 405 for any other method); `requestId` is already on the response. */
 export type TokenHandler = (req: IncomingMessage, res: ServerResponse, requestId: string) => void;
 
 /** Whether the caller asked for the bare access token (`Accept: text/plain`) rather than the RFC 8693 JSON. */
@@ -27,14 +26,6 @@ function wantsPlainText(req: IncomingMessage): boolean {
   return accepts(req).type(['application/json', 'text/plain']) === 'text/plain';
 }
 
-/**
- * POST /token: RFC 8693 token exchange. With `Accept: text/plain` the body is the bare access token, so a
- * workflow step needs no JSON tool.
- *
- * Written against Node's request and response, not Express's: the server hands `POST /token` straight to this
- * handler (see createApp), because Express's routing and response helpers cost more CPU per request than a
- * cached exchange does (bench/README.md). Express routes the rarer spellings of the path to the same handler.
- */
 /**
  * With mutual TLS (server.tls.clientCaFile), the handshake asks for a client certificate without requiring one,
  * so probes and Tyk's JWKS fetch connect; the token endpoint is where a certificate the CA signed is required.
@@ -50,11 +41,22 @@ const CLIENT_CERTIFICATE_REQUIRED = () =>
     description: 'This token endpoint requires mutual TLS: present a client certificate issued by the CA the broker trusts.',
   });
 
+const METHOD_NOT_ALLOWED = () =>
+  new BrokerError('method_not_allowed', { oauthError: 'invalid_request', status: 405, description: 'Use POST for the token endpoint.' });
+
 export interface TokenHandlerOptions {
   /** Refuse requests whose TLS connection carries no client certificate verified against server.tls.clientCaFile. */
   readonly requireClientCertificate?: boolean;
 }
 
+/**
+ * POST /token: RFC 8693 token exchange. With `Accept: text/plain` the body is the bare access token, so a
+ * workflow step needs no JSON tool.
+ *
+ * Written against Node's request and response, not Express's: the broker's one door (createApp) hands every
+ * spelling of the path straight to this handler, because Express's routing and response helpers cost more CPU per
+ * request than a cached exchange does (bench/README.md). Express never sees the token endpoint.
+ */
 export function createTokenHandler(exchange: ExchangeToken, startRecord: StartExchangeRecord, logger: Logger, options: TokenHandlerOptions = {}): TokenHandler {
   async function answer(req: IncomingMessage, res: ServerResponse, record: ExchangeRecord, form: Readonly<Record<string, unknown>>): Promise<void> {
     const result = await exchange(parseExchangeRequest(form, req.headers.authorization), record);
@@ -75,13 +77,17 @@ export function createTokenHandler(exchange: ExchangeToken, startRecord: StartEx
   /** Every refusal and failure of POST /token ends here: recorded once, then answered. */
   function fail(res: ServerResponse, record: ExchangeRecord, error: unknown): void {
     record.failed(error);
-    if (!(error instanceof BrokerError)) logger.error({ requestId: record.requestId, err: error }, 'unhandled error');
-    if (!res.headersSent) sendError(res, error);
+    answerError(res, error, logger, record.requestId);
   }
 
   return function handleToken(req, res, requestId) {
+    if (req.method !== 'POST') {
+      res.setHeader('Allow', 'POST');
+      sendError(res, METHOD_NOT_ALLOWED());
+      return;
+    }
     const record = startRecord(requestId);
-    // Constant headers: set before anything can answer, refusals included.
+    // Constant headers: set before anything can answer (sendError sets them again for the refusals it writes).
     res.setHeader('Cache-Control', 'no-store');
     res.setHeader('Pragma', 'no-cache');
     if (options.requireClientCertificate === true && !hasVerifiedClientCertificate(req)) {
@@ -98,18 +104,4 @@ export function createTokenHandler(exchange: ExchangeToken, startRecord: StartEx
       answer(req, res, record, form).catch((error: unknown) => fail(res, record, error));
     });
   };
-}
-
-/**
- * The Express side of /token: the spellings the server does not hand to the handler directly (`/token/`, a query
- * string, another case) reach the same handler, and any other method is answered 405.
- */
-export function tokenRoutes(handleToken: TokenHandler): Router {
-  const router = express.Router();
-  router.post('/token', (req: Request, res: Response) => handleToken(req, res, String(res.locals.requestId ?? '')));
-  router.all('/token', (_req: Request, res: Response) => {
-    res.setHeader('Allow', 'POST');
-    sendError(res, new BrokerError('method_not_allowed', { oauthError: 'invalid_request', status: 405, description: 'Use POST for the token endpoint.' }));
-  });
-  return router;
 }

@@ -17,7 +17,7 @@ import {
   TOKEN_TYPE_JWT,
 } from '../../src/protocol.js';
 import { createBroker, type Broker } from '../../src/broker.js';
-import { createApp } from '../../src/http/create-app.js';
+import { createApp, type BrokerHttpHandler } from '../../src/http/create-app.js';
 import { ExchangeRecord } from '../../src/observability/exchange-record.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import { createDevClusterIssuer } from '../../src/dev/dev-cluster-issuer.js';
@@ -248,8 +248,9 @@ interface RouterLayer {
   readonly handle: { readonly stack?: readonly RouterLayer[] };
 }
 
-function servedRoutes(app: Express): Set<string> {
-  const found = new Set<string>();
+/** The routes an app serves: those its door answers itself, and every route of the Express application behind it. */
+function servedRoutes(handler: BrokerHttpHandler): Set<string> {
+  const found = new Set<string>(handler.doorRoutes);
   const visit = (stack: readonly RouterLayer[]): void => {
     for (const layer of stack) {
       if (layer.route !== undefined) {
@@ -262,7 +263,7 @@ function servedRoutes(app: Express): Set<string> {
       }
     }
   };
-  visit((app as unknown as { router: { stack: readonly RouterLayer[] } }).router.stack);
+  visit((handler.express as unknown as { router: { stack: readonly RouterLayer[] } }).router.stack);
   return found;
 }
 
@@ -423,11 +424,11 @@ describe('openapi.yaml: every route the app serves', () => {
     // router.all() catch-alls (405 with Allow) answer with a shared component, not an operation of their own.
     const catchAllPaths = (routes: Set<string>): Set<string> => new Set([...routes].filter((r) => r.startsWith('ALL ')).map((r) => r.slice(4)));
     const withoutCatchAlls = (routes: Set<string>): Set<string> => new Set([...routes].filter((r) => !r.startsWith('ALL ')));
-    const production = withoutCatchAlls(servedRoutes(h.broker.app.express));
-    const all = withoutCatchAlls(servedRoutes(dev.broker.app.express));
+    const production = withoutCatchAlls(servedRoutes(h.broker.app));
+    const all = withoutCatchAlls(servedRoutes(dev.broker.app));
     // A method a catch-all refuses may be documented, as an operation whose only response is that 405.
     const refusedByCatchAll = new Set<string>();
-    for (const path of catchAllPaths(servedRoutes(dev.broker.app.express))) {
+    for (const path of catchAllPaths(servedRoutes(dev.broker.app))) {
       assert.ok(doc.paths[path] !== undefined, `${path} has a catch-all route but is not documented`);
       assert.match(operation(path, 'post').description ?? '', /405/, `${path}: says other methods answer 405`);
       assert.ok(doc.components.responses.MethodNotAllowed !== undefined, 'components.responses.MethodNotAllowed');
@@ -442,7 +443,7 @@ describe('openapi.yaml: every route the app serves', () => {
     const devOnly = new Set([...all].filter((route) => !production.has(route)));
 
     // explain (x-enabled-by): routes served only when a configuration switch is on ----------------------------
-    const enabledBy = new Set([...withoutCatchAlls(servedRoutes(explaining.broker.app.express))].filter((route) => !production.has(route)));
+    const enabledBy = new Set([...withoutCatchAlls(servedRoutes(explaining.broker.app))].filter((route) => !production.has(route)));
     assert.deepEqual(enabledBy, new Set(['POST /v1/explain']));
     const documentedEnabledBy = new Set<string>();
     // ---------------------------------------------------------------------------------------------------------
