@@ -6,16 +6,9 @@ import { MAX_BODY_BYTES } from '../../src/http/form-body.js';
 import { tokenSha256 } from '../../src/issuers/verify-subject-token.js';
 import { startHarness, type Harness } from '../support/broker-harness.js';
 import type { ExchangeOutcome } from '../../src/observability/exchange-outcome.js';
-import type { WorkloadIdentity } from '../../src/identity/workload-identity.js';
+import { PAYMENTS_RUNNER } from '../support/workload-identities.js';
 
-const IDENTITY: WorkloadIdentity = {
-  issuerName: 'cluster-a',
-  issuer: 'https://cluster-a.example',
-  subject: 'system:serviceaccount:payments:argo-runner',
-  namespace: 'payments',
-  serviceAccount: 'argo-runner',
-  claims: {},
-};
+const IDENTITY = PAYMENTS_RUNNER;
 
 function recorded(): { record: ExchangeRecord; outcomes: ExchangeOutcome[] } {
   const outcomes: ExchangeOutcome[] = [];

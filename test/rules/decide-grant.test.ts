@@ -3,21 +3,15 @@ import assert from 'node:assert/strict';
 import { compileRules } from '../../src/rules/compiled-rules.js';
 import { decideGrant } from '../../src/rules/decide-grant.js';
 import type { TokensConfig } from '../../src/config/schema.js';
-import type { WorkloadIdentity } from '../../src/identity/workload-identity.js';
+import { TOKENS_SUB_ONLY } from '../support/tokens-config.js';
+import { PAYMENTS_RUNNER } from '../support/workload-identities.js';
 
-const TOKENS = { audience: 'tyk', allowedAudiences: ['tyk', 'tyk-internal'], defaultTtlSeconds: 600, maxTtlSeconds: 3600 } as TokensConfig;
+const TOKENS: TokensConfig = { ...TOKENS_SUB_ONLY, allowedAudiences: ['tyk', 'tyk-internal'] };
 const RULES = compileRules([
   { name: 'payments-ci', match: { namespaces: ['payments'] }, policies: ['payments-read'], ttlSeconds: 300 },
   { name: 'audit-on-request', match: { namespaces: ['payments'] }, requestable: ['payments-audit'] },
 ]);
-const IDENTITY: WorkloadIdentity = {
-  issuerName: 'cluster-a',
-  issuer: 'https://cluster-a.example',
-  subject: 'system:serviceaccount:payments:argo-runner',
-  namespace: 'payments',
-  serviceAccount: 'argo-runner',
-  claims: {},
-};
+const IDENTITY = PAYMENTS_RUNNER;
 
 describe('decideGrant', () => {
   it('grants what the rules grant, to the default audience, with the rules\' lifetime', () => {
