@@ -15,7 +15,8 @@ import { createMetrics, recordExchangeMetrics, type BrokerMetrics } from './obse
 import { exchangeLogger, logExchange } from './observability/exchange-log.js';
 import { auditRecordOf } from './observability/audit-record.js';
 import { RedisAuditStream } from './observability/audit-stream.js';
-import { createKubernetesMetadataSource, type KubernetesMetadataSource } from './kubernetes/kubernetes-metadata-source.js';
+import type { KubernetesMetadataSource } from './identity/kubernetes-metadata.js';
+import { createKubernetesMetadataSource } from './kubernetes/kubernetes-metadata-source.js';
 import { kubernetesOf } from './config/validate-config.js';
 import type { ClusterAccess } from './identity/cluster-checks.js';
 import { createJwtMinter } from './mint/jwt-minter.js';
@@ -129,7 +130,7 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
       source =
         options.kubernetesSource?.(settings) ??
         createKubernetesMetadataSource({
-          ...(settings.kubeconfig !== undefined && { kubeconfigPath: settings.kubeconfig }),
+          connection: settings,
           cacheSeconds: settings.cacheSeconds,
           now,
           events: {

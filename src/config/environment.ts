@@ -15,6 +15,12 @@ export const ENVIRONMENT_VARIABLES = [
     readBy: 'config loader',
     description: 'kubernetes.kubeconfig when the file names none (the first path of the list, as kubectl reads it)',
   },
+  {
+    name: 'KUBERNETES_SERVICE_HOST',
+    readBy: 'config loader',
+    description: 'with KUBERNETES_SERVICE_PORT, kubernetes.apiServer of a cluster block with no kubeconfig (set in every pod)',
+  },
+  { name: 'KUBERNETES_SERVICE_PORT', readBy: 'config loader', description: 'see KUBERNETES_SERVICE_HOST' },
   { name: 'NODE_ENV', readBy: 'serve', description: '"production" refuses dev mode' },
 ] as const satisfies readonly { readonly name: string; readonly readBy: 'config loader' | 'serve'; readonly description: string }[];
 

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { isIPv6 } from 'node:net';
 import { parseDocument, visit } from 'yaml';
 import { validateConfig, type ConfigProblem } from './validate-config.js';
 import type { BrokerConfig } from './schema.js';
@@ -53,7 +54,33 @@ function applyEnvironment(document: unknown, env: ConfigEnvironment, problems: C
     const kubernetes = root.kubernetes as Record<string, unknown>;
     if (kubernetes.kubeconfig === undefined) root.kubernetes = { ...kubernetes, kubeconfig };
   }
+  // In a pod, a cluster block with no kubeconfig reaches the API server Kubernetes names in every container's
+  // environment (client-go's rest.InClusterConfig); the file's own apiServer wins.
+  const apiServer = inClusterApiServer(env);
+  if (apiServer !== undefined) {
+    const withApiServer = (block: unknown): unknown => {
+      if (block === null || typeof block !== 'object' || Array.isArray(block)) return block;
+      const kubernetes = block as Record<string, unknown>;
+      return kubernetes.kubeconfig === undefined && kubernetes.apiServer === undefined ? { ...kubernetes, apiServer } : block;
+    };
+    if (root.kubernetes !== undefined) root.kubernetes = withApiServer(root.kubernetes);
+    if (Array.isArray(root.issuers)) {
+      root.issuers = root.issuers.map((issuer: unknown) =>
+        issuer !== null && typeof issuer === 'object' && 'kubernetes' in issuer
+          ? { ...issuer, kubernetes: withApiServer((issuer as Record<string, unknown>).kubernetes) }
+          : issuer,
+      );
+    }
+  }
   return root;
+}
+
+/** https://HOST:PORT from the variables kubelet sets in every container, an IPv6 host in brackets; undefined outside a pod. */
+export function inClusterApiServer(env: ConfigEnvironment): string | undefined {
+  const host = env.KUBERNETES_SERVICE_HOST;
+  const port = env.KUBERNETES_SERVICE_PORT;
+  if (host === undefined || host === '' || port === undefined || port === '') return undefined;
+  return `https://${isIPv6(host) ? `[${host}]` : host}:${port}`;
 }
 
 /** Parses YAML text, rejecting duplicate keys and syntax errors with their line numbers. */

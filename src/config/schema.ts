@@ -47,6 +47,12 @@ const kubernetesSchema = z
   .strictObject({
     enabled: z.boolean().default(true),
     kubeconfig: z.string().min(1).optional().describe('Kubeconfig file (or KUBECONFIG). Omitted: in-cluster configuration.'),
+    apiServer: z
+      .url({ protocol: /^https$/ })
+      .optional()
+      .describe(
+        'In-cluster configuration only: the API server reached with the pod\'s service-account token. Default: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT, as client-go reads it. Ignored with a kubeconfig.',
+      ),
     podBinding: z
       .enum(['enforce', 'off'])
       .default('enforce')

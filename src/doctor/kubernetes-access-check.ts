@@ -1,6 +1,6 @@
 import type { BrokerConfig } from '../config/schema.js';
 import { kubernetesOf } from '../config/validate-config.js';
-import { kubernetesClient, loadKubeConfig } from '../kubernetes/kubernetes-metadata-source.js';
+import { kubernetesClient, loadKubeConfig, type ClusterConnection } from '../kubernetes/kube-config.js';
 import { permissionName, requiredKubernetesPermissions, type KubernetesPermission } from '../kubernetes/kubernetes-permissions.js';
 import { compileRules } from '../rules/compiled-rules.js';
 import { check, type DoctorCheck } from './doctor-check.js';
@@ -9,9 +9,9 @@ import { check, type DoctorCheck } from './doctor-check.js';
 export type AccessReviewer = (permission: KubernetesPermission) => Promise<boolean>;
 
 /** A kubeconfig's credential asking the API server about itself (SelfSubjectAccessReview), bounded in time. */
-function selfSubjectAccessReviewer(kubeconfigPath: string | undefined, timeoutMs: number): AccessReviewer {
+function selfSubjectAccessReviewer(connection: ClusterConnection, timeoutMs: number): AccessReviewer {
   const { AuthorizationV1Api } = kubernetesClient();
-  const api = loadKubeConfig(kubeconfigPath).makeApiClient(AuthorizationV1Api);
+  const api = loadKubeConfig(connection).makeApiClient(AuthorizationV1Api);
   return async (permission) => {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_resolve, reject) => {
@@ -47,7 +47,7 @@ function describeFailure(error: unknown): string {
 export interface KubernetesAccessOptions {
   readonly timeoutMs: number;
   /** For tests: the reviewer of a cluster block. Default: SelfSubjectAccessReview with its kubeconfig. */
-  readonly reviewerFor?: (kubeconfigPath: string | undefined) => AccessReviewer;
+  readonly reviewerFor?: (connection: ClusterConnection) => AccessReviewer;
 }
 
 /**
@@ -66,12 +66,12 @@ export async function checkKubernetesAccess(config: BrokerConfig, options: Kuber
   return Promise.all(
     [...clusters].map(async ([settings, issuerNames]) => {
       const name = `kubernetes ${issuerNames.join(',')}`;
-      const where = settings.kubeconfig ?? 'the in-cluster service account';
+      const where = settings.kubeconfig ?? `the in-cluster service account${settings.apiServer !== undefined ? ` at ${settings.apiServer}` : ''}`;
       const required = requiredKubernetesPermissions(settings, needs);
       if (required.length === 0) return check('OK', name, 'the configuration makes no Kubernetes API request');
       let reviewer: AccessReviewer;
       try {
-        reviewer = options.reviewerFor?.(settings.kubeconfig) ?? selfSubjectAccessReviewer(settings.kubeconfig, options.timeoutMs);
+        reviewer = options.reviewerFor?.(settings) ?? selfSubjectAccessReviewer(settings, options.timeoutMs);
       } catch (error) {
         return check('FAIL', name, `cannot load ${where}: ${error instanceof Error ? error.message : String(error)}`, 'fix kubernetes.kubeconfig (serve refuses it too)');
       }

@@ -3,6 +3,7 @@ import { importJWK, type JWK } from 'jose';
 import type { BrokerConfig, IssuerConfig } from '../config/schema.js';
 import { discoverJwksUri } from '../issuers/discover-jwks-uri.js';
 import { configuredKeyOrigins } from '../issuers/key-origins.js';
+import type { ClusterConnection } from '../kubernetes/kube-config.js';
 import { createIssuerFetch, type IssuerFetch } from '../issuers/issuer-fetch.js';
 import { parseJwks } from '../issuers/jwks-selection.js';
 import { computeKeyStates, keyLifecycleSettings } from '../mint/key-lifecycle.js';
@@ -42,7 +43,7 @@ export interface DoctorOptions {
   /** For issuers. Default: the broker's own fetch (caFile, bearerTokenFile, no redirects). */
   readonly issuerFetch?: (issuer: IssuerConfig, timeoutMs: number) => IssuerFetch;
   /** For tests: how a cluster block's permissions are reviewed. Default: SelfSubjectAccessReview. */
-  readonly kubernetesReviewerFor?: (kubeconfigPath: string | undefined) => AccessReviewer;
+  readonly kubernetesReviewerFor?: (connection: ClusterConnection) => AccessReviewer;
   /** Called with each result as soon as it is known, in the order they are returned. */
   readonly onCheck?: (result: DoctorCheck) => void;
 }

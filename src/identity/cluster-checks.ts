@@ -1,8 +1,7 @@
 import { invalidRequest } from '../errors.js';
 import { podBindingRefusal } from './pod-binding.js';
+import type { KubernetesMetadataSource, PodInfo } from './kubernetes-metadata.js';
 import type { ClusterMetadata, WorkloadIdentity } from './workload-identity.js';
-import type { KubernetesMetadataSource } from '../kubernetes/kubernetes-metadata-source.js';
-import type { PodInfo } from '../kubernetes/kubernetes-objects.js';
 
 /** A cluster's API and how the broker uses it for one issuer's tokens. */
 export interface ClusterAccess {

@@ -22,6 +22,8 @@ const COMMENTED_IN_EXAMPLE = new Set([
   'cache.redis.cluster[].host',
   'cache.redis.cluster[].port',
   'kubernetes.kubeconfig',
+  'kubernetes.apiServer',
+  'issuers[].kubernetes.apiServer',
   'tyk',
   'tyk.gatewayUrl',
   'tyk.secretFile',

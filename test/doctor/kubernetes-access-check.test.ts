@@ -54,8 +54,8 @@ describe('checkKubernetesAccess', () => {
     const asked: string[] = [];
     const denied = await checkKubernetesAccess(c, {
       timeoutMs: 1000,
-      reviewerFor: (path) => async (permission) => {
-        asked.push(`${String(path)} ${permissionName(permission)}`);
+      reviewerFor: (connection) => async (permission) => {
+        asked.push(`${String(connection.kubeconfig)} ${permissionName(permission)}`);
         return permission.resource !== 'pods';
       },
     });

@@ -2,8 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkWithCluster, type ClusterAccess, type ClusterNeeds } from '../../src/identity/cluster-checks.js';
 import { BrokerError, temporarilyUnavailable, type ReasonCode } from '../../src/errors.js';
-import type { KubernetesMetadataSource } from '../../src/kubernetes/kubernetes-metadata-source.js';
-import type { NamespaceInfo, PodInfo, ServiceAccountInfo, TokenReviewResult } from '../../src/kubernetes/kubernetes-objects.js';
+import type { KubernetesMetadataSource, NamespaceInfo, PodInfo, ServiceAccountInfo, TokenReviewResult } from '../../src/identity/kubernetes-metadata.js';
 import type { WorkloadIdentity } from '../../src/identity/workload-identity.js';
 
 const NAMESPACE = 'payments';

@@ -242,7 +242,7 @@ function contract(kind: string, start: () => Promise<ContractCluster>, skip: str
     });
 
     it('what the broker reads back: the pod, and a TokenReview of a live and of a deleted pod\'s token', async () => {
-      const source = createKubernetesMetadataSource({ kubeconfigPath: cluster.kubeconfig, cacheSeconds: { namespace: 0, serviceAccount: 0, pod: 0 }, now: Date.now });
+      const source = createKubernetesMetadataSource({ connection: { kubeconfig: cluster.kubeconfig }, cacheSeconds: { namespace: 0, serviceAccount: 0, pod: 0 }, now: Date.now });
       try {
         const step = await nextPod({ labels: { app: 'orders' } });
         const pod = await source.getPod(NS, step.name, step.uid);

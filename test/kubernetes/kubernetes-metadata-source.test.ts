@@ -5,9 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { BrokerError } from '../../src/errors.js';
+import type { KubernetesMetadataSource } from '../../src/identity/kubernetes-metadata.js';
+import { loadKubeConfig } from '../../src/kubernetes/kube-config.js';
 import {
   createKubernetesMetadataSource,
-  type KubernetesMetadataSource,
   type KubernetesMetadataSourceOptions,
   type KubernetesResource,
 } from '../../src/kubernetes/kubernetes-metadata-source.js';
@@ -40,7 +41,7 @@ function newSource(overrides: Partial<KubernetesMetadataSourceOptions> = {}): Fi
   const requests: RecordedRequest[] = [];
   const seconds: number[] = [];
   const source = createKubernetesMetadataSource({
-    kubeconfigPath: kubeconfig,
+    connection: { kubeconfig },
     cacheSeconds: CACHE_SECONDS,
     now: clock.now,
     timeoutMs: 2000,
@@ -340,7 +341,7 @@ describe('KubernetesMetadataSource: API failures become 503 kubernetes_unavailab
 
   it('a wrong token in the kubeconfig: the 401 becomes kubernetes_forbidden (500, the broker\'s own misconfiguration), not "not found" nor an outage', async () => {
     const wrong = await cluster.writeKubeconfig(dir, { token: 'not-the-token', fileName: 'wrong-token.yaml' });
-    const { source, requests } = newSource({ kubeconfigPath: wrong });
+    const { source, requests } = newSource({ connection: { kubeconfig: wrong } });
     const namespace = unique('ci');
     const pod = cluster.putPod(namespace, 'step');
     const error = await rejectsForbidden(source.getPod(namespace, 'step', pod.metadata.uid));
@@ -378,7 +379,7 @@ describe('KubernetesMetadataSource: API failures become 503 kubernetes_unavailab
 
   it('an events hook that throws does not change the answer', async () => {
     const source = createKubernetesMetadataSource({
-      kubeconfigPath: kubeconfig,
+      connection: { kubeconfig },
       cacheSeconds: CACHE_SECONDS,
       now: Date.now,
       events: {
@@ -478,24 +479,30 @@ describe('KubernetesMetadataSource: configuration', () => {
       ].join('\n'),
     );
     assert.throws(
-      () => createKubernetesMetadataSource({ kubeconfigPath: path, cacheSeconds: CACHE_SECONDS, now: Date.now }),
+      () => createKubernetesMetadataSource({ connection: { kubeconfig: path }, cacheSeconds: CACHE_SECONDS, now: Date.now }),
       { message: 'Kubernetes API: server http://127.0.0.1:1 is plain HTTP; the client only allows that with insecure-skip-tls-verify: true' },
     );
   });
 
   it('without a kubeconfig outside a cluster: a clear error at creation', () => {
-    const saved = { host: process.env['KUBERNETES_SERVICE_HOST'], port: process.env['KUBERNETES_SERVICE_PORT'] };
-    delete process.env['KUBERNETES_SERVICE_HOST'];
-    delete process.env['KUBERNETES_SERVICE_PORT'];
-    try {
-      assert.throws(() => createKubernetesMetadataSource({ cacheSeconds: CACHE_SECONDS, now: Date.now }), {
-        message: 'Kubernetes API: not running in a cluster (KUBERNETES_SERVICE_HOST/PORT unset) and no kubeconfig given',
-      });
-    } finally {
-      if (saved.host !== undefined) process.env['KUBERNETES_SERVICE_HOST'] = saved.host;
-      if (saved.port !== undefined) process.env['KUBERNETES_SERVICE_PORT'] = saved.port;
-    }
+    // The loader sets apiServer only in a pod (KUBERNETES_SERVICE_HOST/PORT): with neither, there is nothing to reach.
+    assert.throws(() => createKubernetesMetadataSource({ connection: {}, cacheSeconds: CACHE_SECONDS, now: Date.now }), {
+      message: 'Kubernetes API: not running in a cluster (KUBERNETES_SERVICE_HOST/PORT unset) and no kubeconfig given',
+    });
   });
+
+  it('in a pod: the API server the loader found, with the pod\'s mounted service-account token and CA', () => {
+    const kubeConfig = loadKubeConfig({ apiServer: 'https://10.96.0.1:443' });
+    assert.deepEqual(
+      { server: kubeConfig.getCurrentCluster()?.server, caFile: kubeConfig.getCurrentCluster()?.caFile, user: kubeConfig.getCurrentUser()?.authProvider },
+      {
+        server: 'https://10.96.0.1:443',
+        caFile: '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt',
+        user: { name: 'tokenFile', config: { tokenFile: '/var/run/secrets/kubernetes.io/serviceaccount/token' } },
+      },
+    );
+  });
+
 });
 
 describe('stand-in Kubernetes API server: real shapes', () => {
