@@ -1,8 +1,5 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import supertest from 'supertest';
 import { createBroker, type Broker } from '../../src/broker.js';
@@ -12,157 +9,17 @@ import { createKubernetesMetadataSource } from '../../src/kubernetes/kubernetes-
 import { generateSigningKey } from '../../src/mint/signing-key.js';
 import { staticSigningKeySet } from '../../src/mint/signing-key-set.js';
 import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/protocol.js';
-import { startStandInIssuer, type StandInIssuer } from '../fakes/stand-in-issuer.js';
-import { serviceAccountReview, startStandInKubernetes, type StandInKubernetes } from '../fakes/stand-in-kubernetes.js';
+import { registerKubernetesMetadataSourceContract } from '../contracts/kubernetes-metadata-source.contract.js';
+import { AUDIENCE, NS, REAL_SKIP, SA, realCluster, standInCluster, type ContractCluster } from '../support/contract-clusters.js';
 import { captureLogs } from '../support/log-capture.js';
-import { realKubernetesUnavailableReason, startRealKubernetes, type RealKubernetes } from '../support/real-kubernetes.js';
 
 /*
  * The contract between the stand-in cluster (test/fakes/stand-in-issuer.ts + stand-in-kubernetes.ts) and a real
- * kube-apiserver: the same cases, through the same broker code, must give the same answers on both. The stand-in
+ * kube-apiserver: the same cases, through the same broker code, must give the same answers on both, first at the
+ * port (test/contracts/kubernetes-metadata-source.contract.ts, through the production adapter), then end to end. The stand-in
  * keeps the rest of the suite fast; this file keeps it honest. When the real binaries are missing (outside CI) the
  * real half is skipped with the reason, and the stand-in half still runs.
  */
-
-const REAL_SKIP = realKubernetesUnavailableReason() ?? false;
-const AUDIENCE = 'tyk-token-broker';
-const NS = 'payments';
-const SA = 'argo-workflow-runner';
-
-interface Pod {
-  readonly name: string;
-  readonly uid: string;
-}
-
-/** What a case does to a cluster, in the cluster's own terms. */
-interface ContractCluster {
-  readonly issuer: { issuer: string; caFile?: string };
-  readonly kubeconfig: string;
-  namespace(name: string, labels: Record<string, string>): Promise<void>;
-  serviceAccount(namespace: string, name: string, labels?: Record<string, string>): Promise<void>;
-  deleteServiceAccount(namespace: string, name: string): Promise<void>;
-  /** `holdOnDelete`: a finalizer keeps the pod, terminating, once deleted. */
-  pod(namespace: string, name: string, serviceAccount: string, options?: { labels?: Record<string, string>; holdOnDelete?: boolean }): Promise<Pod>;
-  /** A projected token bound to the pod, for `audience`, as the TokenRequest API issues it. */
-  token(namespace: string, serviceAccount: string, pod: Pod, audience?: string): Promise<string>;
-  deletePod(namespace: string, name: string): Promise<void>;
-  /** Phase Succeeded, through the status subresource (no Argo label). */
-  finish(namespace: string, name: string): Promise<void>;
-  /** Argo's workflows.argoproj.io/completed=true label. */
-  completeArgoStep(namespace: string, name: string): Promise<void>;
-  /** A kubeconfig whose credential may do everything the broker needs but `get pods`. */
-  kubeconfigWithoutGetPods(): Promise<string>;
-  close(): Promise<void>;
-}
-
-async function standInCluster(): Promise<ContractCluster> {
-  const issuer: StandInIssuer = await startStandInIssuer({ audience: AUDIENCE });
-  const kube: StandInKubernetes = await startStandInKubernetes();
-  const dir = await mkdtemp(join(tmpdir(), 'tb-contract-'));
-  const kubeconfig = await kube.writeKubeconfig(dir);
-  const live = new Map<string, Pod>();
-  /** Pods created with holdOnDelete: deleting them leaves them terminating, as a finalizer does. */
-  const held = new Set<string>();
-  // What kube-apiserver's service-account authenticator decides: the token's pod must exist with its UID.
-  kube.setTokenReviewer((spec) => {
-    const claims = decodeJwt(spec.token) as { aud?: string[]; 'kubernetes.io'?: { namespace: string; pod?: Pod; serviceaccount: { name: string; uid: string } } };
-    const bound = claims['kubernetes.io'];
-    if (bound === undefined || !spec.audiences.some((a) => claims.aud?.includes(a))) return { authenticated: false, error: '[invalid bearer token, token audiences ... is invalid for the target audiences ...]' };
-    const pod = bound.pod === undefined ? undefined : live.get(`${bound.namespace}/${bound.pod.name}`);
-    if (bound.pod !== undefined && pod?.uid !== bound.pod.uid) return { authenticated: false, error: '[invalid bearer token, pod ... not found]' };
-    return serviceAccountReview({
-      namespace: bound.namespace,
-      serviceAccount: bound.serviceaccount.name,
-      audiences: spec.audiences.filter((a) => claims.aud?.includes(a)),
-      serviceAccountUid: bound.serviceaccount.uid,
-      ...(bound.pod !== undefined && { podName: bound.pod.name, podUid: bound.pod.uid }),
-    });
-  });
-  return {
-    issuer: { issuer: issuer.issuer },
-    kubeconfig,
-    async namespace(name, labels) {
-      kube.putNamespace(name, { labels });
-    },
-    async serviceAccount(namespace, name, labels) {
-      kube.putServiceAccount(namespace, name, labels !== undefined ? { labels } : {});
-    },
-    async deleteServiceAccount(namespace, name) {
-      kube.deleteServiceAccount(namespace, name);
-    },
-    async pod(namespace, name, serviceAccount, options = {}) {
-      const created = kube.putPod(namespace, name, { serviceAccountName: serviceAccount, phase: 'Pending', ...(options.labels !== undefined && { labels: options.labels }) });
-      const pod = { name, uid: created.metadata.uid };
-      live.set(`${namespace}/${name}`, pod);
-      if (options.holdOnDelete === true) held.add(`${namespace}/${name}`);
-      return pod;
-    },
-    token: (namespace, serviceAccount, pod, audience = AUDIENCE) =>
-      // No kubelet runs the pod: the API server names no node, and a 600 s token is not extended (no warnafter).
-      issuer.projectedToken({ namespace, serviceAccount, podName: pod.name, podUid: pod.uid, audience, lifetimeSeconds: 600, scheduled: false }),
-    async deletePod(namespace, name) {
-      if (held.has(`${namespace}/${name}`)) {
-        kube.markTerminating(namespace, name);
-        return;
-      }
-      kube.deletePod(namespace, name);
-      live.delete(`${namespace}/${name}`);
-    },
-    async finish(namespace, name) {
-      kube.setPhase(namespace, name, 'Succeeded');
-    },
-    async completeArgoStep(namespace, name) {
-      // The label alone: markCompleted also ends the phase, which a real controller sets separately.
-      kube.markCompleted(namespace, name);
-      kube.setPhase(namespace, name, 'Pending');
-    },
-    async kubeconfigWithoutGetPods() {
-      // The stand-in's RBAC is global; it is switched on for the one case that needs it and never switched off
-      // again because that case runs last.
-      kube.setForbidden(['pods']);
-      return kubeconfig;
-    },
-    async close() {
-      await kube.close();
-      await issuer.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-async function realCluster(): Promise<ContractCluster> {
-  const cluster: RealKubernetes = await startRealKubernetes();
-  const kubeconfig = await cluster.brokerKubeconfig();
-  const must = async (method: string, path: string, body?: unknown) => {
-    const answer = await cluster.request(method, path, body);
-    assert.ok(answer.status >= 200 && answer.status < 300, `${method} ${path}: ${answer.status} ${JSON.stringify(answer.body)}`);
-  };
-  return {
-    issuer: { issuer: cluster.issuer, caFile: cluster.caFile },
-    kubeconfig,
-    async namespace(name, labels) {
-      const exists = await cluster.request('GET', `/api/v1/namespaces/${name}`);
-      if (exists.status === 404) await cluster.createNamespace(name, labels);
-      else await must('PATCH', `/api/v1/namespaces/${name}`, { metadata: { labels } });
-    },
-    async serviceAccount(namespace, name, labels) {
-      await cluster.createServiceAccount(namespace, name, labels);
-    },
-    deleteServiceAccount: (namespace, name) => must('DELETE', `/api/v1/namespaces/${namespace}/serviceaccounts/${name}`),
-    pod: (namespace, name, serviceAccount, options = {}) =>
-      cluster.createPod(namespace, name, { serviceAccountName: serviceAccount, ...(options.labels !== undefined && { labels: options.labels }), ...(options.holdOnDelete === true && { finalizers: ['token-broker.io/test-hold'] }) }),
-    token: (namespace, serviceAccount, pod, audience = AUDIENCE) => cluster.requestToken(namespace, serviceAccount, { audience, pod }),
-    deletePod: (namespace, name) => must('DELETE', `/api/v1/namespaces/${namespace}/pods/${name}?gracePeriodSeconds=0`),
-    finish: (namespace, name) => must('PATCH', `/api/v1/namespaces/${namespace}/pods/${name}/status`, { status: { phase: 'Succeeded' } }),
-    completeArgoStep: (namespace, name) => must('PATCH', `/api/v1/namespaces/${namespace}/pods/${name}`, { metadata: { labels: { 'workflows.argoproj.io/completed': 'true' } } }),
-    kubeconfigWithoutGetPods: () =>
-      cluster.kubeconfigWithRules('tb-contract-without-get-pods', [
-        { apiGroups: [''], resources: ['namespaces', 'serviceaccounts'], verbs: ['get'] },
-        { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
-      ]),
-    close: () => cluster.close(),
-  };
-}
 
 interface Outcome {
   readonly status: number;
@@ -214,6 +71,12 @@ function contract(kind: string, start: () => Promise<ContractCluster>, skip: str
       };
     }
 
+    registerKubernetesMetadataSourceContract(
+      'KubernetesMetadataSource (client adapter)',
+      () => cluster,
+      (kubeconfig) => createKubernetesMetadataSource({ connection: { kubeconfig }, cacheSeconds: { namespace: 0, serviceAccount: 0, pod: 0 }, now: Date.now }),
+    );
+
     const nextPod = async (options: { labels?: Record<string, string>; holdOnDelete?: boolean } = {}, serviceAccount = SA) => {
       counter += 1;
       return cluster.pod(NS, `contract-${counter}`, serviceAccount, options);
@@ -239,25 +102,6 @@ function contract(kind: string, start: () => Promise<ContractCluster>, skip: str
       assert.deepEqual(bound.pod, { name: step.name, uid: step.uid });
       assert.equal(Number(claims.exp) - Number(claims.iat), 600);
       assert.equal(claims.sub, `system:serviceaccount:${NS}:${SA}`);
-    });
-
-    it('what the broker reads back: the pod, and a TokenReview of a live and of a deleted pod\'s token', async () => {
-      const source = createKubernetesMetadataSource({ connection: { kubeconfig: cluster.kubeconfig }, cacheSeconds: { namespace: 0, serviceAccount: 0, pod: 0 }, now: Date.now });
-      try {
-        const step = await nextPod({ labels: { app: 'orders' } });
-        const pod = await source.getPod(NS, step.name, step.uid);
-        assert.deepEqual({ ...pod, labels: pod?.labels }, { name: step.name, namespace: NS, uid: step.uid, labels: { app: 'orders' }, annotations: {}, phase: 'Pending' });
-        const token = await cluster.token(NS, SA, step);
-        assert.deepEqual(await source.reviewToken(token, [AUDIENCE]), { authenticated: true, audiences: [AUDIENCE], username: `system:serviceaccount:${NS}:${SA}`, podName: step.name, podUid: step.uid });
-        const gone = await nextPod();
-        const goneToken = await cluster.token(NS, SA, gone);
-        await cluster.deletePod(NS, gone.name);
-        const review = await source.reviewToken(goneToken, [AUDIENCE]);
-        assert.deepEqual({ authenticated: review.authenticated, audiences: review.audiences, hasError: typeof review.error === 'string' }, { authenticated: false, audiences: [], hasError: true });
-        assert.equal(await source.getPod(NS, gone.name, gone.uid), undefined);
-      } finally {
-        source.close();
-      }
     });
 
     it('pod deleted -> pod_not_found (TokenReview or pod binding, both refuse); re-created -> pod_uid_mismatch', async () => {
