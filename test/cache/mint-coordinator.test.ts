@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { createRedisClient, RedisConnection } from '../../src/cache/redis-connection.js';
 import { RedisTokenCache } from '../../src/cache/redis-token-cache.js';
-import { RedisMintCoordinator } from '../../src/cache/mint-coordinator.js';
+import { LocalMintCoordinator, RedisMintCoordinator } from '../../src/cache/mint-coordinator.js';
 import type { CachedToken } from '../../src/cache/token-cache.js';
+import { registerMintCoordinatorContract } from '../contracts/mint-coordinator.contract.js';
 import { redisUnavailableReason, startRedisServer, type RedisServer } from '../support/redis-server.js';
 
 /*
@@ -14,6 +15,29 @@ import { redisUnavailableReason, startRedisServer, type RedisServer } from '../s
  */
 
 const skip = redisUnavailableReason();
+
+registerMintCoordinatorContract('LocalMintCoordinator', {
+  create: async () => ({ coordinator: new LocalMintCoordinator(), close: async () => undefined }),
+});
+
+let contractServer: RedisServer | undefined;
+registerMintCoordinatorContract('RedisMintCoordinator (real redis-server)', {
+  skip,
+  before: async () => {
+    contractServer = await startRedisServer();
+  },
+  after: async () => {
+    await contractServer?.stop();
+  },
+  async create() {
+    if (contractServer === undefined) throw new Error('redis-server not started');
+    const prefix = `mc-contract-${Date.now()}-${Math.random().toString(36).slice(2)}:`;
+    const connection = new RedisConnection(createRedisClient({ url: contractServer.url, keyPrefix: prefix, commandTimeoutMs: 2000 }), prefix, pino({ level: 'silent' }));
+    await connection.waitUntilUp(5000);
+    const cache = new RedisTokenCache(connection);
+    return { coordinator: new RedisMintCoordinator(connection, cache, { waitMs: 200, pollMs: 10 }), close: () => cache.close() };
+  },
+});
 
 function token(name: string, expiresAt: number): CachedToken {
   return { token: `token-${name}`, expiresAt, jti: `jti-${name}`, policies: ['p'] };

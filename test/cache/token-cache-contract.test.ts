@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { MemoryTokenCache } from '../../src/cache/memory-token-cache.js';
 import { RedisTokenCache } from '../../src/cache/redis-token-cache.js';
 import { RedisConnection, createRedisClient } from '../../src/cache/redis-connection.js';
-import { registerTokenCacheContract } from './token-cache-contract.js';
+import { registerTokenCacheContract } from '../contracts/token-cache.contract.js';
 import { createTestClock } from '../support/clock.js';
 import { redisUnavailableReason, startRedisServer, type RedisServer } from '../support/redis-server.js';
 import type { CachedToken } from '../../src/cache/token-cache.js';

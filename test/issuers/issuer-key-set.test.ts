@@ -11,6 +11,7 @@ import { FileKeySet, RemoteKeySet, type KeySetEvents, type RemoteKeySetOptions }
 import { startStandInIssuer, type StandInIssuer, type StandInIssuerOptions } from '../fakes/stand-in-issuer.js';
 import { createTestClock, type TestClock } from '../support/clock.js';
 import type { IssuerConfig } from '../../src/config/schema.js';
+import { registerIssuerKeySetContract } from '../contracts/issuer-key-set.contract.js';
 
 const JWKS_PATH = '/openid/v1/jwks';
 const DISCOVERY_PATH = '/.well-known/openid-configuration';
@@ -63,6 +64,63 @@ function recordRefreshes(): KeySetEvents & { results: string[]; next(): Promise<
 /** Lets a settled refresh finish its bookkeeping (the in-flight marker is cleared in a later microtask). */
 function settled(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
+}
+
+registerIssuerKeySetContract('RemoteKeySet (the stand-in issuer over HTTP)', {
+  async create() {
+    const issuer = await startStandInIssuer();
+    return {
+      keySet: new RemoteKeySet({ resolveJwksUri: () => Promise.resolve(issuer.jwksUri), fetch: createIssuerFetch({ credentialOrigins: new Set() }), now: Date.now }),
+      alg: 'RS256',
+      otherAlg: 'ES256',
+      currentKid: () => issuer.kid,
+      signToken: () => issuer.projectedToken(),
+      rotate: () => issuer.rotateKey(),
+      setAvailable: async (available) => issuer.setAvailable(available),
+      close: () => issuer.close(),
+    };
+  },
+});
+
+registerIssuerKeySetContract('FileKeySet (a JWKS file)', {
+  async create() {
+    const dir = await mkdtemp(join(tmpdir(), 'key-set-contract-'));
+    const path = join(dir, 'jwks.json');
+    const keys = [await newEs256Key()];
+    const current = () => keys[keys.length - 1] as TestKey;
+    const publish = () => writeFile(path, JSON.stringify({ keys: keys.map((key) => key.publicJwk) }));
+    await publish();
+    return {
+      keySet: new FileKeySet(path, Date.now),
+      alg: 'ES256',
+      otherAlg: 'RS256',
+      currentKid: () => current().kid,
+      signToken: () => signWith(current()),
+      async rotate() {
+        keys.push(await newEs256Key());
+        await publish();
+      },
+      setAvailable: (available) => (available ? publish() : rm(path, { force: true })),
+      close: () => rm(dir, { recursive: true, force: true }),
+    };
+  },
+});
+
+interface TestKey {
+  readonly kid: string;
+  readonly privateKey: CryptoKey;
+  readonly publicJwk: JWK;
+}
+
+async function newEs256Key(): Promise<TestKey> {
+  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+  const jwk = await exportJWK(publicKey);
+  const kid = await calculateJwkThumbprint(jwk);
+  return { kid, privateKey, publicJwk: { ...jwk, kid, use: 'sig', alg: 'ES256' } };
+}
+
+async function signWith(key: TestKey): Promise<string> {
+  return new CompactSign(new TextEncoder().encode('{"sub":"air-gapped"}')).setProtectedHeader({ alg: 'ES256', kid: key.kid }).sign(key.privateKey);
 }
 
 describe('RemoteKeySet against the stand-in issuer', () => {
@@ -330,23 +388,6 @@ describe('FileKeySet', () => {
   let dir: string;
   let clock: TestClock;
 
-  interface TestKey {
-    readonly kid: string;
-    readonly privateKey: CryptoKey;
-    readonly publicJwk: JWK;
-  }
-
-  async function newKey(): Promise<TestKey> {
-    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
-    const jwk = await exportJWK(publicKey);
-    const kid = await calculateJwkThumbprint(jwk);
-    return { kid, privateKey, publicJwk: { ...jwk, kid, use: 'sig', alg: 'ES256' } };
-  }
-
-  async function signWith(key: TestKey): Promise<string> {
-    return new CompactSign(new TextEncoder().encode('{"sub":"air-gapped"}')).setProtectedHeader({ alg: 'ES256', kid: key.kid }).sign(key.privateKey);
-  }
-
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'issuer-key-set-'));
     clock = createTestClock();
@@ -354,7 +395,7 @@ describe('FileKeySet', () => {
   after(() => rm(dir, { recursive: true, force: true }));
 
   it('loads on first use, verifies, and refuses unknown kids without re-reading', async () => {
-    const key = await newKey();
+    const key = await newEs256Key();
     const path = join(dir, 'jwks.json');
     await writeFile(path, JSON.stringify({ keys: [key.publicJwk] }));
     const events = recordRefreshes();
@@ -364,7 +405,7 @@ describe('FileKeySet', () => {
     await compactVerify(await signWith(key), verificationKey, { algorithms: ['ES256'] });
     assert.equal(keys.lastSuccessAt, clock.now());
 
-    const other = await newKey();
+    const other = await newEs256Key();
     await writeFile(path, JSON.stringify({ keys: [key.publicJwk, other.publicJwk] }));
     await rejectsWith(keys.getKey({ alg: 'ES256', kid: other.kid }), 'unknown_kid', 400);
     assert.deepEqual(events.results, ['success'], 'an unknown kid does not re-read the file');
@@ -388,7 +429,7 @@ describe('FileKeySet', () => {
   });
 
   it('a broken file on reload keeps the keys already loaded', async () => {
-    const key = await newKey();
+    const key = await newEs256Key();
     const path = join(dir, 'reload.json');
     await writeFile(path, JSON.stringify({ keys: [key.publicJwk] }));
     const events = recordRefreshes();
