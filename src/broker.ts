@@ -11,17 +11,15 @@ import { RedisConnection, createRedisClient } from './cache/redis-connection.js'
 import { LocalMintCoordinator, RedisMintCoordinator, type MintCoordinator } from './cache/mint-coordinator.js';
 import { MemoryMintRateLimiter, unlimited, type MintRateLimiter } from './limits/mint-rate-limiter.js';
 import { RedisMintRateLimiter } from './limits/redis-mint-rate-limiter.js';
-import { createMetrics, recordExchangeMetrics, type BrokerMetrics } from './observability/metrics.js';
-import { exchangeLogger, logExchange } from './observability/exchange-log.js';
-import { auditRecordOf } from './observability/audit-record.js';
+import { createMetrics, type BrokerMetrics } from './observability/metrics.js';
 import { RedisAuditStream } from './observability/audit-stream.js';
+import { createExchangeObserver } from './observability/exchange-observer.js';
 import type { KubernetesMetadataSource } from './identity/kubernetes-metadata.js';
 import { createKubernetesMetadataSource } from './kubernetes/kubernetes-metadata-source.js';
 import { kubernetesOf } from './config/validate-config.js';
 import type { ClusterAccess } from './identity/cluster-checks.js';
 import { createJwtMinter } from './mint/jwt-minter.js';
 import { createTykKeyMinter } from './mint/tyk-key-minter.js';
-import type { ExchangeOutcome } from './observability/exchange-outcome.js';
 import { ExchangeRecord } from './observability/exchange-record.js';
 import type { BrokerConfig } from './config/schema.js';
 import { recordSigningKeyStates, type SigningKeySet } from './mint/signing-key-set.js';
@@ -108,16 +106,7 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
   recordSigningKeyStates(metrics, options.signingKeys);
   options.signingKeys.onChange?.(() => recordSigningKeyStates(metrics, options.signingKeys));
 
-  const exchangeLines = exchangeLogger(logger);
-  function observe(outcome: ExchangeOutcome): void {
-    recordExchangeMetrics(metrics, outcome);
-    logExchange(exchangeLines, outcome);
-    if (outcome.outcome === 'issued' && auditStream !== undefined) {
-      void auditStream.append(auditRecordOf(outcome)).then((ok) => {
-        if (!ok) logger.warn({ requestId: outcome.requestId, jti: outcome.jti }, 'audit record not streamed to Redis (it is in the log)');
-      });
-    }
-  }
+  const observe = createExchangeObserver({ metrics, logger, auditStream });
 
   // One metadata source per distinct cluster configuration: the top-level block, and each issuer's own.
   const sources = new Map<NonNullable<BrokerConfig['kubernetes']>, KubernetesMetadataSource>();
