@@ -53,14 +53,14 @@ export const COMMANDS: readonly CliCommand[] = [
     synopsis: 'tyk api|policies ...',
     summary: "Print a Tyk API definition that accepts the broker's tokens, or the Tyk policies the rules can grant. Exit 1 on an invalid configuration.",
     usage: TYK_USAGE,
-    run: (args) => tyk(args),
+    run: tyk,
   },
   {
     name: 'keys',
     synopsis: 'keys generate|list ...',
     summary: 'Create a signing key (a PEM file, or a Kubernetes Secret manifest), or list the keys of signing.keysDir with their lifecycle states.',
     usage: KEYS_USAGE,
-    run: (args, env) => keys(args, env),
+    run: keys,
   },
   {
     name: 'explain',
@@ -68,14 +68,14 @@ export const COMMANDS: readonly CliCommand[] = [
     summary:
       'Explain offline what /token would decide for a workload: every rule, the policies, the claims or the refusal. --token is decoded WITHOUT verification; its time is checked as /token checks it. Exit 1 when denied.',
     usage: EXPLAIN_USAGE,
-    run: (args, env) => explain(args, env),
+    run: explain,
   },
   {
     name: 'test-rules',
     synopsis: 'test-rules --config FILE CASES.yaml',
     summary: 'Check the rules against expected policies or denials; one PASS/FAIL line per case. Exit 1 when a case fails.',
     usage: TEST_RULES_USAGE,
-    run: (args, env) => testRules(args, env),
+    run: testRules,
   },
   {
     name: 'doctor',
@@ -83,7 +83,7 @@ export const COMMANDS: readonly CliCommand[] = [
     summary:
       "Check the chain: issuers, clocks, signing keys, the broker's JWKS and Tyk's policies and API definitions; one OK/WARN/FAIL line per check. Exit 1 on FAIL.",
     usage: DOCTOR_USAGE,
-    run: (args, env) => doctor(args, env),
+    run: doctor,
   },
   {
     name: 'lint',
@@ -91,6 +91,7 @@ export const COMMANDS: readonly CliCommand[] = [
     summary:
       'Check Argo workflow manifests for static credentials and broker calls that would fail; one finding per line with file:line:column, rule id and fix.',
     usage: LINT_USAGE,
+    // lint reads no environment; its second parameter is the output streams tests give.
     run: (args) => lint(args),
   },
 ];

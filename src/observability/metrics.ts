@@ -55,6 +55,14 @@ export function createMetrics(sources: MetricsSources = {}, settings: MetricsSet
     registry.removeSingleMetric(name);
   }
   const registers = [registry];
+  // One call per metric below: the prefix, the registry and the label typing are set here once. A metric made with
+  // `registered` false is added to the registry only when its feature is on (Redis, TLS).
+  const counter = <L extends string = string>(name: string, help: string, labelNames: readonly L[] = []) =>
+    new Counter<L>({ name: `${PREFIX}${name}`, help, labelNames, registers });
+  const gauge = <L extends string = string>(name: string, help: string, labelNames: readonly L[] = [], registered = true) =>
+    new Gauge<L>({ name: `${PREFIX}${name}`, help, labelNames, registers: registered ? registers : [] });
+  const histogram = <L extends string = string>(name: string, help: string, buckets: number[], labelNames: readonly L[] = []) =>
+    new Histogram<L>({ name: `${PREFIX}${name}`, help, buckets, labelNames, registers });
   return {
     registry,
     exchanges: new Counter<'outcome' | 'reason' | 'issuer' | 'namespace'>({
@@ -68,106 +76,23 @@ export function createMetrics(sources: MetricsSources = {}, settings: MetricsSet
       registers,
     }),
     namespaceLabel,
-    subjectTokenRemaining: new Histogram({
-      name: `${PREFIX}subject_token_remaining_seconds`,
-      help: 'Life left on accepted subject tokens at exchange time. Low values mean steps present tokens close to expiry.',
-      buckets: [30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 43200, 86400],
-      registers,
-    }),
-    subjectTokenExpiredFor: new Histogram({
-      name: `${PREFIX}subject_token_expired_for_seconds`,
-      help: 'For expired subject tokens, how long ago they expired: seconds suggest clock skew, minutes a step caching the projected token, hours a stale secret.',
-      buckets: [1, 5, 15, 30, 60, 300, 900, 1800, 3600, 21600, 86400],
-      registers,
-    }),
-    clockSkew: new Histogram({
-      name: `${PREFIX}clock_skew_seconds`,
-      help: 'How far subject tokens\' iat/nbf are ahead of the broker\'s clock.',
-      buckets: [0.5, 1, 2, 5, 10, 30, 60, 300, 900],
-      registers,
-    }),
-    issuedTokenTtl: new Histogram({
-      name: `${PREFIX}issued_token_ttl_seconds`,
-      help: 'Lifetime of newly minted access tokens.',
-      buckets: [60, 120, 300, 600, 900, 1800, 3600, 7200, 86400],
-      registers,
-    }),
-    cachedTokenRemaining: new Histogram({
-      name: `${PREFIX}cached_token_remaining_seconds`,
-      help: 'Life left on access tokens served from the cache.',
-      buckets: [60, 120, 300, 600, 900, 1800, 3600, 7200, 86400],
-      registers,
-    }),
-    jwksRefresh: new Counter({
-      name: `${PREFIX}jwks_refresh_total`,
-      help: 'Fetches of trusted issuers\' key sets, by issuer name and result (success, error).',
-      labelNames: ['issuer', 'result'],
-      registers,
-    }),
-    jwksLastSuccess: new Gauge({
-      name: `${PREFIX}jwks_last_success_timestamp_seconds`,
-      help: 'Unix time of the last successful key-set fetch per issuer.',
-      labelNames: ['issuer'],
-      registers,
-    }),
-    httpDuration: new Histogram({
-      name: `${PREFIX}http_request_duration_seconds`,
-      help: 'HTTP request duration by route template and status class.',
-      labelNames: ['route', 'status_class'],
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-      registers,
-    }),
-    cacheRequests: new Counter({
-      name: `${PREFIX}cache_requests_total`,
-      help: 'Lookups of the minted-token cache: hit, miss, stale (cached but within the refresh margin) or error (cache unavailable).',
-      labelNames: ['result'],
-      registers,
-    }),
-    redisUp: new Gauge({
-      name: `${PREFIX}redis_up`,
-      help: '1 while Redis answers, 0 while the broker mints without the shared cache. Absent when no Redis is configured.',
-      registers: [],
-    }),
-    signingKeyInfo: new Gauge({
-      name: `${PREFIX}signing_key_info`,
-      help: 'One series per signing key the broker knows, with its state (pending, active, retiring); value 1.',
-      labelNames: ['kid', 'alg', 'state'],
-      registers,
-    }),
-    kubernetesRequests: new Counter({
-      name: `${PREFIX}kubernetes_requests_total`,
-      help: 'Requests to the Kubernetes API by resource (namespaces, serviceaccounts, pods, tokenreviews) and HTTP status, or error when there was none.',
-      labelNames: ['resource', 'code'],
-      registers,
-    }),
-    kubernetesDuration: new Histogram({
-      name: `${PREFIX}kubernetes_request_duration_seconds`,
-      help: 'Duration of Kubernetes API requests by resource (cache hits send none).',
-      labelNames: ['resource'],
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-      registers,
-    }),
-    signingKeyStateChange: new Gauge({
-      name: `${PREFIX}signing_key_state_change_timestamp_seconds`,
-      help: 'Unix time at which each signing key entered its current state.',
-      labelNames: ['kid'],
-      registers,
-    }),
-    tlsCertificateExpiry: new Gauge({
-      name: `${PREFIX}tls_certificate_expiry_timestamp_seconds`,
-      help: 'Unix time at which the serving TLS certificate in force expires (its notAfter). Absent without server.tls.',
-      registers: [],
-    }),
-    tlsCertificateNotBefore: new Gauge({
-      name: `${PREFIX}tls_certificate_not_before_timestamp_seconds`,
-      help: 'Unix time from which the serving TLS certificate in force is valid (its notBefore): with the expiry, its lifetime, so alerts can say a renewal is overdue whatever the certificate duration. Absent without server.tls.',
-      registers: [],
-    }),
-    tlsFilesReadOk: new Gauge({
-      name: `${PREFIX}tls_files_read_ok`,
-      help: '1 when the latest read of the server.tls files formed a usable certificate and key; 0 while they cannot be used and the certificate in force is kept. Absent without server.tls.',
-      registers: [],
-    }),
+    subjectTokenRemaining: histogram('subject_token_remaining_seconds', 'Life left on accepted subject tokens at exchange time. Low values mean steps present tokens close to expiry.', [30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 43200, 86400]),
+    subjectTokenExpiredFor: histogram('subject_token_expired_for_seconds', 'For expired subject tokens, how long ago they expired: seconds suggest clock skew, minutes a step caching the projected token, hours a stale secret.', [1, 5, 15, 30, 60, 300, 900, 1800, 3600, 21600, 86400]),
+    clockSkew: histogram('clock_skew_seconds', 'How far subject tokens\' iat/nbf are ahead of the broker\'s clock.', [0.5, 1, 2, 5, 10, 30, 60, 300, 900]),
+    issuedTokenTtl: histogram('issued_token_ttl_seconds', 'Lifetime of newly minted access tokens.', [60, 120, 300, 600, 900, 1800, 3600, 7200, 86400]),
+    cachedTokenRemaining: histogram('cached_token_remaining_seconds', 'Life left on access tokens served from the cache.', [60, 120, 300, 600, 900, 1800, 3600, 7200, 86400]),
+    jwksRefresh: counter('jwks_refresh_total', 'Fetches of trusted issuers\' key sets, by issuer name and result (success, error).', ['issuer', 'result']),
+    jwksLastSuccess: gauge('jwks_last_success_timestamp_seconds', 'Unix time of the last successful key-set fetch per issuer.', ['issuer']),
+    httpDuration: histogram('http_request_duration_seconds', 'HTTP request duration by route template and status class.', [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], ['route', 'status_class']),
+    cacheRequests: counter('cache_requests_total', 'Lookups of the minted-token cache: hit, miss, stale (cached but within the refresh margin) or error (cache unavailable).', ['result']),
+    redisUp: gauge('redis_up', '1 while Redis answers, 0 while the broker mints without the shared cache. Absent when no Redis is configured.', [], false),
+    signingKeyInfo: gauge('signing_key_info', 'One series per signing key the broker knows, with its state (pending, active, retiring); value 1.', ['kid', 'alg', 'state']),
+    kubernetesRequests: counter('kubernetes_requests_total', 'Requests to the Kubernetes API by resource (namespaces, serviceaccounts, pods, tokenreviews) and HTTP status, or error when there was none.', ['resource', 'code']),
+    kubernetesDuration: histogram('kubernetes_request_duration_seconds', 'Duration of Kubernetes API requests by resource (cache hits send none).', [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], ['resource']),
+    signingKeyStateChange: gauge('signing_key_state_change_timestamp_seconds', 'Unix time at which each signing key entered its current state.', ['kid']),
+    tlsCertificateExpiry: gauge('tls_certificate_expiry_timestamp_seconds', 'Unix time at which the serving TLS certificate in force expires (its notAfter). Absent without server.tls.', [], false),
+    tlsCertificateNotBefore: gauge('tls_certificate_not_before_timestamp_seconds', 'Unix time from which the serving TLS certificate in force is valid (its notBefore): with the expiry, its lifetime, so alerts can say a renewal is overdue whatever the certificate duration. Absent without server.tls.', [], false),
+    tlsFilesReadOk: gauge('tls_files_read_ok', '1 when the latest read of the server.tls files formed a usable certificate and key; 0 while they cannot be used and the certificate in force is kept. Absent without server.tls.', [], false),
     signingKeysReadOk: new Gauge({
       name: `${PREFIX}signing_keys_read_ok`,
       help: '1 when the latest read of signing.keysDir succeeded (always 1 for a fixed key set); 0 while reads fail and the last good key set stays in force.',
