@@ -5,15 +5,10 @@ import { mintInputOf } from '../../src/mint/access-token-claims.js';
 import type { Grant } from '../../src/rules/decide-grant.js';
 import { ARGO_NODE_ANNOTATION, ARGO_WORKFLOW_LABEL, type WorkloadIdentity } from '../../src/identity/workload-identity.js';
 import { TOKENS_SUB_ONLY } from '../support/tokens-config.js';
+import { PAYMENTS_RUNNER_POD } from '../support/workload-identities.js';
 
 const IDENTITY: WorkloadIdentity = {
-  issuerName: 'cluster-a',
-  issuer: 'https://cluster-a.example',
-  subject: 'system:serviceaccount:payments:argo-runner',
-  namespace: 'payments',
-  serviceAccount: 'argo-runner',
-  podName: 'orders-sync-x7k2p-call-api-3149217812',
-  podUid: '0d8b260e-0000-4000-8000-000000000001',
+  ...PAYMENTS_RUNNER_POD,
   claims: { jti: 'subject-jti-1', exp: 1_767_226_200 },
   cluster: { podLabels: { [ARGO_WORKFLOW_LABEL]: 'orders-sync-x7k2p' }, podAnnotations: { [ARGO_NODE_ANNOTATION]: 'orders-sync-x7k2p.call-api' } },
 };

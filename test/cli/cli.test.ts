@@ -1,89 +1,21 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, createPublicKey } from 'node:crypto';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { calculateJwkThumbprint, createLocalJWKSet, decodeProtectedHeader, exportJWK, jwtVerify, type JSONWebKeySet } from 'jose';
 import { startStandInIssuer, type StandInIssuer } from '../fakes/stand-in-issuer.js';
-import { sinkChildOutput } from '../support/log-capture.js';
+import { cliEnv, killAllCli, runCli, startCli, within, type CliProcess } from '../support/cli-run.js';
+import { useScratchDir } from '../support/scratch-dir.js';
 import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/protocol.js';
 import { freePort } from '../support/free-port.js';
 import { COMMANDS } from '../../src/cli/commands.js';
 import { ENVIRONMENT_VARIABLES } from '../../src/config/environment.js';
-
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SUBJECT_AUDIENCE = 'tyk-token-broker';
 
 // ---------------------------------------------------------------------------------------------------------
-// Helpers: a CLI child process with its output, bounded waits, loopback ports.
-
-interface CliProcess {
-  readonly child: ChildProcess;
-  stdout(): string;
-  stderr(): string;
-  /** Resolves when the process has exited, with its exit code (null when killed by a signal). */
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-const running = new Set<CliProcess>();
-
-/** The environment of the test run minus everything the CLI reads, so each test states what it sets. */
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of ['BROKER_CONFIG', 'PORT', 'REDIS_URL', 'KUBECONFIG', 'NODE_ENV', 'NODE_TEST_CONTEXT']) delete env[name];
-  return { ...env, ...extra };
-}
-
-/** Starts `token-broker ...args` from the repository root, through tsx, as the package would run. */
-function startCli(args: readonly string[], env: NodeJS.ProcessEnv = cleanEnv()): CliProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-    out += chunk;
-  });
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-    err += chunk;
-  });
-  sinkChildOutput(child); // the whole-suite log-leak check reads what the CLI printed
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-  });
-  const cli: CliProcess = { child, stdout: () => out, stderr: () => err, exited };
-  running.add(cli);
-  void exited.then(() => running.delete(cli));
-  return cli;
-}
-
-/** Kills every CLI process still running; used in `after` hooks so a failed test leaves nothing behind. */
-async function killAll(): Promise<void> {
-  await Promise.all(
-    [...running].map(async (cli) => {
-      cli.child.kill('SIGKILL');
-      await cli.exited;
-    }),
-  );
-}
-
-/** Rejects after `ms` with a message naming what was awaited. */
-function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Runs the CLI to completion (at most 20 s). */
-async function runCli(args: readonly string[], env?: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const cli = startCli(args, env);
-  const { code } = await within(20_000, `token-broker ${args.join(' ')} to exit`, cli.exited);
-  return { code, stdout: cli.stdout(), stderr: cli.stderr() };
-}
+// Helpers: waits on a running CLI and on loopback ports (the CLI itself: test/support/cli-run.ts).
 
 /** Waits until the process's stdout satisfies `predicate`; fails early if the process exits first. */
 function waitForStdout(cli: CliProcess, predicate: (stdout: string) => boolean, ms: number, what: string): Promise<void> {
@@ -201,7 +133,7 @@ async function verifyWithBrokerJwks(base: string, token: string, audience: strin
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
-after(killAll);
+after(killAllCli);
 
 // ---------------------------------------------------------------------------------------------------------
 
@@ -260,13 +192,7 @@ describe('token-broker: usage', () => {
 });
 
 describe('token-broker check-config', () => {
-  let dir: string;
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'broker-cli-check-'));
-  });
-  after(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  const scratch = useScratchDir('broker-cli-check-');
 
   it('the example configuration: OK on stdout, exit 0', async () => {
     const { code, stdout, stderr } = await runCli(['check-config', 'config/broker.example.yaml']);
@@ -275,11 +201,10 @@ describe('token-broker check-config', () => {
     assert.equal(stderr, '');
   });
 
-  it('a bad file: every problem with its path on stderr, exit 1', async () => {
-    const path = join(dir, 'bad.yaml');
-    await writeFile(
-      path,
-      [
+  const invalidFiles: ReadonlyArray<{ name: string; file: readonly string[]; env?: Record<string, string>; problems: readonly string[] }> = [
+    {
+      name: 'a bad file: every problem with its path on stderr, exit 1',
+      file: [
         'server:',
         '  publicUrl: https://token-broker.example',
         '  listen: 8080',
@@ -290,55 +215,44 @@ describe('token-broker check-config', () => {
         'signing:',
         '  keysDir: /etc/token-broker/keys',
         'rules: []',
-        '',
-      ].join('\n'),
-    );
-    const { code, stdout, stderr } = await runCli(['check-config', path]);
-    assert.equal(code, 1);
-    assert.equal(stdout, '');
-    assert.equal(
-      stderr,
-      [
-        `${path}: invalid configuration`,
-        '  server.listen: unknown key',
-        '  issuers[0].name: must be lower-case letters, digits and dashes (a DNS label)',
-        '  issuers[0].audiences: expected array, received string',
-        '  rules: Too small: expected array to have >=1 items',
-        '',
-      ].join('\n'),
-    );
-  });
-
-  it('cross-field problems and an invalid PORT together: exit 1', async () => {
-    const path = join(dir, 'cross.yaml');
-    await writeFile(
-      path,
-      [
+      ],
+      problems: [
+        'server.listen: unknown key',
+        'issuers[0].name: must be lower-case letters, digits and dashes (a DNS label)',
+        'issuers[0].audiences: expected array, received string',
+        'rules: Too small: expected array to have >=1 items',
+      ],
+    },
+    {
+      name: 'cross-field problems and an invalid PORT together: exit 1',
+      file: [
         'server: {publicUrl: "https://token-broker.example"}',
         'issuers:',
         '  - {name: a, issuer: "http://kubernetes.default.svc", audiences: [x]}',
         'rules:',
         '  - {name: r, match: {issuers: [b]}, policies: [p]}',
-        '',
-      ].join('\n'),
-    );
-    const { code, stderr } = await runCli(['check-config', path], cleanEnv({ PORT: 'eighty' }));
-    assert.equal(code, 1);
-    assert.equal(
-      stderr,
-      [
-        `${path}: invalid configuration`,
-        '  PORT (environment): must be an integer port from 1 to 65535, got "eighty"',
-        '  issuers[0].issuer: plain http is only allowed on loopback; use https, or set allowInsecureHttp: true',
-        '  rules[0].match.issuers[0]: no issuer is named "b"',
-        '  signing.keysDir: required: a directory of PKCS#8 PEM signing keys (only dev mode generates one)',
-        '',
-      ].join('\n'),
-    );
-  });
+      ],
+      env: { PORT: 'eighty' },
+      problems: [
+        'PORT (environment): must be an integer port from 1 to 65535, got "eighty"',
+        'issuers[0].issuer: plain http is only allowed on loopback; use https, or set allowInsecureHttp: true',
+        'rules[0].match.issuers[0]: no issuer is named "b"',
+        'signing.keysDir: required: a directory of PKCS#8 PEM signing keys (only dev mode generates one)',
+      ],
+    },
+  ];
+  for (const [index, c] of invalidFiles.entries()) {
+    it(c.name, async () => {
+      const path = await scratch.write(`invalid-${index}.yaml`, [...c.file, '']);
+      const { code, stdout, stderr } = await runCli(['check-config', path], { env: cliEnv(c.env) });
+      assert.equal(code, 1);
+      assert.equal(stdout, '');
+      assert.equal(stderr, [`${path}: invalid configuration`, ...c.problems.map((problem) => `  ${problem}`), ''].join('\n'));
+    });
+  }
 
   it('a missing file: exit 1, the file named', async () => {
-    const path = join(dir, 'nope.yaml');
+    const path = scratch.file('nope.yaml');
     const { code, stderr } = await runCli(['check-config', path]);
     assert.equal(code, 1);
     assert.equal(stderr, `${path}: invalid configuration\n  (file): cannot read the file (ENOENT)\n`);
@@ -346,20 +260,13 @@ describe('token-broker check-config', () => {
 });
 
 describe('token-broker serve: refusing to start', () => {
-  let dir: string;
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'broker-cli-refuse-'));
-  });
-  after(async () => {
-    await killAll();
-    await rm(dir, { recursive: true, force: true });
-  });
+  const scratch = useScratchDir('broker-cli-refuse-');
+  after(killAllCli);
 
   it('serve --config with an invalid file: exit 2 and never listens', async () => {
-    const path = join(dir, 'bad.yaml');
-    await writeFile(path, 'server:\n  publicUrl: https://token-broker.example\nissuers: []\nrules: []\nbogus: true\n');
+    const path = await scratch.write('bad.yaml', 'server:\n  publicUrl: https://token-broker.example\nissuers: []\nrules: []\nbogus: true\n');
     const port = await freePort();
-    const { code, stdout, stderr } = await runCli(['serve', '--config', path], cleanEnv({ PORT: String(port) }));
+    const { code, stdout, stderr } = await runCli(['serve', '--config', path], { env: cliEnv({ PORT: String(port) }) });
     assert.equal(code, 2);
     assert.match(stderr, new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: invalid configuration\n`));
     assert.match(stderr, /\n {2}bogus: unknown key\n/);
@@ -369,15 +276,14 @@ describe('token-broker serve: refusing to start', () => {
 
   it('serve --config with a keys directory holding no key: exit 2 naming signing.keysDir, never listens', async () => {
     const issuer = 'https://kubernetes.default.svc';
-    const keysDir = join(dir, 'empty-keys');
+    const keysDir = scratch.file('empty-keys');
     await mkdir(keysDir, { recursive: true });
-    const path = join(dir, 'no-keys.yaml');
-    await writeFile(
-      path,
+    const path = await scratch.write(
+      'no-keys.yaml',
       `server: {host: 127.0.0.1, publicUrl: "https://token-broker.example"}\nissuers: [{name: a, issuer: "${issuer}", audiences: [x]}]\nsigning: {keysDir: "${keysDir}"}\nrules: [{name: r, policies: [p]}]\n`,
     );
     const port = await freePort();
-    const { code, stdout, stderr } = await runCli(['serve', '--config', path], cleanEnv({ PORT: String(port) }));
+    const { code, stdout, stderr } = await runCli(['serve', '--config', path], { env: cliEnv({ PORT: String(port) }) });
     assert.equal(code, 2);
     assert.match(stderr, /\n {2}signing\.keysDir: .*no PKCS#8 PEM private keys/);
     assert.doesNotMatch(stdout, /listening/);
@@ -386,7 +292,7 @@ describe('token-broker serve: refusing to start', () => {
 
   it('serve without a configuration under NODE_ENV=production: exit 2, refuses dev mode, never listens', async () => {
     const port = await freePort();
-    const { code, stdout, stderr } = await runCli(['serve'], cleanEnv({ NODE_ENV: 'production', PORT: String(port) }));
+    const { code, stdout, stderr } = await runCli(['serve'], { env: cliEnv({ NODE_ENV: 'production', PORT: String(port) }) });
     assert.equal(code, 2);
     assert.equal(stderr, 'token-broker: refusing dev mode with NODE_ENV=production; pass --config FILE or set BROKER_CONFIG.\n');
     assert.doesNotMatch(stdout, /DEV MODE/);
@@ -401,10 +307,10 @@ describe('token-broker serve: dev mode', () => {
   before(async () => {
     port = await freePort();
     base = `http://127.0.0.1:${port}`;
-    cli = startCli(['serve'], cleanEnv({ PORT: String(port) }));
+    cli = startCli(['serve'], { env: cliEnv({ PORT: String(port) }) });
     await waitForStdout(cli, (out) => out.includes('readiness:'), 20_000, 'the dev-mode banner');
   });
-  after(killAll);
+  after(killAllCli);
 
   it('prints a banner telling how to get and exchange a token on the chosen port', () => {
     const out = cli.stdout();
@@ -456,7 +362,7 @@ describe('token-broker serve: dev mode', () => {
 });
 
 describe('token-broker serve --config: a configured broker', () => {
-  let dir: string;
+  const scratch = useScratchDir('broker-cli-serve-');
   let issuer: StandInIssuer;
   let cli: CliProcess;
   let port: number;
@@ -464,8 +370,7 @@ describe('token-broker serve --config: a configured broker', () => {
   let expectedKid: string;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'broker-cli-serve-'));
-    const keysDir = join(dir, 'keys');
+    const keysDir = scratch.file('keys');
     await mkdir(keysDir);
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256', privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
     await writeFile(join(keysDir, 'key-1.pem'), privateKey, { mode: 0o600 });
@@ -483,16 +388,14 @@ describe('token-broker serve --config: a configured broker', () => {
       logging: { level: 'info' },
     };
     // JSON is YAML: the file goes through the same loader as any operator's file.
-    const configPath = join(dir, 'broker.yaml');
-    await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`);
-    cli = startCli(['serve', '--config', configPath], cleanEnv({ PORT: String(port) }));
+    const configPath = await scratch.write('broker.yaml', `${JSON.stringify(config, null, 2)}\n`);
+    cli = startCli(['serve', '--config', configPath], { env: cliEnv({ PORT: String(port) }) });
     await waitForStdout(cli, (out) => out.includes('token broker listening'), 20_000, 'the broker to listen');
   });
 
   after(async () => {
-    await killAll();
+    await killAllCli();
     await issuer?.close();
-    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 
   it('becomes ready once the issuer keys are loaded', async () => {

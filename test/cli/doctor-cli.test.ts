@@ -1,58 +1,15 @@
-import { describe, it, before, after, mock } from 'node:test';
+import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { doctor, DOCTOR_USAGE } from '../../src/cli/doctor.js';
 import { startChain, type Chain } from '../doctor/chain-fixture.js';
-import { sinkChildOutput } from '../support/log-capture.js';
+import { runCli, captureConsole } from '../support/cli-run.js';
 
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs `token-broker doctor ...args` through tsx from the repository root, as the package would, within 60 s. */
-function runDoctor(args: readonly string[]): Promise<Run> {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  // The child must not think it is a test runner worker, and must not pick up overrides meant for something else.
-  for (const name of ['NODE_TEST_CONTEXT', 'BROKER_CONFIG', 'PORT', 'REDIS_URL', 'KUBECONFIG', 'NODE_ENV']) delete env[name];
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'doctor', ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  sinkChildOutput(child); // the whole-suite log-leak check reads what the CLI printed
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`token-broker doctor ${args.join(' ')} did not exit within 60 s`));
-    }, 60_000);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** The same command in this process, console captured: for argument and file cases. Not concurrent-safe. */
-async function runInProcess(args: readonly string[]): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  const log = mock.method(console, 'log', (...parts: unknown[]) => (stdout += `${parts.join(' ')}\n`));
-  const error = mock.method(console, 'error', (...parts: unknown[]) => (stderr += `${parts.join(' ')}\n`));
-  try {
-    const code = await doctor(args, {});
-    return { code, stdout, stderr };
-  } finally {
-    log.mock.restore();
-    error.mock.restore();
-  }
-}
+/** `token-broker doctor ...args` as a child process, as the package would run it. */
+const runDoctor = (args: readonly string[]) => runCli(['doctor', ...args]);
+/** The same command in this process: for argument and file cases. */
+const runInProcess = (args: readonly string[]) => captureConsole(() => doctor(args, {}));
 
 const statusAndName = (stdout: string) =>
   stdout

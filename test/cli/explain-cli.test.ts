@@ -1,49 +1,13 @@
-import { describe, it, before, after } from 'node:test';
+import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { sinkChildOutput } from '../support/log-capture.js';
+import { REPO_ROOT, runCli } from '../support/cli-run.js';
+import { useScratchDir } from '../support/scratch-dir.js';
 
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const EXAMPLE_CONFIG = 'config/broker.example.yaml';
 const FIXTURES = 'test/fixtures/identities';
 const IN_CLUSTER = 'https://kubernetes.default.svc.cluster.local';
-
-interface CliResult {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** The environment minus what the CLI reads, so each run depends only on its arguments. */
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of ['BROKER_CONFIG', 'PORT', 'REDIS_URL', 'KUBECONFIG', 'NODE_ENV', 'NODE_TEST_CONTEXT']) delete env[name];
-  return env;
-}
-
-/** Runs `token-broker ...args` from the repository root through tsx, to completion (at most 20 s). */
-function runCli(args: readonly string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], { cwd: REPO_ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    sinkChildOutput(child); // the whole-suite log-leak check reads what the CLI printed
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`token-broker ${args.join(' ')} did not exit within 20 s`));
-    }, 20_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 /** A JWT-shaped token nobody signed: the offline explain never checks signatures. */
 function unsignedToken(claims: Record<string, unknown>): string {
@@ -69,22 +33,16 @@ function projectedClaims(namespace: string, serviceAccount: string, iss = IN_CLU
   };
 }
 
-let dir: string;
+const scratch = useScratchDir('explain-cli-');
 let grantedToken: string;
 let deniedToken: string;
 let foreignToken: string;
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'explain-cli-'));
-  grantedToken = join(dir, 'granted.jwt');
-  deniedToken = join(dir, 'denied.jwt');
-  foreignToken = join(dir, 'foreign.jwt');
-  await writeFile(grantedToken, `${unsignedToken(projectedClaims('payments', 'argo-workflow-runner'))}\n`);
-  await writeFile(deniedToken, unsignedToken(projectedClaims('payments', 'default')));
-  await writeFile(foreignToken, unsignedToken(projectedClaims('payments', 'argo-workflow-runner', 'https://elsewhere.example')));
+  grantedToken = await scratch.write('granted.jwt', `${unsignedToken(projectedClaims('payments', 'argo-workflow-runner'))}\n`);
+  deniedToken = await scratch.write('denied.jwt', unsignedToken(projectedClaims('payments', 'default')));
+  foreignToken = await scratch.write('foreign.jwt', unsignedToken(projectedClaims('payments', 'argo-workflow-runner', 'https://elsewhere.example')));
 });
-
-after(() => rm(dir, { recursive: true, force: true }));
 
 describe('token-broker explain --identity', () => {
   it('text: a granted fixture exits 0 with every rule, the policies and the claims', async () => {
@@ -135,8 +93,7 @@ describe('token-broker explain --identity', () => {
   });
 
   it('an invalid fixture is an input error (exit 2) naming the field', async () => {
-    const bad = join(dir, 'bad-fixture.yaml');
-    await writeFile(bad, 'issuer: in-cluster\nnamespace: payments\nserviceAcount: runner\n');
+    const bad = await scratch.write('bad-fixture.yaml', 'issuer: in-cluster\nnamespace: payments\nserviceAcount: runner\n');
     const { code, stdout, stderr } = await runCli(['explain', '--config', EXAMPLE_CONFIG, '--identity', bad]);
     assert.equal(code, 2);
     assert.equal(stdout, '');
@@ -187,9 +144,8 @@ describe('token-broker explain --token (offline, unverified)', () => {
 
 describe('token-broker explain --token: time is judged as POST /token judges it', () => {
   it('an expired token is DENIED (expired) and exits 1, not granted with a note', async () => {
-    const expired = join(dir, 'expired.jwt');
     const now = Math.floor(Date.now() / 1000);
-    await writeFile(expired, unsignedToken({ ...projectedClaims('payments', 'argo-workflow-runner'), iat: now - 4500, nbf: now - 4500, exp: now - 900 }));
+    const expired = await scratch.write('expired.jwt', unsignedToken({ ...projectedClaims('payments', 'argo-workflow-runner'), iat: now - 4500, nbf: now - 4500, exp: now - 900 }));
     const [text, json] = await Promise.all([
       runCli(['explain', '--config', EXAMPLE_CONFIG, '--token', expired]),
       runCli(['explain', '--config', EXAMPLE_CONFIG, '--token', expired, '--format', 'json']),
@@ -224,15 +180,14 @@ describe('token-broker explain: usage and configuration errors', () => {
   });
 
   it('an unreadable token file exits 2', async () => {
-    const missing = join(dir, 'missing.jwt');
+    const missing = scratch.file('missing.jwt');
     const { code, stderr } = await runCli(['explain', '--config', EXAMPLE_CONFIG, '--token', missing]);
     assert.equal(code, 2);
     assert.equal(stderr, `token-broker explain: cannot read the token file ${missing} (ENOENT)\n`);
   });
 
   it('an invalid configuration exits 1 with every problem, as check-config prints them', async () => {
-    const config = join(dir, 'bad-config.yaml');
-    await writeFile(config, 'server: {publicUrl: https://broker.example}\nissuers: []\nrules: []\nsurprise: 1\n');
+    const config = await scratch.write('bad-config.yaml', 'server: {publicUrl: https://broker.example}\nissuers: []\nrules: []\nsurprise: 1\n');
     const { code, stdout, stderr } = await runCli(['explain', '--config', config, '--token', grantedToken]);
     assert.equal(code, 1);
     assert.equal(stdout, '');
@@ -261,25 +216,21 @@ describe('token-broker test-rules', () => {
   });
 
   it('a failing case exits 1 and says what differed; fixture files are read relative to the cases file', async () => {
-    const cases = join(dir, 'failing.cases.yaml');
-    await mkdir(join(dir, 'identities'), { recursive: true });
-    await copyFile(join(REPO_ROOT, FIXTURES, 'payments-runner.yaml'), join(dir, 'identities', 'runner.yaml'));
-    await writeFile(
-      cases,
-      [
-        'cases:',
-        '  - name: runner reads only',
-        '    identity: {file: identities/runner.yaml}',
-        '    expect: {policies: [payments-read, ledger-write]}',
-        '  - name: default is denied',
-        '    identity: {issuer: in-cluster, namespace: payments, serviceAccount: default, pod: p}',
-        '    expect: {denied: no_matching_rule}',
-        '  - name: runner is denied',
-        '    identity: {issuer: in-cluster, namespace: payments, serviceAccount: argo-workflow-runner, pod: p}',
-        '    expect: {denied: scope_not_granted}',
-        '',
-      ].join('\n'),
-    );
+    await mkdir(scratch.file('identities'), { recursive: true });
+    await copyFile(join(REPO_ROOT, FIXTURES, 'payments-runner.yaml'), scratch.file('identities', 'runner.yaml'));
+    const cases = await scratch.write('failing.cases.yaml', [
+      'cases:',
+      '  - name: runner reads only',
+      '    identity: {file: identities/runner.yaml}',
+      '    expect: {policies: [payments-read, ledger-write]}',
+      '  - name: default is denied',
+      '    identity: {issuer: in-cluster, namespace: payments, serviceAccount: default, pod: p}',
+      '    expect: {denied: no_matching_rule}',
+      '  - name: runner is denied',
+      '    identity: {issuer: in-cluster, namespace: payments, serviceAccount: argo-workflow-runner, pod: p}',
+      '    expect: {denied: scope_not_granted}',
+      '',
+    ]);
     const { code, stdout, stderr } = await runCli(['test-rules', '--config', EXAMPLE_CONFIG, cases]);
     assert.equal(code, 1, stderr);
     assert.equal(
@@ -298,14 +249,12 @@ describe('token-broker test-rules', () => {
   });
 
   it('usage, unreadable or invalid cases exit 2', async () => {
-    const invalid = join(dir, 'invalid.cases.yaml');
-    await writeFile(invalid, 'cases:\n  - name: x\n    identity: {issuer: nowhere, namespace: a, serviceAccount: b}\n    expect: {policies: [a]}\n');
-    const missingFixture = join(dir, 'missing-fixture.cases.yaml');
-    await writeFile(missingFixture, 'cases:\n  - name: x\n    identity: {file: nope.yaml}\n    expect: {policies: [a]}\n');
+    const invalid = await scratch.write('invalid.cases.yaml', 'cases:\n  - name: x\n    identity: {issuer: nowhere, namespace: a, serviceAccount: b}\n    expect: {policies: [a]}\n');
+    const missingFixture = await scratch.write('missing-fixture.cases.yaml', 'cases:\n  - name: x\n    identity: {file: nope.yaml}\n    expect: {policies: [a]}\n');
     const [usage, extra, unreadable, unknownIssuer, noFixture] = await Promise.all([
       runCli(['test-rules', '--config', EXAMPLE_CONFIG]),
       runCli(['test-rules', '--config', EXAMPLE_CONFIG, 'a.yaml', 'b.yaml']),
-      runCli(['test-rules', '--config', EXAMPLE_CONFIG, join(dir, 'absent.yaml')]),
+      runCli(['test-rules', '--config', EXAMPLE_CONFIG, scratch.file('absent.yaml')]),
       runCli(['test-rules', '--config', EXAMPLE_CONFIG, invalid]),
       runCli(['test-rules', '--config', EXAMPLE_CONFIG, missingFixture]),
     ]);
@@ -314,14 +263,14 @@ describe('token-broker test-rules', () => {
       assert.ok(run.stderr.startsWith('token-broker test-rules: give --config FILE and exactly one CASES.yaml\n\nUsage: token-broker test-rules'), run.stderr);
     }
     assert.equal(unreadable.code, 2);
-    assert.equal(unreadable.stderr, `token-broker test-rules: cannot read the cases file ${join(dir, 'absent.yaml')} (ENOENT)\n`);
+    assert.equal(unreadable.stderr, `token-broker test-rules: cannot read the cases file ${scratch.file('absent.yaml')} (ENOENT)\n`);
     assert.equal(unknownIssuer.code, 2);
     assert.equal(
       unknownIssuer.stderr,
       `token-broker test-rules: ${invalid}: invalid cases file\n  cases[0].identity.issuer: no issuer is named "nowhere" in the configuration (issuers: in-cluster, eks-prod)\n`,
     );
     assert.equal(noFixture.code, 2);
-    assert.equal(noFixture.stderr, `token-broker test-rules: case "x": cannot read the identity fixture ${join(dir, 'nope.yaml')} (ENOENT)\n`);
+    assert.equal(noFixture.stderr, `token-broker test-rules: case "x": cannot read the identity fixture ${scratch.file('nope.yaml')} (ENOENT)\n`);
     assert.equal(unknownIssuer.stdout + noFixture.stdout, '');
   });
 });

@@ -1,49 +1,18 @@
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { generateKeyPairSync, createPublicKey } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import { parse } from 'yaml';
 import { keyMetadataDocument, loadSigningKeysDir, readSigningKeysDir } from '../../src/mint/signing-key-set.js';
 import { formatKeyTable, keys } from '../../src/cli/keys.js';
 import type { KeyStateInfo } from '../../src/mint/key-lifecycle.js';
-import { sinkChildOutput } from '../support/log-capture.js';
+import { runCli } from '../support/cli-run.js';
+import { useScratchDir } from '../support/scratch-dir.js';
 
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-interface Result {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs `token-broker keys ...args` from the repository root through tsx, as the package would run, to its exit. */
-function runKeys(args: readonly string[]): Promise<Result> {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of ['BROKER_CONFIG', 'PORT', 'REDIS_URL', 'NODE_ENV', 'NODE_TEST_CONTEXT']) delete env[name];
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'keys', ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk;
-  });
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  sinkChildOutput(child); // the whole-suite log-leak check reads what the CLI printed
-  // A hung CLI is killed rather than hanging the suite; the exit code then shows it.
-  const guard = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return new Promise((resolve) => {
-    child.once('close', (code) => {
-      clearTimeout(guard);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+/** `token-broker keys ...args` as a child process, as the package would run it. */
+const runKeys = (args: readonly string[]) => runCli(['keys', ...args]);
 
 function ecPem(): string {
   return generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
@@ -54,16 +23,19 @@ async function kidOf(pem: string): Promise<string> {
 }
 
 describe('token-broker keys', () => {
-  let root: string;
-  before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'keys-cli-'));
-  });
-  after(async () => {
-    await rm(root, { recursive: true, force: true });
-  });
+  const scratch = useScratchDir('keys-cli-');
+  /** A minimal configuration with `signing` (a YAML flow mapping) as its signing block. */
+  const writeConfig = (name: string, signing: string) =>
+    scratch.write(name, [
+      'server: { publicUrl: "https://broker.example" }',
+      'issuers: [{ name: cluster, issuer: "https://issuer.example", audiences: [broker] }]',
+      'rules: [{ name: everyone, policies: [read] }]',
+      `signing: ${signing}`,
+      '',
+    ]);
 
   it('generate --out writes a 0600 PKCS#8 key and its metadata, prints the kid, and the loader accepts it', async () => {
-    const dir = join(root, 'generated');
+    const dir = scratch.file('generated');
     const result = await runKeys(['generate', '--alg', 'ES256', '--out', dir]);
     assert.equal(result.code, 0, result.stderr);
     const kid = result.stdout.trim();
@@ -91,7 +63,7 @@ describe('token-broker keys', () => {
   });
 
   it('generate --alg RS256 writes an RSA key the loader accepts for RS256', async () => {
-    const dir = join(root, 'rsa');
+    const dir = scratch.file('rsa');
     const result = await runKeys(['generate', '--alg', 'RS256', '--out', dir]);
     assert.equal(result.code, 0, result.stderr);
     const keys = await loadSigningKeysDir(dir, 'RS256');
@@ -120,7 +92,7 @@ describe('token-broker keys', () => {
     assert.match(result.stdout, /kubectl patch secret token-broker-signing-keys -n platform --type merge/);
 
     // Mounted, the Secret's data becomes files: the broker reads them as a dated key.
-    const dir = join(root, 'from-secret');
+    const dir = scratch.file('from-secret');
     await mkdir(dir);
     for (const [name, value] of Object.entries(manifest.data)) await writeFile(join(dir, name), Buffer.from(value, 'base64'));
     const { files } = await readSigningKeysDir(dir, 'ES384');
@@ -130,7 +102,7 @@ describe('token-broker keys', () => {
   });
 
   it('list prints every key with its state and next transition', async () => {
-    const dir = join(root, 'list-keys');
+    const dir = scratch.file('list-keys');
     await mkdir(dir);
     const now = Date.now();
     const minutes = 60_000;
@@ -145,17 +117,7 @@ describe('token-broker keys', () => {
     // A key without metadata is dated by its mtime, and marked so.
     const undated = ecPem();
     await writeFile(join(dir, 'undated.pem'), undated);
-    const config = join(root, 'list.yaml');
-    await writeFile(
-      config,
-      [
-        'server: { publicUrl: "https://broker.example" }',
-        'issuers: [{ name: cluster, issuer: "https://issuer.example", audiences: [broker] }]',
-        'rules: [{ name: everyone, policies: [read] }]',
-        `signing: { keysDir: ${JSON.stringify(dir)} }`,
-        '',
-      ].join('\n'),
-    );
+    const config = await writeConfig('list.yaml', `{ keysDir: ${JSON.stringify(dir)} }`);
     const result = await runKeys(['list', '--config', config]);
     assert.equal(result.code, 0, result.stderr);
     const [header, ...rows] = result.stdout.trimEnd().split('\n');
@@ -177,27 +139,16 @@ describe('token-broker keys', () => {
   });
 
   it('list exits 1 with a clear message on a bad configuration or a bad key', async () => {
-    const badConfig = join(root, 'bad.yaml');
-    await writeFile(badConfig, 'server: { publicUrl: "https://broker.example" }\n');
+    const badConfig = await scratch.write('bad.yaml', 'server: { publicUrl: "https://broker.example" }\n');
     const invalid = await runKeys(['list', '--config', badConfig]);
     assert.equal(invalid.code, 1);
     assert.match(invalid.stderr, /bad\.yaml: invalid configuration\n/);
     assert.match(invalid.stderr, /^ {2}issuers: /m);
 
-    const dir = join(root, 'corrupt-keys');
+    const dir = scratch.file('corrupt-keys');
     await mkdir(dir);
     await writeFile(join(dir, 'k.pem'), generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
-    const config = join(root, 'corrupt.yaml');
-    await writeFile(
-      config,
-      [
-        'server: { publicUrl: "https://broker.example" }',
-        'issuers: [{ name: cluster, issuer: "https://issuer.example", audiences: [broker] }]',
-        'rules: [{ name: everyone, policies: [read] }]',
-        `signing: { keysDir: ${JSON.stringify(dir)} }`,
-        '',
-      ].join('\n'),
-    );
+    const config = await writeConfig('corrupt.yaml', `{ keysDir: ${JSON.stringify(dir)} }`);
     const corrupt = await runKeys(['list', '--config', config]);
     assert.equal(corrupt.code, 1);
     assert.equal(corrupt.stdout, '');
@@ -215,7 +166,7 @@ describe('token-broker keys', () => {
   });
 
   it('refuses every malformed invocation with exit 2, naming the problem, writing nothing', async (t) => {
-    const out = join(root, 'never-written');
+    const out = scratch.file('never-written');
     const cases: [string[], RegExp][] = [
       [[], /a command is required/],
       [['rotate'], /unknown command "rotate"/],
@@ -251,19 +202,9 @@ describe('token-broker keys', () => {
   });
 
   it('generate without --alg: ES256 (the configuration default), or signing.algorithm of --config', async () => {
-    const plain = join(root, 'default-alg');
-    const configured = join(root, 'configured-alg');
-    const config = join(root, 'rs256.yaml');
-    await writeFile(
-      config,
-      [
-        'server: { publicUrl: "https://broker.example" }',
-        'issuers: [{ name: cluster, issuer: "https://issuer.example", audiences: [broker] }]',
-        'rules: [{ name: everyone, policies: [read] }]',
-        `signing: { algorithm: RS256, keysDir: ${JSON.stringify(configured)} }`,
-        '',
-      ].join('\n'),
-    );
+    const plain = scratch.file('default-alg');
+    const configured = scratch.file('configured-alg');
+    const config = await writeConfig('rs256.yaml', `{ algorithm: RS256, keysDir: ${JSON.stringify(configured)} }`);
     const [byDefault, byConfig] = await Promise.all([runKeys(['generate', '--out', plain]), runKeys(['generate', '--config', config, '--out', configured])]);
     assert.equal(byDefault.code, 0, byDefault.stderr);
     assert.equal(byConfig.code, 0, byConfig.stderr);

@@ -1,10 +1,9 @@
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { kubernetesOf, validateConfig, type ConfigProblem } from '../../src/config/validate-config.js';
 import { loadConfigFile } from '../../src/config/load-config.js';
+import { MINIMAL_CONFIG_YAML } from '../support/config-yaml.js';
+import { useScratchDir } from '../support/scratch-dir.js';
 
 const NEEDS_CLUSTER = 'reads Kubernetes labels or pod metadata, but no issuer this rule applies to has kubernetes enabled';
 const OIDC_KUBERNETES = 'kubernetes lookups need kind: kubernetes tokens (namespace, service account, pod claims)';
@@ -413,32 +412,12 @@ describe('kubernetesOf: the cluster settings that apply to an issuer', () => {
 });
 
 describe('loadConfigFile: KUBECONFIG fills kubernetes.kubeconfig only when the file names none', () => {
-  let dir: string;
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'tb-kubeconfig-'));
-  });
-  after(() => rm(dir, { recursive: true, force: true }));
-
-  const base = `server:
-  publicUrl: https://token-broker.example
-issuers:
-  - name: in-cluster
-    issuer: https://kubernetes.default.svc
-    audiences: [tyk-token-broker]
-signing:
-  keysDir: /etc/token-broker/keys
-rules:
-  - name: payments
-    match:
-      namespaces: [payments]
-    policies: [payments-read]
-`;
+  const scratch = useScratchDir('tb-kubeconfig-');
+  const base = MINIMAL_CONFIG_YAML;
   let counter = 0;
   async function load(yaml: string, env: { KUBECONFIG?: string }) {
     counter += 1;
-    const path = join(dir, `broker-${counter}.yaml`);
-    await writeFile(path, yaml, 'utf8');
-    return loadConfigFile(path, env);
+    return loadConfigFile(await scratch.write(`broker-${counter}.yaml`, yaml), env);
   }
 
   it('fills a kubernetes block that names no kubeconfig', async () => {

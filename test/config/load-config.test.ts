@@ -1,26 +1,11 @@
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { loadConfigFile, parseConfigText, ConfigError } from '../../src/config/load-config.js';
 import type { ConfigProblem } from '../../src/config/validate-config.js';
+import { MINIMAL_CONFIG_YAML } from '../support/config-yaml.js';
+import { useScratchDir } from '../support/scratch-dir.js';
 
-const VALID_YAML = `server:
-  port: 9000
-  publicUrl: https://token-broker.example
-issuers:
-  - name: in-cluster
-    issuer: https://kubernetes.default.svc
-    audiences: [tyk-token-broker]
-signing:
-  keysDir: /etc/token-broker/keys
-rules:
-  - name: payments
-    match:
-      namespaces: [payments]
-    policies: [payments-read]
-`;
+const VALID_YAML = MINIMAL_CONFIG_YAML;
 
 /** Runs `fn`, which must throw a ConfigError, and returns its problems. */
 async function configProblems(fn: () => Promise<unknown> | unknown): Promise<readonly ConfigProblem[]> {
@@ -34,19 +19,8 @@ async function configProblems(fn: () => Promise<unknown> | unknown): Promise<rea
 }
 
 describe('loadConfigFile', () => {
-  let dir: string;
-  const write = async (name: string, text: string): Promise<string> => {
-    const path = join(dir, name);
-    await writeFile(path, text, 'utf8');
-    return path;
-  };
-
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'broker-load-config-'));
-  });
-  after(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  const scratch = useScratchDir('broker-load-config-');
+  const write = (name: string, text: string): Promise<string> => scratch.write(name, text);
 
   it('loads a valid file, with defaults filled in', async () => {
     const config = await loadConfigFile(await write('valid.yaml', VALID_YAML), {});
@@ -89,12 +63,12 @@ describe('loadConfigFile', () => {
   });
 
   it('reports a missing file as one problem', async () => {
-    const problems = await configProblems(() => loadConfigFile(join(dir, 'does-not-exist.yaml'), {}));
+    const problems = await configProblems(() => loadConfigFile(scratch.file('does-not-exist.yaml'), {}));
     assert.deepEqual(problems, [{ path: '(file)', message: 'cannot read the file (ENOENT)' }]);
   });
 
   it('reports a directory given as the file', async () => {
-    const problems = await configProblems(() => loadConfigFile(dir, {}));
+    const problems = await configProblems(() => loadConfigFile(scratch.path, {}));
     assert.deepEqual(problems, [{ path: '(file)', message: 'cannot read the file (EISDIR)' }]);
   });
 

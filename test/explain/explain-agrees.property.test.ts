@@ -1,10 +1,10 @@
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { decodeJwt } from 'jose';
 import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/protocol.js';
-import { startHarness, type Harness } from '../support/broker-harness.js';
+import { useHarness } from '../support/broker-harness.js';
 import type { Explanation } from '../../src/explain/explain-decision.js';
 
 /*
@@ -46,12 +46,7 @@ function withoutTimes(claims: Readonly<Record<string, unknown>>): Record<string,
 }
 
 describe('POST /v1/explain reaches the decision POST /token reaches', () => {
-  let h: Harness;
-  before(async () => {
-    h = await startHarness({ config: () => ({ explain: { enabled: true }, rules: RULES }) });
-    await h.broker.warmUp();
-  });
-  after(() => h.close());
+  const h = useHarness({ warmUp: true, config: () => ({ explain: { enabled: true }, rules: RULES }) });
 
   it('granted with the same policies and claims exactly when a token is issued; otherwise the same refusal', async () => {
     let granted = 0;

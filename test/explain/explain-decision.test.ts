@@ -5,6 +5,7 @@ import { compileRules } from '../../src/rules/compiled-rules.js';
 import { explainDecision, EXPLAINED_JTI, type ExplainInput } from '../../src/explain/explain-decision.js';
 import type { BrokerConfig, BrokerConfigInput } from '../../src/config/schema.js';
 import type { WorkloadIdentity } from '../../src/identity/workload-identity.js';
+import { PAYMENTS_RUNNER_POD } from '../support/workload-identities.js';
 
 const NOW = 1_767_225_600;
 const PUBLIC_URL = 'https://token-broker.test';
@@ -44,13 +45,7 @@ function config(overrides: Partial<BrokerConfigInput> = {}): BrokerConfig {
 
 function identity(overrides: Partial<WorkloadIdentity> = {}): WorkloadIdentity {
   return {
-    issuerName: 'cluster-a',
-    issuer: 'https://cluster-a.example',
-    subject: 'system:serviceaccount:payments:argo-runner',
-    namespace: 'payments',
-    serviceAccount: 'argo-runner',
-    podName: 'orders-sync-x7k2p-call-api-3149217812',
-    podUid: '0d8b260e-0000-4000-8000-000000000001',
+    ...PAYMENTS_RUNNER_POD,
     nodeName: 'node-a',
     claims: { sub: 'system:serviceaccount:payments:argo-runner' },
     cluster: {

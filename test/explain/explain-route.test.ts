@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/protocol.js';
-import { startHarness, PUBLIC_URL, type Harness } from '../support/broker-harness.js';
+import { useHarness, PUBLIC_URL, type Harness } from '../support/broker-harness.js';
 import { startStandInKubernetes, type StandInKubernetes } from '../fakes/stand-in-kubernetes.js';
 import type { Explanation } from '../../src/explain/explain-decision.js';
 
@@ -64,12 +64,7 @@ after(async () => {
 });
 
 describe('POST /v1/explain with explain.enabled', () => {
-  let h: Harness;
-  before(async () => {
-    h = await startHarness({ config: () => ({ explain: { enabled: true }, kubernetes: { enabled: true, kubeconfig }, rules: RULES }) });
-    await h.broker.warmUp();
-  });
-  after(() => h.close());
+  const h = useHarness({ warmUp: true, config: () => ({ explain: { enabled: true }, kubernetes: { enabled: true, kubeconfig }, rules: RULES }) });
 
   it('explains the caller\'s own identity (verified, pod-bound, with its pod\'s labels), no-store, no token in the body', async () => {
     const { token, pod, workflow } = await argoStep(h, { labels: { 'token-broker.io/wants': 'ledger' } });
@@ -237,12 +232,7 @@ describe('POST /v1/explain with explain.enabled', () => {
 });
 
 describe('POST /v1/explain without explain.enabled', () => {
-  let h: Harness;
-  before(async () => {
-    h = await startHarness();
-    await h.broker.warmUp();
-  });
-  after(() => h.close());
+  const h = useHarness({ warmUp: true });
 
   it('does not exist: 404 not_found, even for a valid subject token', async () => {
     const res = await h.http.post('/v1/explain').set('Authorization', `Bearer ${await h.issuer.projectedToken()}`);

@@ -1,6 +1,6 @@
-import { describe, it, before, after } from 'node:test';
+import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHarness, type Harness } from '../support/broker-harness.js';
+import { useHarness } from '../support/broker-harness.js';
 import { metricValue } from '../support/multi-broker.js';
 import { auditCount } from '../security/refusal.js';
 import { runLoad, type LoadResult } from './load.js';
@@ -32,12 +32,7 @@ const phaseOf = (i: number): number => PHASES.findLastIndex((phase) => i >= phas
 const outcomeOf = (r: LoadResult): string => (r.status === 200 ? '200' : `${r.status} ${r.reason ?? r.error ?? ''}`);
 
 describe('fault: the issuer\'s JWKS endpoint down mid-load', { timeout: 120_000 }, () => {
-  let h: Harness;
-  before(async () => {
-    h = await startHarness();
-    await h.broker.warmUp();
-  });
-  after(() => h.close());
+  const h = useHarness({ warmUp: true });
 
   it('known keys keep verifying; an unknown kid gets unknown_kid, then issuer_unavailable after the cool-down, then a token on recovery', async (t) => {
     const known: string[] = [];

@@ -1,10 +1,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startHarness, type Harness } from '../support/broker-harness.js';
-import { startStandInKubernetes, type DownMode, type StandInKubernetes } from '../fakes/stand-in-kubernetes.js';
+import type { DownMode } from '../fakes/stand-in-kubernetes.js';
+import { startClusterHarness, type ClusterHarness } from '../support/cluster-harness.js';
 import { auditCount } from '../security/refusal.js';
 import { runLoad, type LoadResult } from './load.js';
 
@@ -34,34 +31,26 @@ const SETTLED_AT = 250;
 const phaseOf = (i: number): number => PHASES.findLastIndex((phase) => i >= phase.from);
 
 describe('fault: the Kubernetes API down mid-load, pod binding enforced', { timeout: 180_000 }, () => {
-  let kube: StandInKubernetes;
-  let dir: string;
-  let h: Harness;
+  let h: ClusterHarness;
 
   before(async () => {
-    kube = await startStandInKubernetes();
-    dir = await mkdtemp(join(tmpdir(), 'tb-faults-k8s-'));
-    const kubeconfig = await kube.writeKubeconfig(dir);
-    kube.putNamespace('payments');
-    kube.putServiceAccount('payments', 'argo-runner');
-    h = await startHarness({
+    h = await startClusterHarness({
       // No pod cache: every exchange asks the API, so the outage is seen by every request sent during it.
-      config: () => ({ kubernetes: { kubeconfig, podBinding: 'enforce', cacheSeconds: { namespace: 60, serviceAccount: 60, pod: 0 } } }),
+      kubernetes: { podBinding: 'enforce', cacheSeconds: { namespace: 60, serviceAccount: 60, pod: 0 } },
     });
-    await h.broker.warmUp();
+    h.kube.putNamespace('payments');
+    h.kube.putServiceAccount('payments', 'argo-runner');
   });
   after(async () => {
-    kube.setDown(false);
+    h.kube.setDown(false);
     await h.close();
-    await kube.close();
-    await rm(dir, { recursive: true, force: true });
   });
 
   it('refuses every exchange with 503 kubernetes_unavailable while the API fails, never a token, then recovers', async (t) => {
     const live: string[] = [];
     // Nine live pods, one for each request index ending in 0 to 8; those ending in 9 carry the gone pod's token.
     for (let i = 0; i < 9; i++) {
-      const pod = kube.putPod('payments', `step-live-${i}`, { serviceAccountName: 'argo-runner' });
+      const pod = h.kube.putPod('payments', `step-live-${i}`, { serviceAccountName: 'argo-runner' });
       live.push(await h.issuer.projectedToken({ podName: `step-live-${i}`, podUid: pod.metadata.uid }));
     }
     // A pod that is gone: refused for that reason while the API answers.
@@ -84,7 +73,7 @@ describe('fault: the Kubernetes API down mid-load, pod binding enforced', { time
       deadlineMs: 90_000,
       before(i) {
         const phase = PHASES.find((p) => p.from === i);
-        if (phase !== undefined) kube.setDown(phase.down);
+        if (phase !== undefined) h.kube.setDown(phase.down);
         if (phase !== undefined && phase.from > 0 && phase.down === false) {
           recoveredAt = performance.now();
           setTimeout(settle, API_TIMEOUT_MS + 200);

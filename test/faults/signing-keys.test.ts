@@ -4,21 +4,17 @@ import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import supertest from 'supertest';
 import { calculateJwkThumbprint, decodeProtectedHeader, type JWK } from 'jose';
-import { createBroker, type Broker } from '../../src/broker.js';
 import { validateConfig } from '../../src/config/validate-config.js';
 import { openSigningKeyDirectory, type SigningKeyDirectory } from '../../src/mint/signing-key-directory.js';
 import { keyLifecycleSettings } from '../../src/mint/key-lifecycle.js';
 import { keyMetadataDocument } from '../../src/mint/signing-key-set.js';
 import { generateSigningKey } from '../../src/mint/signing-key.js';
 import type { SigningKeySet } from '../../src/mint/signing-key-set.js';
-import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/protocol.js';
-import { defaultConfig, SUBJECT_AUDIENCE } from '../support/broker-harness.js';
-import { createTestClock, type TestClock } from '../support/clock.js';
-import { captureLogs, type LogCapture } from '../support/log-capture.js';
+import { defaultConfig, startHarness, type Harness } from '../support/broker-harness.js';
+import type { TestClock } from '../support/clock.js';
+import type { LogCapture } from '../support/log-capture.js';
 import { metricValue } from '../support/multi-broker.js';
-import { startStandInIssuer, type StandInIssuer } from '../fakes/stand-in-issuer.js';
 import { runLoad, tally } from './load.js';
 
 /*
@@ -29,47 +25,20 @@ import { runLoad, tally } from './load.js';
  * test/mint/signing-key-directory.test.ts ("keeps the last good set when the directory empties or a file is corrupt").
  */
 
-interface Rig {
-  readonly issuer: StandInIssuer;
-  readonly clock: TestClock;
-  readonly logs: LogCapture;
-  readonly broker: Broker;
-  readonly http: ReturnType<typeof supertest>;
-  exchange(subjectToken: string): supertest.Test;
-  close(): Promise<void>;
+/** A harness (test/support/broker-harness.ts) whose broker signs with the keys `signingKeys` builds, warmed up. */
+async function startRig(signingKeys: (clock: TestClock, logs: LogCapture) => Promise<SigningKeySet>): Promise<Harness> {
+  const rig = await startHarness({ signingKeys });
+  await rig.broker.warmUp();
+  return rig;
 }
 
-async function startRig(signingKeys: (clock: TestClock, logs: LogCapture) => Promise<SigningKeySet>): Promise<Rig> {
-  const clock = createTestClock();
-  const issuer = await startStandInIssuer({ audience: SUBJECT_AUDIENCE, now: clock.now });
-  const validation = validateConfig(defaultConfig(issuer.issuer));
-  if (!validation.ok) throw new Error(JSON.stringify(validation.problems));
-  const logs = captureLogs();
-  const broker = createBroker(validation.config, { logger: logs.logger, signingKeys: await signingKeys(clock, logs), now: clock.now });
-  await broker.warmUp();
-  const http = supertest(broker.app);
-  return {
-    issuer,
-    clock,
-    logs,
-    broker,
-    http,
-    exchange: (subjectToken) =>
-      http.post('/token').type('form').send({ grant_type: GRANT_TYPE_TOKEN_EXCHANGE, subject_token_type: TOKEN_TYPE_JWT, subject_token: subjectToken }),
-    async close() {
-      await broker.close();
-      await issuer.close();
-    },
-  };
-}
-
-const audits = (rig: Rig) => rig.logs.lines.filter((line) => line.audit === true).length;
-const issuedCount = (rig: Rig) => rig.logs.lines.filter((line) => line.outcome === 'issued').length;
+const audits = (rig: Harness) => rig.logs.lines.filter((line) => line.audit === true).length;
+const issuedCount = (rig: Harness) => rig.logs.lines.filter((line) => line.outcome === 'issued').length;
 
 describe('fault: the signing keys directory emptied and corrupted at run time', { timeout: 120_000 }, () => {
   let dir: string;
   let directory: SigningKeyDirectory;
-  let rig: Rig;
+  let rig: Harness;
   let kid: string;
   const pem = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   let metadata: string;
@@ -170,7 +139,7 @@ describe('fault: the signing keys directory emptied and corrupted at run time', 
 });
 
 describe('fault: nothing can sign at run time', { timeout: 120_000 }, () => {
-  let rig: Rig;
+  let rig: Harness;
   let canSign = true;
 
   before(async () => {

@@ -1,17 +1,16 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startStandInIssuer, type StandInIssuer } from '../fakes/stand-in-issuer.js';
 import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/protocol.js';
 import { runLoad } from './load.js';
 import { freePort } from '../support/free-port.js';
+import { cliEnv, killAllCli, startCli, within, type CliProcess } from '../support/cli-run.js';
 
 /*
  * SIGTERM to a real `token-broker serve` child process while a load runs and ten requests are in flight (their
@@ -21,20 +20,9 @@ import { freePort } from '../support/free-port.js';
  * A single in-flight request is covered in test/cli/cli.test.ts ("on SIGTERM: refuses new connections...").
  */
 
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SUBJECT_AUDIENCE = 'tyk-token-broker';
 const GRACE_SECONDS = 10;
 const IN_FLIGHT = 10;
-
-function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
 
 const formOf = (subjectToken: string) =>
   new URLSearchParams({ grant_type: GRANT_TYPE_TOKEN_EXCHANGE, subject_token_type: TOKEN_TYPE_JWT, subject_token: subjectToken }).toString();
@@ -107,9 +95,7 @@ async function startInFlight(port: number, body: string): Promise<InFlight> {
 describe('fault: SIGTERM under load on a real child process', { timeout: 120_000 }, () => {
   let dir: string;
   let issuer: StandInIssuer;
-  let child: ChildProcess | undefined;
-  let stdout = '';
-  let stderr = '';
+  let cli: CliProcess | undefined;
   let port: number;
 
   before(async () => {
@@ -130,15 +116,7 @@ describe('fault: SIGTERM under load on a real child process', { timeout: 120_000
     };
     const configPath = join(dir, 'broker.yaml');
     await writeFile(configPath, JSON.stringify(config));
-    const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port) };
-    for (const name of ['BROKER_CONFIG', 'REDIS_URL', 'NODE_ENV', 'NODE_TEST_CONTEXT']) delete env[name];
-    child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve', '--config', configPath], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-    });
+    cli = startCli(['serve', '--config', configPath], { env: cliEnv({ PORT: String(port) }) });
     const deadline = Date.now() + 20_000;
     for (let attempt = 0; attempt < 200 && Date.now() < deadline; attempt++) {
       try {
@@ -148,21 +126,18 @@ describe('fault: SIGTERM under load on a real child process', { timeout: 120_000
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    assert.fail(`the broker did not become ready\nstdout:\n${stdout}\nstderr:\n${stderr}`);
+    assert.fail(`the broker did not become ready\nstdout:\n${cli.stdout()}\nstderr:\n${cli.stderr()}`);
   });
 
   after(async () => {
-    if (child !== undefined && child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((resolve) => child?.once('exit', resolve));
-      child.kill('SIGKILL');
-      await exited;
-    }
+    await killAllCli();
     await issuer?.close();
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 
   it('in-flight requests complete, new connections are refused, no 5xx, exit 0 within the grace period, every token audited', async (t) => {
-    const proc = child as ChildProcess;
+    const proc = (cli as CliProcess).child;
+    const stdout = () => (cli as CliProcess).stdout();
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
       proc.once('exit', (code, signal) => resolve({ code, signal, at: performance.now() })),
     );
@@ -185,7 +160,7 @@ describe('fault: SIGTERM under load on a real child process', { timeout: 120_000
       },
       async send(i) {
         const body = formOf(await issuer.projectedToken({ podUid: `sigterm-load-${i}` }));
-        if (performance.now() > signalledAt && shuttingDownSeen === Number.POSITIVE_INFINITY && stdout.includes('shutting down')) shuttingDownSeen = performance.now();
+        if (performance.now() > signalledAt && shuttingDownSeen === Number.POSITIVE_INFINITY && stdout().includes('shutting down')) shuttingDownSeen = performance.now();
         sentAt.set(i, performance.now());
         return post(port, body);
       },
@@ -198,7 +173,7 @@ describe('fault: SIGTERM under load on a real child process', { timeout: 120_000
       'the SIGTERM',
       new Promise<void>((resolve) => {
         poll = setInterval(() => {
-          if (signalledAt !== Number.POSITIVE_INFINITY && stdout.includes('shutting down')) resolve();
+          if (signalledAt !== Number.POSITIVE_INFINITY && stdout().includes('shutting down')) resolve();
         }, 5);
       }),
     ).finally(() => clearInterval(poll));
@@ -241,7 +216,7 @@ describe('fault: SIGTERM under load on a real child process', { timeout: 120_000
     // The process: exit 0, within the grace period, and not by the grace period's timer.
     assert.deepEqual([exit.code, exit.signal], [0, null]);
     assert.ok(exit.at - signalledAt < GRACE_SECONDS * 1000, `exited after ${Math.round(exit.at - signalledAt)} ms`);
-    const lines = stdout
+    const lines = stdout()
       .split('\n')
       .filter((line) => line.startsWith('{'))
       .map((line) => JSON.parse(line) as Record<string, unknown>);

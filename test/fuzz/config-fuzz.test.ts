@@ -1,14 +1,11 @@
-import { describe, it, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { validateConfig, formatPath, type ConfigValidation } from '../../src/config/validate-config.js';
 import { ConfigError, parseConfigText } from '../../src/config/load-config.js';
 import { defaultConfig } from '../support/broker-harness.js';
+import { runCli } from '../support/cli-run.js';
+import { useScratchDir } from '../support/scratch-dir.js';
 
 /*
  * Property-based fuzzing of configuration loading: validateConfig never throws, whatever it is given, and answers
@@ -18,7 +15,6 @@ import { defaultConfig } from '../support/broker-harness.js';
 
 const SEEDS = { anything: 0xc0f1_0001, mutations: 0xc0f1_0002, unknownKeys: 0xc0f1_0003, yaml: 0xc0f1_0004 } as const;
 const LIMITS = { interruptAfterTimeLimit: 30_000, markInterruptAsFailure: true, endOnFailure: true } as const;
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 const BASE = defaultConfig('http://127.0.0.1:6443');
 
@@ -183,23 +179,11 @@ describe('fuzz: configuration loading', { timeout: 180_000 }, () => {
   });
 
   describe('token-broker check-config on such a file', () => {
-    let dir: string | undefined;
-    after(async () => {
-      if (dir !== undefined) await rm(dir, { recursive: true, force: true });
-    });
+    const scratch = useScratchDir('tb-config-fuzz-');
 
     it('exits 1 with the problem and its line (exit 2 is for usage errors)', async () => {
-      dir = await mkdtemp(join(tmpdir(), 'tb-config-fuzz-'));
-      const file = join(dir, 'broker.yaml');
-      await writeFile(file, 'server:\n  port: 8080\nissuers: *missing\n');
-      const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'check-config', file], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stderr = '';
-      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-        stderr += chunk;
-      });
-      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-      const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
-      clearTimeout(timer);
+      const file = await scratch.write('broker.yaml', 'server:\n  port: 8080\nissuers: *missing\n');
+      const { code, stderr } = await runCli(['check-config', file]);
       assert.equal(code, 1);
       assert.equal(stderr, `${file}: invalid configuration\n  line 3: Unresolved alias (the anchor must be set before the alias): missing\n`);
     });

@@ -1,15 +1,11 @@
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
-import { startHarness, PUBLIC_URL, type Harness } from '../support/broker-harness.js';
+import { useHarness, PUBLIC_URL } from '../support/broker-harness.js';
 import { TOKEN_TYPE_JWT } from '../../src/protocol.js';
 
 describe('POST /token: a successful exchange', () => {
-  let h: Harness;
-  before(async () => {
-    h = await startHarness();
-  });
-  after(() => h.close());
+  const h = useHarness();
 
   it('mints a token Tyk accepts: kid in the broker JWKS, ECDSA, exp, policy claim, no client id claims', async () => {
     const subject = await h.issuer.projectedToken();

@@ -23,7 +23,7 @@ import { createMetrics } from '../../src/observability/metrics.js';
 import { createDevClusterIssuer } from '../../src/dev/dev-cluster-issuer.js';
 import { devConfig, DEV_AUDIENCE, DEV_POLICY } from '../../src/config/dev-config.js';
 import { ephemeralSigningKeySet, staticSigningKeySet } from '../../src/mint/signing-key-set.js';
-import { startHarness, PUBLIC_URL, type Harness } from '../support/broker-harness.js';
+import { useHarness, startHarness, PUBLIC_URL, type Harness } from '../support/broker-harness.js';
 import { captureLogs } from '../support/log-capture.js';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -621,12 +621,7 @@ describe('openapi.yaml: real responses of POST /token conform', () => {
 });
 
 describe('openapi.yaml: real responses of the other routes conform', () => {
-  let h: Harness;
-  before(async () => {
-    h = await startHarness();
-    await h.broker.warmUp();
-  });
-  after(() => h.close());
+  const h = useHarness({ warmUp: true });
 
   it('GET /.well-known/jwks.json: public keys only, each with kid, alg and use', async () => {
     const res = await h.http.get('/.well-known/jwks.json');
@@ -762,11 +757,7 @@ describe('openapi.yaml: readiness and 503 before the issuer is reachable', () =>
 });
 
 describe('openapi.yaml: 503 without a signing key, 500 on a bug', () => {
-  let h: Harness;
-  before(async () => {
-    h = await startHarness();
-  });
-  after(() => h.close());
+  const h = useHarness();
 
   it('503 no_signing_key when no key can sign, and /readyz says so', async () => {
     const broker = createBroker(h.config, { logger: captureLogs().logger, signingKeys: staticSigningKeySet([]), now: h.clock.now });

@@ -2,7 +2,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
-import { startHarness, PUBLIC_URL, type Harness } from '../support/broker-harness.js';
+import { useHarness, startHarness, PUBLIC_URL, type Harness } from '../support/broker-harness.js';
 import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/protocol.js';
 import type { Response } from 'supertest';
 
@@ -206,18 +206,14 @@ describe('POST /token: exchange behaviour', () => {
 });
 
 describe('POST /token: no matching rule', () => {
-  let h: Harness;
-  before(async () => {
-    h = await startHarness({
-      config: () => ({
-        rules: [
-          { name: 'payments-only', match: { namespaces: ['payments', 'payments-*'] }, policies: ['payments-read'] },
-          { name: 'orders-deployers', match: { namespaces: ['orders'], serviceAccounts: ['deployer'] }, policies: ['orders-write'] },
-        ],
-      }),
-    });
+  const h = useHarness({
+    config: () => ({
+      rules: [
+        { name: 'payments-only', match: { namespaces: ['payments', 'payments-*'] }, policies: ['payments-read'] },
+        { name: 'orders-deployers', match: { namespaces: ['orders'], serviceAccounts: ['deployer'] }, policies: ['orders-write'] },
+      ],
+    }),
   });
-  after(() => h.close());
 
   it('-> 400 invalid_request / no_matching_rule; the response names no rule, the log line has the verdicts', async () => {
     const subject = await h.issuer.projectedToken({ namespace: 'marketing', serviceAccount: 'argo-runner' });
@@ -246,11 +242,7 @@ describe('POST /token: no matching rule', () => {
 });
 
 describe('POST /token: the token cache', () => {
-  let h: Harness;
-  before(async () => {
-    h = await startHarness();
-  });
-  after(() => h.close());
+  const h = useHarness();
 
   it('a second identical exchange returns the same token, logged as cached, with no second audit record', async () => {
     const subject = await h.issuer.projectedToken({ namespace: 'payments-cache' });
@@ -303,12 +295,7 @@ describe('POST /token: the token cache', () => {
 });
 
 describe('HTTP surface', () => {
-  let h: Harness;
-  before(async () => {
-    h = await startHarness();
-    await h.broker.warmUp();
-  });
-  after(() => h.close());
+  const h = useHarness({ warmUp: true });
 
   it('an unknown route -> 404 JSON', async () => {
     const res = await h.http.get('/nope');
@@ -401,11 +388,7 @@ describe('HTTP surface', () => {
 });
 
 describe('/readyz', () => {
-  let h: Harness;
-  before(async () => {
-    h = await startHarness();
-  });
-  after(() => h.close());
+  const h = useHarness();
 
   it('503 with the failing check before the issuer keys are loaded, 200 after warmUp', async () => {
     h.issuer.setAvailable(false);
@@ -429,11 +412,7 @@ describe('/readyz', () => {
 });
 
 describe('/metrics', () => {
-  let h: Harness;
-  before(async () => {
-    h = await startHarness();
-  });
-  after(() => h.close());
+  const h = useHarness();
 
   /** The value of one sample line, or undefined when the series is absent. */
   function sample(text: string, series: string): number | undefined {

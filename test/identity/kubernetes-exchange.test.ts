@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { decodeJwt, type JWTPayload } from 'jose';
 import type { Response } from 'supertest';
-import { startHarness, SUBJECT_AUDIENCE, type Harness } from '../support/broker-harness.js';
+import { useHarness, startHarness, SUBJECT_AUDIENCE, type Harness } from '../support/broker-harness.js';
 import { startStandInKubernetes, serviceAccountReview, type DownMode, type StandInKubernetes } from '../fakes/stand-in-kubernetes.js';
 import { startStandInIssuer, type StandInIssuer } from '../fakes/stand-in-issuer.js';
 import type { BrokerConfigInput } from '../../src/config/schema.js';
@@ -522,16 +522,12 @@ describe('Argo context in the minted token', () => {
 });
 
 describe('pod binding off', () => {
-  let h: Harness;
-  before(async () => {
-    h = await startHarness({
-      config: () => ({
-        kubernetes: { kubeconfig, podBinding: 'off' },
-        rules: [{ name: 'payments', match: { namespaces: ['payments'] }, policies: ['payments-read'] }],
-      }),
-    });
+  const h = useHarness({
+    config: () => ({
+      kubernetes: { kubeconfig, podBinding: 'off' },
+      rules: [{ name: 'payments', match: { namespaces: ['payments'] }, policies: ['payments-read'] }],
+    }),
   });
-  after(() => h.close());
 
   it('a deleted pod -> 200, and the pod is not even looked up', async () => {
     const podName = uniquePodName('deleted');

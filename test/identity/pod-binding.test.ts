@@ -3,20 +3,15 @@ import assert from 'node:assert/strict';
 import { ARGO_COMPLETED_LABEL, podBindingRefusal, type BoundPod } from '../../src/identity/pod-binding.js';
 import { BrokerError, type ReasonCode } from '../../src/errors.js';
 import type { WorkloadIdentity } from '../../src/identity/workload-identity.js';
+import { PAYMENTS_RUNNER_POD } from '../support/workload-identities.js';
 
 const POD_UID = '0d8b260e-0000-4000-8000-000000000001';
 const OTHER_UID = '0d8b260e-0000-4000-8000-000000000002';
 
 function identity(overrides: Partial<WorkloadIdentity> = {}): WorkloadIdentity {
   return {
-    issuerName: 'cluster-a',
-    issuer: 'https://cluster-a.example',
-    subject: 'system:serviceaccount:payments:argo-runner',
-    namespace: 'payments',
-    serviceAccount: 'argo-runner',
-    podName: 'orders-sync-x7k2p-call-api-3149217812',
+    ...PAYMENTS_RUNNER_POD,
     podUid: POD_UID,
-    claims: {},
     ...overrides,
   };
 }

@@ -4,7 +4,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CompactSign, calculateJwkThumbprint, exportJWK, exportSPKI, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
-import { startHarness, SUBJECT_AUDIENCE, type Harness } from '../support/broker-harness.js';
+import { useHarness, startHarness, SUBJECT_AUDIENCE, type Harness } from '../support/broker-harness.js';
 import { MAX_SUBJECT_TOKEN_BYTES, tokenSha256 } from '../../src/issuers/verify-subject-token.js';
 import type { ReasonCode } from '../../src/errors.js';
 
@@ -538,11 +538,7 @@ describe('subject-token verification over HTTP: rejections', () => {
 });
 
 describe('subject-token verification over HTTP: an AKS-style issuer with a trailing slash', () => {
-  let h: Harness;
-  before(async () => {
-    h = await startHarness({ issuer: { trailingSlash: true } });
-  });
-  after(() => h.close());
+  const h = useHarness({ issuer: { trailingSlash: true } });
 
   it('a token whose iss lacks the slash is unknown_issuer; with the slash it is accepted', async () => {
     assert.ok(h.issuer.issuer.endsWith('/'));
@@ -557,17 +553,13 @@ describe('subject-token verification over HTTP: an AKS-style issuer with a trail
 });
 
 describe('subject-token verification over HTTP: a kind: oidc issuer', () => {
-  let h: Harness;
-  before(async () => {
-    h = await startHarness({
-      config: (issuerUrl) => ({
-        issuers: [{ name: 'ci-oidc', issuer: issuerUrl, audiences: [SUBJECT_AUDIENCE], kind: 'oidc' }],
-        tokens: { audience: 'tyk', defaultTtlSeconds: 600, maxTtlSeconds: 3600, subject: '{issuer}:{sub}' },
-        rules: [{ name: 'ci-by-claims', match: { claims: { '/sub': 'repo:acme/orders:*' } }, policies: ['orders-read'] }],
-      }),
-    });
+  const h = useHarness({
+    config: (issuerUrl) => ({
+      issuers: [{ name: 'ci-oidc', issuer: issuerUrl, audiences: [SUBJECT_AUDIENCE], kind: 'oidc' }],
+      tokens: { audience: 'tyk', defaultTtlSeconds: 600, maxTtlSeconds: 3600, subject: '{issuer}:{sub}' },
+      rules: [{ name: 'ci-by-claims', match: { claims: { '/sub': 'repo:acme/orders:*' } }, policies: ['orders-read'] }],
+    }),
   });
-  after(() => h.close());
 
   it('accepts a token without the kubernetes.io claim when a rule matches by claims', async () => {
     const claims = h.issuer.projectedClaims({ extra: { 'kubernetes.io': undefined, sub: 'repo:acme/orders:ref:refs/heads/main' } });
@@ -582,11 +574,7 @@ describe('subject-token verification over HTTP: a kind: oidc issuer', () => {
 });
 
 describe('subject-token verification over HTTP: the issuer is down', () => {
-  let h: Harness;
-  before(async () => {
-    h = await startHarness();
-  });
-  after(() => h.close());
+  const h = useHarness();
 
   it('keys never loaded: 503 temporarily_unavailable / issuer_unavailable with Retry-After, then recovers', async () => {
     h.issuer.setAvailable(false);

@@ -1,8 +1,5 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { createTrustedIssuers, type TrustedIssuer, type TrustedIssuers } from '../../src/issuers/trusted-issuers.js';
 import { tokenSha256, verifySubjectToken } from '../../src/issuers/verify-subject-token.js';
@@ -10,9 +7,10 @@ import { VerifiedTokenCache, type VerifiedSignature } from '../../src/issuers/ve
 import { checkTemporalClaims } from '../../src/issuers/temporal-claims.js';
 import { BrokerError } from '../../src/errors.js';
 import { startStandInIssuer, type StandInIssuer } from '../fakes/stand-in-issuer.js';
-import { startStandInKubernetes, type StandInKubernetes } from '../fakes/stand-in-kubernetes.js';
-import { startHarness, SUBJECT_AUDIENCE, type Harness } from '../support/broker-harness.js';
+import type { StandInKubernetes } from '../fakes/stand-in-kubernetes.js';
+import { useHarness, SUBJECT_AUDIENCE } from '../support/broker-harness.js';
 import { createTestClock, type TestClock } from '../support/clock.js';
+import { startClusterHarness, type ClusterHarness } from '../support/cluster-harness.js';
 import type { IssuerConfig } from '../../src/config/schema.js';
 
 /*
@@ -288,12 +286,7 @@ describe('verifySubjectToken with a verified-token cache (stand-in issuer)', () 
 });
 
 describe('exchange with the verified-token cache (broker harness)', () => {
-  let h: Harness;
-  before(async () => {
-    h = await startHarness();
-    await h.broker.warmUp();
-  });
-  after(() => h.close());
+  const h = useHarness({ warmUp: true });
 
   it('re-presenting a token is served from the cached verification; once expired it gets the exact expiry refusal', async () => {
     const token = await h.issuer.projectedToken({ lifetimeSeconds: 600 });
@@ -321,24 +314,14 @@ describe('exchange with the verified-token cache (broker harness)', () => {
 
 describe('pod binding is checked on a cached verification', () => {
   let kube: StandInKubernetes;
-  let dir: string;
-  let h: Harness;
+  let h: ClusterHarness;
 
   before(async () => {
-    kube = await startStandInKubernetes();
-    dir = await mkdtemp(join(tmpdir(), 'tb-verified-cache-'));
-    const kubeconfig = await kube.writeKubeconfig(dir);
+    h = await startClusterHarness({ kubernetes: { podBinding: 'enforce', cacheSeconds: { namespace: 60, serviceAccount: 60, pod: 10 } } });
+    kube = h.kube;
     kube.putNamespace('payments');
-    h = await startHarness({
-      config: () => ({ kubernetes: { kubeconfig, podBinding: 'enforce', cacheSeconds: { namespace: 60, serviceAccount: 60, pod: 10 } } }),
-    });
-    await h.broker.warmUp();
   });
-  after(async () => {
-    await h.close();
-    await kube.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  after(() => h.close());
 
   it('the pod deleted after a first exchange: the same token, verified from the cache, is refused pod_not_found', async () => {
     kube.putServiceAccount('payments', 'argo-runner');

@@ -1,6 +1,6 @@
 import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -14,6 +14,7 @@ import {
 } from '../../src/kubernetes/kubernetes-metadata-source.js';
 import { startStandInKubernetes, serviceAccountReview, type DownMode, type StandInKubernetes } from '../fakes/stand-in-kubernetes.js';
 import { createTestClock, type TestClock } from '../support/clock.js';
+import { useScratchDir } from '../support/scratch-dir.js';
 
 const DESCRIPTION = 'The broker cannot check this workload with the Kubernetes API right now; retry shortly.';
 const CACHE_SECONDS = { namespace: 60, serviceAccount: 60, pod: 10 } as const;
@@ -465,19 +466,17 @@ describe('KubernetesMetadataSource: TokenReview', () => {
 });
 
 describe('KubernetesMetadataSource: configuration', () => {
+  const scratch = useScratchDir('tb-kubeconfig-');
+
   it('refuses a plain-HTTP server without insecure-skip-tls-verify at creation, not per request', async () => {
-    const path = join(dir, 'http-verify.yaml');
-    await writeFile(
-      path,
-      [
-        'apiVersion: v1',
-        'kind: Config',
-        'clusters: [{name: c, cluster: {server: "http://127.0.0.1:1"}}]',
-        'users: [{name: u, user: {token: t}}]',
-        'contexts: [{name: x, context: {cluster: c, user: u}}]',
-        'current-context: x',
-      ].join('\n'),
-    );
+    const path = await scratch.write('http-verify.yaml', [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters: [{name: c, cluster: {server: "http://127.0.0.1:1"}}]',
+      'users: [{name: u, user: {token: t}}]',
+      'contexts: [{name: x, context: {cluster: c, user: u}}]',
+      'current-context: x',
+    ]);
     assert.throws(
       () => createKubernetesMetadataSource({ connection: { kubeconfig: path }, cacheSeconds: CACHE_SECONDS, now: Date.now }),
       { message: 'Kubernetes API: server http://127.0.0.1:1 is plain HTTP; the client only allows that with insecure-skip-tls-verify: true' },

@@ -2,16 +2,11 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { rateLimitKey } from '../../src/limits/rate-limit-key.js';
 import type { WorkloadIdentity } from '../../src/identity/workload-identity.js';
+import { PAYMENTS_RUNNER_POD } from '../support/workload-identities.js';
 
 const IDENTITY: WorkloadIdentity = {
-  issuerName: 'cluster-a',
-  issuer: 'https://cluster-a.example',
-  subject: 'system:serviceaccount:payments:argo-runner',
-  namespace: 'payments',
-  serviceAccount: 'argo-runner',
+  ...PAYMENTS_RUNNER_POD,
   serviceAccountUid: 'sa-uid-1',
-  podName: 'orders-sync-x7k2p-call-api-3149217812',
-  podUid: '0d8b260e-0000-4000-8000-000000000001',
   nodeName: 'node-a',
   claims: { jti: 'subject-jti-1', exp: 1_767_226_200 },
 };

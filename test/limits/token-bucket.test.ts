@@ -2,126 +2,33 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { takeToken, type BucketDecision, type BucketState } from '../../src/limits/token-bucket.js';
 
-interface Case {
-  readonly name: string;
-  readonly state: BucketState | undefined;
-  readonly nowMs: number;
-  readonly ratePerSecond: number;
-  readonly burst: number;
-  readonly expected: BucketDecision;
-}
+const bucket = (tokens: number, updatedAt: number): BucketState => ({ tokens, updatedAt });
+/** An allowed take leaves the bucket at `tokens` as of `updatedAt`; there is nothing to wait for. */
+const allowed = (tokens: number, updatedAt: number): BucketDecision => ({ allowed: true, state: bucket(tokens, updatedAt), retryAfterMs: 0 });
+const refused = (tokens: number, updatedAt: number, retryAfterMs: number): BucketDecision => ({ allowed: false, state: bucket(tokens, updatedAt), retryAfterMs });
 
-const cases: readonly Case[] = [
-  {
-    name: 'a new bucket starts full and gives one token',
-    state: undefined,
-    nowMs: 5_000,
-    ratePerSecond: 1,
-    burst: 3,
-    expected: { allowed: true, state: { tokens: 2, updatedAt: 5_000 }, retryAfterMs: 0 },
-  },
-  {
-    name: 'a new bucket with burst 1 is empty after one take',
-    state: undefined,
-    nowMs: 0,
-    ratePerSecond: 1,
-    burst: 1,
-    expected: { allowed: true, state: { tokens: 0, updatedAt: 0 }, retryAfterMs: 0 },
-  },
-  {
-    name: 'exactly one token left is enough',
-    state: { tokens: 1, updatedAt: 1_000 },
-    nowMs: 1_000,
-    ratePerSecond: 1,
-    burst: 5,
-    expected: { allowed: true, state: { tokens: 0, updatedAt: 1_000 }, retryAfterMs: 0 },
-  },
-  {
-    name: 'an empty bucket refuses, retry when one token has refilled',
-    state: { tokens: 0, updatedAt: 1_000 },
-    nowMs: 1_000,
-    ratePerSecond: 1,
-    burst: 2,
-    expected: { allowed: false, state: { tokens: 0, updatedAt: 1_000 }, retryAfterMs: 1_000 },
-  },
-  {
-    name: 'half a token refuses with half the interval to wait',
-    state: { tokens: 0.5, updatedAt: 0 },
-    nowMs: 0,
-    ratePerSecond: 1,
-    burst: 2,
-    expected: { allowed: false, state: { tokens: 0.5, updatedAt: 0 }, retryAfterMs: 500 },
-  },
-  {
-    name: 'refill is proportional to elapsed time',
-    state: { tokens: 0, updatedAt: 0 },
-    nowMs: 500,
-    ratePerSecond: 1,
-    burst: 2,
-    expected: { allowed: false, state: { tokens: 0.5, updatedAt: 500 }, retryAfterMs: 500 },
-  },
-  {
-    name: 'a full interval refills one token, which is taken',
-    state: { tokens: 0, updatedAt: 0 },
-    nowMs: 1_000,
-    ratePerSecond: 1,
-    burst: 2,
-    expected: { allowed: true, state: { tokens: 0, updatedAt: 1_000 }, retryAfterMs: 0 },
-  },
-  {
-    name: 'refill never exceeds burst, however long the bucket was idle',
-    state: { tokens: 0, updatedAt: 0 },
-    nowMs: 3_600_000,
-    ratePerSecond: 1,
-    burst: 2,
-    expected: { allowed: true, state: { tokens: 1, updatedAt: 3_600_000 }, retryAfterMs: 0 },
-  },
-  {
-    name: 'a bucket holding more than a lowered burst is capped to it',
-    state: { tokens: 10, updatedAt: 0 },
-    nowMs: 0,
-    ratePerSecond: 1,
-    burst: 2,
-    expected: { allowed: true, state: { tokens: 1, updatedAt: 0 }, retryAfterMs: 0 },
-  },
-  {
-    name: 'a clock that went backwards refills nothing and does not move the bucket back in time',
-    state: { tokens: 0.25, updatedAt: 10_000 },
-    nowMs: 9_000,
-    ratePerSecond: 1,
-    burst: 2,
-    expected: { allowed: false, state: { tokens: 0.25, updatedAt: 10_000 }, retryAfterMs: 750 },
-  },
-  {
-    name: 'retry-after rounds up to the next millisecond (rate 3/s)',
-    state: { tokens: 0, updatedAt: 0 },
-    nowMs: 0,
-    ratePerSecond: 3,
-    burst: 1,
-    expected: { allowed: false, state: { tokens: 0, updatedAt: 0 }, retryAfterMs: 334 },
-  },
-  {
-    name: 'a slow rate (60 per hour) waits a minute per token',
-    state: { tokens: 0, updatedAt: 0 },
-    nowMs: 0,
-    ratePerSecond: 1 / 60,
-    burst: 1,
-    expected: { allowed: false, state: { tokens: 0, updatedAt: 0 }, retryAfterMs: 60_000 },
-  },
-  {
-    name: 'a fast rate (100/s) refills a token every 10 ms',
-    state: { tokens: 0, updatedAt: 0 },
-    nowMs: 10,
-    ratePerSecond: 100,
-    burst: 5,
-    expected: { allowed: true, state: { tokens: 0, updatedAt: 10 }, retryAfterMs: 0 },
-  },
+// One case a line, so what differs between cases reads down the columns:
+// [name, the bucket before (undefined: none yet), nowMs, ratePerSecond, burst, the expected decision]
+const cases: ReadonlyArray<readonly [string, BucketState | undefined, number, number, number, BucketDecision]> = [
+  ['a new bucket starts full and gives one token', undefined, 5_000, 1, 3, allowed(2, 5_000)],
+  ['a new bucket with burst 1 is empty after one take', undefined, 0, 1, 1, allowed(0, 0)],
+  ['exactly one token left is enough', bucket(1, 1_000), 1_000, 1, 5, allowed(0, 1_000)],
+  ['an empty bucket refuses, retry when one token has refilled', bucket(0, 1_000), 1_000, 1, 2, refused(0, 1_000, 1_000)],
+  ['half a token refuses with half the interval to wait', bucket(0.5, 0), 0, 1, 2, refused(0.5, 0, 500)],
+  ['refill is proportional to elapsed time', bucket(0, 0), 500, 1, 2, refused(0.5, 500, 500)],
+  ['a full interval refills one token, which is taken', bucket(0, 0), 1_000, 1, 2, allowed(0, 1_000)],
+  ['refill never exceeds burst, however long the bucket was idle', bucket(0, 0), 3_600_000, 1, 2, allowed(1, 3_600_000)],
+  ['a bucket holding more than a lowered burst is capped to it', bucket(10, 0), 0, 1, 2, allowed(1, 0)],
+  ['a clock that went backwards refills nothing and does not move the bucket back in time', bucket(0.25, 10_000), 9_000, 1, 2, refused(0.25, 10_000, 750)],
+  ['retry-after rounds up to the next millisecond (rate 3/s)', bucket(0, 0), 0, 3, 1, refused(0, 0, 334)],
+  ['a slow rate (60 per hour) waits a minute per token', bucket(0, 0), 0, 1 / 60, 1, refused(0, 0, 60_000)],
+  ['a fast rate (100/s) refills a token every 10 ms', bucket(0, 0), 10, 100, 5, allowed(0, 10)],
 ];
 
 describe('takeToken', () => {
-  for (const c of cases) {
-    it(c.name, () => {
-      assert.deepEqual(takeToken(c.state, c.nowMs, c.ratePerSecond, c.burst), c.expected);
+  for (const [name, state, nowMs, ratePerSecond, burst, expected] of cases) {
+    it(name, () => {
+      assert.deepEqual(takeToken(state, nowMs, ratePerSecond, burst), expected);
     });
   }
 

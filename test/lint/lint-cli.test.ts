@@ -1,57 +1,25 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { lint } from '../../src/cli/lint.js';
-import { sinkChildOutput } from '../support/log-capture.js';
+import { runCli, type CliRun } from '../support/cli-run.js';
 import { FIXTURE_CREDENTIALS, FIXTURES_DIR, FIXTURE_JWT, REPO_ROOT } from './lint-fixtures.js';
 
 // `token-broker lint` as a user runs it. Most cases call the command in-process with its output captured (the
 // machine has two cores; a child process per case would be slow); a few run the real process through main.ts
-// to prove the dispatch, the exit status and that errors never surface as stack traces.
+// (runCli) to prove the dispatch, the exit status and that errors never surface as stack traces. Those runs'
+// output goes to the suite's log-leak check: none of them uses --suggest, whose diffs repeat the lines they change.
 
-const MAIN = join(REPO_ROOT, 'src/main.ts');
-// Resolved here so that a child started in another directory still finds the TypeScript loader.
-const TSX = import.meta.resolve('tsx');
 const FIXTURES = 'test/fixtures/argo-lint';
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 /** `token-broker lint ...args` in this process, from `cwd`. */
-async function runLint(args: readonly string[], cwd = REPO_ROOT): Promise<Run> {
+async function runLint(args: readonly string[], cwd = REPO_ROOT): Promise<CliRun> {
   let stdout = '';
   let stderr = '';
   const code = await lint(args, { cwd, out: (text) => (stdout += text), err: (text) => (stderr += text) });
   return { code, stdout, stderr };
-}
-
-/**
- * `token-broker ...args` as a child process (at most 30 s). Its output goes to the suite's log-leak check: none
- * of these runs uses --suggest, whose diffs repeat the lines they change.
- */
-function runCli(args: readonly string[]): Promise<Run> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, ['--import', TSX, MAIN, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    sinkChildOutput(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`token-broker ${args.join(' ')} did not exit within 30 s`));
-    }, 30_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolvePromise({ code, stdout, stderr });
-    });
-  });
 }
 
 describe('token-broker lint', () => {
@@ -131,7 +99,7 @@ describe('token-broker lint', () => {
   });
 
   it('exits 2 on usage errors and unreadable paths, with the reason', async () => {
-    const runs: Run[] = [];
+    const runs: CliRun[] = [];
     for (const args of [
       ['--format', 'xml', FIXTURES],
       ['--fail-on', 'fatal', FIXTURES],
@@ -192,7 +160,7 @@ describe('token-broker lint', () => {
   });
 
   it('prints no credential it found (without --suggest)', async () => {
-    const runs: Run[] = [];
+    const runs: CliRun[] = [];
     for (const format of ['text', 'json', 'sarif']) runs.push(await runLint(['--format', format, FIXTURES]));
     for (const run of runs) {
       assert.equal(run.code, 2); // invalid/ holds files that are not YAML

@@ -35,6 +35,32 @@ function applyDiff(text: string, diff: string): string {
   return out.join('\n');
 }
 
+/**
+ * The added diff lines that mount the projected broker token: the container's volumeMounts key at column
+ * `container`, the pod's volumes key at column `pod`, and sequence items indented `sequenceIndent` past their
+ * key (0 in an indentless file). The same block in every file; only the file's indentation differs.
+ */
+function addedTokenVolume({ container, pod, sequenceIndent }: { container: number; pod: number; sequenceIndent: number }): string[] {
+  const at = (column: number, text: string) => `+${' '.repeat(column)}${text}`;
+  const mount = container + sequenceIndent;
+  const volume = pod + sequenceIndent;
+  const source = volume + 4 + sequenceIndent;
+  return [
+    at(container, 'volumeMounts:'),
+    at(mount, '- name: broker-token'),
+    at(mount + 2, 'mountPath: /var/run/secrets/token-broker'),
+    at(mount + 2, 'readOnly: true'),
+    at(pod, 'volumes:'),
+    at(volume, '- name: broker-token'),
+    at(volume + 2, 'projected:'),
+    at(volume + 4, 'sources:'),
+    at(source, '- serviceAccountToken:'),
+    at(source + 4, 'audience: tyk-token-broker'),
+    at(source + 4, 'expirationSeconds: 600'),
+    at(source + 4, 'path: token'),
+  ];
+}
+
 function suggestions(fixture: string): { ruleId: string; suggestion: string | undefined }[] {
   return lintFixture(fixture, { suggest: true }).findings.map(({ ruleId, suggestion }) => ({ ruleId, suggestion }));
 }
@@ -60,18 +86,7 @@ describe('--suggest: the diff of a mechanical fix', () => {
         '             https://gateway.example.com/orders/',
         '         resources:',
         '           limits: {cpu: 100m, memory: 64Mi}   # keep the step small',
-        '+        volumeMounts:',
-        '+          - name: broker-token',
-        '+            mountPath: /var/run/secrets/token-broker',
-        '+            readOnly: true',
-        '+      volumes:',
-        '+        - name: broker-token',
-        '+          projected:',
-        '+            sources:',
-        '+              - serviceAccountToken:',
-        '+                  audience: tyk-token-broker',
-        '+                  expirationSeconds: 600',
-        '+                  path: token',
+        ...addedTokenVolume({ container: 8, pod: 6, sequenceIndent: 2 }),
         '',
       ].join('\n'),
     );
@@ -96,18 +111,7 @@ describe('--suggest: the diff of a mechanical fix', () => {
         `-        value: ${TYK_KEY}`,
         '       - name: EXPORT_FORMAT',
         '         value: json',
-        '+      volumeMounts:',
-        '+      - name: broker-token',
-        '+        mountPath: /var/run/secrets/token-broker',
-        '+        readOnly: true',
-        '+    volumes:',
-        '+    - name: broker-token',
-        '+      projected:',
-        '+        sources:',
-        '+        - serviceAccountToken:',
-        '+            audience: tyk-token-broker',
-        '+            expirationSeconds: 600',
-        '+            path: token',
+        ...addedTokenVolume({ container: 6, pod: 4, sequenceIndent: 0 }),
         '',
       ].join('\n'),
     );

@@ -19,6 +19,7 @@ import { createTestClock } from '../support/clock.js';
 import { captureLogs } from '../support/log-capture.js';
 import { startHarness, type Harness } from '../support/broker-harness.js';
 import type { KeyLifecycleSettings } from '../../src/mint/key-lifecycle.js';
+import { useScratchDir } from '../support/scratch-dir.js';
 
 const T0 = Date.UTC(2025, 0, 1);
 const TYK_CACHE_SECONDS = 240;
@@ -155,16 +156,10 @@ function runs<T>(items: readonly T[], at: (item: T) => number, value: (item: T) 
 }
 
 describe('key rotation against a caching Tyk', () => {
-  let root: string;
-  before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'key-rotation-'));
-  });
-  after(async () => {
-    await rm(root, { recursive: true, force: true });
-  });
+  const scratch = useScratchDir('key-rotation-');
 
   it('with prePublishSeconds 300 every token verifies against every JWKS snapshot Tyk could hold while it is alive', async () => {
-    const simulation = await simulate(root, 300);
+    const simulation = await simulate(scratch.path, 300);
     const { a, b, c } = simulation.kids;
 
     // Who signed when: A until B's window ends (R1 + 300), B until C's (R2 + 300), then C.
@@ -202,7 +197,7 @@ describe('key rotation against a caching Tyk', () => {
   });
 
   it('with prePublishSeconds 0 the same check fails: Tyk refuses a new key\'s tokens with the JWKS it cached before', async () => {
-    const simulation = await simulate(root, 0);
+    const simulation = await simulate(scratch.path, 0);
     const { a, b, c } = simulation.kids;
     assert.deepEqual(
       runs(simulation.tokens, (t) => t.at, (t) => t.kid),

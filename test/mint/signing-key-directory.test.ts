@@ -11,6 +11,7 @@ import { keyMetadataDocument, keyMetadataFileName, loadSigningKeysDir, readSigni
 import { createMetrics } from '../../src/observability/metrics.js';
 import { createTestClock, type TestClock } from '../support/clock.js';
 import { captureLogs, type LogCapture } from '../support/log-capture.js';
+import { useScratchDir } from '../support/scratch-dir.js';
 
 const T0 = Date.UTC(2025, 0, 1);
 const LIFECYCLE = { prePublishSeconds: 300, maxTokenTtlSeconds: 600, retireMarginSeconds: 60 };
@@ -296,13 +297,7 @@ describe('openSigningKeyDirectory', () => {
 });
 
 describe('readSigningKeysDir metadata', () => {
-  let dir: string;
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'signing-key-metadata-'));
-  });
-  after(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+  const scratch = useScratchDir('signing-key-metadata-');
 
   it('names the metadata file after the key file, extension replaced', () => {
     assert.deepEqual(['key-2025.pem', 'tls.key', 'signing', 'a.b.pem'].map(keyMetadataFileName), ['key-2025.json', 'tls.json', 'signing.json', 'a.b.json']);
@@ -311,11 +306,11 @@ describe('readSigningKeysDir metadata', () => {
   it('takes notBefore when present (any zone), the mtime otherwise', async () => {
     const withMeta = ecPem();
     const without = ecPem();
-    await writeFile(join(dir, 'meta.pem'), withMeta);
-    await writeFile(join(dir, 'meta.json'), JSON.stringify({ notBefore: '2025-01-01T02:00:00+02:00', kid: await kidOf(withMeta) }));
-    await writeFile(join(dir, 'plain.pem'), without);
-    await utimes(join(dir, 'plain.pem'), T0 / 1000 + 7, T0 / 1000 + 7);
-    const { files, kubernetesMount } = await readSigningKeysDir(dir, 'ES256');
+    await writeFile(scratch.file('meta.pem'), withMeta);
+    await writeFile(scratch.file('meta.json'), JSON.stringify({ notBefore: '2025-01-01T02:00:00+02:00', kid: await kidOf(withMeta) }));
+    await writeFile(scratch.file('plain.pem'), without);
+    await utimes(scratch.file('plain.pem'), T0 / 1000 + 7, T0 / 1000 + 7);
+    const { files, kubernetesMount } = await readSigningKeysDir(scratch.path, 'ES256');
     assert.equal(kubernetesMount, false);
     assert.deepEqual(
       files.map((f) => [f.key.kid, f.key.createdAt, f.createdFrom]),
@@ -325,7 +320,7 @@ describe('readSigningKeysDir metadata', () => {
       ],
     );
     // The fixed set honours the metadata date too: the plain key, 7 s newer, signs.
-    assert.equal((await loadSigningKeysDir(dir, 'ES256')).active()?.kid, await kidOf(without));
+    assert.equal((await loadSigningKeysDir(scratch.path, 'ES256')).active()?.kid, await kidOf(without));
   });
 
   it('refuses a metadata file that is not JSON, has unknown keys or a date without a zone', async () => {
@@ -335,7 +330,7 @@ describe('readSigningKeysDir metadata', () => {
       ['{"notBefore": "2025-01-01T00:00:00"}', /bad\.json: notBefore: must be an RFC 3339 time with a zone/],
       ['{}', /bad\.json: notBefore: /],
     ] as const) {
-      const caseDir = await mkdtemp(join(dir, 'bad-'));
+      const caseDir = await mkdtemp(scratch.file('bad-'));
       await writeFile(join(caseDir, 'bad.pem'), ecPem());
       await writeFile(join(caseDir, 'bad.json'), text);
       await assert.rejects(readSigningKeysDir(caseDir, 'ES256'), message);
@@ -343,7 +338,7 @@ describe('readSigningKeysDir metadata', () => {
   });
 
   it('refuses two keys that would share one metadata file', async () => {
-    const caseDir = await mkdtemp(join(dir, 'clash-'));
+    const caseDir = await mkdtemp(scratch.file('clash-'));
     await writeFile(join(caseDir, 'k.pem'), ecPem());
     await writeFile(join(caseDir, 'k.key'), ecPem());
     await assert.rejects(readSigningKeysDir(caseDir, 'ES256'), /k\.pem: k\.key and k\.pem would share the metadata file k\.json; rename one$/);

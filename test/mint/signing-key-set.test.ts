@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { calculateJwkThumbprint, createLocalJWKSet, jwtVerify, type JWK } from 'jose';
 import { jwksDocument, loadSigningKeysDir } from '../../src/mint/signing-key-set.js';
 import { signAccessToken } from '../../src/mint/sign-access-token.js';
+import { useScratchDir } from '../support/scratch-dir.js';
 
 function ecPem(namedCurve: 'P-256' | 'P-384' = 'P-256'): string {
   return generateKeyPairSync('ec', { namedCurve }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
@@ -173,19 +174,13 @@ describe('loadSigningKeysDir', () => {
 });
 
 describe('jwksDocument', () => {
-  let root: string;
-  before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'signing-jwks-'));
-  });
-  after(async () => {
-    await rm(root, { recursive: true, force: true });
-  });
+  const scratch = useScratchDir('signing-jwks-');
 
   it('publishes public members with kid, alg and use: sig, and no private member', async () => {
     const pems = [ecPem(), ecPem()];
-    await writeFile(join(root, 'a.pem'), pems[0] ?? '');
-    await writeFile(join(root, 'b.pem'), pems[1] ?? '');
-    const keys = await loadSigningKeysDir(root, 'ES256');
+    await writeFile(scratch.file('a.pem'), pems[0] ?? '');
+    await writeFile(scratch.file('b.pem'), pems[1] ?? '');
+    const keys = await loadSigningKeysDir(scratch.path, 'ES256');
     const document = jwksDocument(keys);
     assert.equal(document.keys.length, 2);
     for (const [i, jwk] of document.keys.entries()) {
@@ -207,7 +202,7 @@ describe('jwksDocument', () => {
   });
 
   it('verifies a token signed by the active key', async () => {
-    const keys = await loadSigningKeysDir(root, 'ES256');
+    const keys = await loadSigningKeysDir(scratch.path, 'ES256');
     const active = keys.active();
     assert.ok(active !== undefined);
     const token = await signAccessToken({ sub: 'x', exp: 4_102_444_800 }, active);
@@ -219,7 +214,7 @@ describe('jwksDocument', () => {
   });
 
   it('returns copies: mutating the document does not change the published keys', async () => {
-    const keys = await loadSigningKeysDir(root, 'ES256');
+    const keys = await loadSigningKeysDir(scratch.path, 'ES256');
     const first = jwksDocument(keys);
     const jwk = first.keys[0];
     assert.ok(jwk !== undefined);

@@ -1,7 +1,7 @@
-import { describe, it, after, before } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { startHarness, type Harness } from '../support/broker-harness.js';
+import { useHarness } from '../support/broker-harness.js';
 
 /*
  * The `issuer` label of token_broker_exchanges_total is bounded by the configuration: its values are configured
@@ -25,13 +25,7 @@ function issuerLabels(exposition: string): Set<string> {
 }
 
 describe('token_broker_exchanges_total{issuer}', () => {
-  let h: Harness;
-  before(async () => {
-    h = await startHarness();
-  });
-  after(async () => {
-    await h.close();
-  });
+  const h = useHarness();
 
   it('an authentic token counts under its issuer\'s configured name, even when refused for its time or audience', async () => {
     await h.exchange(await h.issuer.projectedToken()).expect(200);

@@ -1,10 +1,10 @@
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ExchangeRecord } from '../../src/observability/exchange-record.js';
 import { BrokerError } from '../../src/errors.js';
 import { MAX_BODY_BYTES } from '../../src/http/form-body.js';
 import { tokenSha256 } from '../../src/issuers/verify-subject-token.js';
-import { startHarness, type Harness } from '../support/broker-harness.js';
+import { useHarness } from '../support/broker-harness.js';
 import type { ExchangeOutcome } from '../../src/observability/exchange-outcome.js';
 import { PAYMENTS_RUNNER } from '../support/workload-identities.js';
 
@@ -47,11 +47,7 @@ describe('ExchangeRecord', () => {
 });
 
 describe('POST /token refused before the exchange is recorded like any other', () => {
-  let h: Harness;
-  before(async () => {
-    h = await startHarness();
-  });
-  after(() => h.close());
+  const h = useHarness();
 
   it('an oversized body: one exchange log line with its reason and the time reading it took, not 0', async () => {
     // Refused only once more than MAX_BODY_BYTES has streamed in: the record started before the first byte.

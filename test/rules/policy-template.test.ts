@@ -5,19 +5,13 @@ import { compileRules } from '../../src/rules/compiled-rules.js';
 import { evaluateRules } from '../../src/rules/evaluate-rules.js';
 import type { ClusterMetadata, WorkloadIdentity } from '../../src/identity/workload-identity.js';
 import type { RuleConfig } from '../../src/config/schema.js';
+import { PAYMENTS_RUNNER_POD } from '../support/workload-identities.js';
 
 const LIFETIMES = { defaultTtlSeconds: 600, maxTtlSeconds: 3600 };
 
 function identity(cluster?: ClusterMetadata, overrides: Partial<WorkloadIdentity> = {}): WorkloadIdentity {
   return {
-    issuerName: 'cluster-a',
-    issuer: 'https://cluster-a.example',
-    subject: 'system:serviceaccount:payments:argo-runner',
-    namespace: 'payments',
-    serviceAccount: 'argo-runner',
-    podName: 'orders-sync-x7k2p-call-api-3149217812',
-    podUid: '0d8b260e-0000-4000-8000-000000000001',
-    claims: {},
+    ...PAYMENTS_RUNNER_POD,
     ...(cluster !== undefined && { cluster }),
     ...overrides,
   };

@@ -1,6 +1,6 @@
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHarness, PUBLIC_URL, type Harness } from '../support/broker-harness.js';
+import { useHarness, PUBLIC_URL } from '../support/broker-harness.js';
 
 /*
  * The discovery documents are `Cache-Control: public`: a shared cache in front of the broker may serve one answer
@@ -21,11 +21,7 @@ const FORGED_HEADERS: Readonly<Record<string, string>> = {
 };
 
 describe('security: discovery documents cannot be poisoned by the request', () => {
-  let h: Harness;
-  before(async () => {
-    h = await startHarness();
-  });
-  after(() => h.close());
+  const h = useHarness();
 
   for (const path of DOCUMENTS) {
     it(`${path}: forged Host and X-Forwarded-* headers change no byte, every URL stays under server.publicUrl`, async () => {

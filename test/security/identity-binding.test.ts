@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { startHarness, SUBJECT_AUDIENCE, type Harness } from '../support/broker-harness.js';
-import { startStandInKubernetes, type StandInKubernetes } from '../fakes/stand-in-kubernetes.js';
+import type { StandInKubernetes } from '../fakes/stand-in-kubernetes.js';
+import { startClusterHarness, type ClusterHarness } from '../support/cluster-harness.js';
 import { projectedClaimsFor, startRawIssuer, type RawIssuer } from './raw-issuer.js';
 import { rsaKey, signRs256, startKeyServer, type KeyServer } from './key-server.js';
 import { auditCount, expectMinted, expectRefusal } from './refusal.js';
@@ -102,29 +103,19 @@ describe('security: an oidc issuer\'s kubernetes.io claim is not a Kubernetes fa
 });
 
 describe('security: the minted-token cache never serves a stale workflow in sub', { timeout: 60_000 }, () => {
-  let h: Harness;
+  let h: ClusterHarness;
   let kube: StandInKubernetes;
-  let dir: string;
 
   before(async () => {
-    kube = await startStandInKubernetes();
-    dir = await mkdtemp(join(tmpdir(), 'tb-security-cache-'));
-    const kubeconfig = await kube.writeKubeconfig(dir);
+    h = await startClusterHarness({
+      kubernetes: { podBinding: 'enforce', cacheSeconds: { namespace: 0, serviceAccount: 0, pod: 0 } },
+      config: () => ({ tokens: { audience: 'tyk', subject: 'argo:{namespace}:{workflow}', defaultTtlSeconds: 600, maxTtlSeconds: 3600 } }),
+    });
+    kube = h.kube;
     kube.putNamespace('payments');
     kube.putServiceAccount('payments', 'argo-runner');
-    h = await startHarness({
-      config: () => ({
-        kubernetes: { kubeconfig, podBinding: 'enforce', cacheSeconds: { namespace: 0, serviceAccount: 0, pod: 0 } },
-        tokens: { audience: 'tyk', subject: 'argo:{namespace}:{workflow}', defaultTtlSeconds: 600, maxTtlSeconds: 3600 },
-      }),
-    });
-    await h.broker.warmUp();
   });
-  after(async () => {
-    await h.close();
-    await kube.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  after(() => h.close());
 
   it('a pod relabelled to another workflow gets a new token naming that workflow, not the cached one', async () => {
     const pod = kube.putArgoPod({ namespace: 'payments', workflow: 'orders-sync-a1b2c', serviceAccountName: 'argo-runner' });

@@ -1,12 +1,9 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { decodeJwt } from 'jose';
-import { startHarness, type Harness } from '../support/broker-harness.js';
-import { startStandInKubernetes, type StandInKubernetes } from '../fakes/stand-in-kubernetes.js';
+import type { StandInKubernetes } from '../fakes/stand-in-kubernetes.js';
+import { startClusterHarness, type ClusterHarness } from '../support/cluster-harness.js';
 import { expectMinted, expectRefusal } from './refusal.js';
 
 /*
@@ -22,17 +19,12 @@ const NO_POLICY = { status: 400, error: 'invalid_request', reason: 'no_matching_
 
 describe('security: hostile cluster metadata', { timeout: 60_000 }, () => {
   let kube: StandInKubernetes;
-  let dir: string;
-  let h: Harness;
+  let h: ClusterHarness;
 
   before(async () => {
-    kube = await startStandInKubernetes();
-    dir = await mkdtemp(join(tmpdir(), 'tb-security-k8s-'));
-    const kubeconfig = await kube.writeKubeconfig(dir);
-    kube.putNamespace(NAMESPACE);
-    h = await startHarness({
+    h = await startClusterHarness({
+      kubernetes: { podBinding: 'off', cacheSeconds: { namespace: 0, serviceAccount: 0, pod: 0 } },
       config: () => ({
-        kubernetes: { kubeconfig, podBinding: 'off', cacheSeconds: { namespace: 0, serviceAccount: 0, pod: 0 } },
         rules: [
           {
             name: 'team-by-service-account',
@@ -43,13 +35,10 @@ describe('security: hostile cluster metadata', { timeout: 60_000 }, () => {
         ],
       }),
     });
-    await h.broker.warmUp();
+    kube = h.kube;
+    kube.putNamespace(NAMESPACE);
   });
-  after(async () => {
-    await h.close();
-    await kube.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  after(() => h.close());
 
   /** A service account on the stand-in with `labels`, and a projected token carrying its UID (as the API server's would). */
   async function tokenForServiceAccount(labels: Record<string, string>, uid?: string): Promise<{ token: string; name: string }> {

@@ -1,6 +1,6 @@
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHarness, type Harness } from '../support/broker-harness.js';
+import { useHarness, type Harness } from '../support/broker-harness.js';
 import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/protocol.js';
 import { assertErrorShape, auditCount, memoryCache, type ExpectedRefusal, type HttpResult } from './refusal.js';
 
@@ -21,12 +21,7 @@ const METHOD_NOT_ALLOWED: ExpectedRefusal = { status: 405, error: 'invalid_reque
 const NOT_FOUND: ExpectedRefusal = { status: 404, error: 'invalid_request', reason: 'not_found', description: 'No such endpoint.' };
 
 describe('security: response hygiene', { timeout: 60_000 }, () => {
-  let h: Harness;
-  before(async () => {
-    h = await startHarness();
-    await h.broker.warmUp();
-  });
-  after(() => h.close());
+  const h = useHarness({ warmUp: true });
 
   const errors: ReadonlyArray<readonly [string, Send, ExpectedRefusal]> = [
     ['POST /token without a body', (x) => x.http.post('/token'), { status: 400, error: 'invalid_request', reason: 'invalid_request', description: 'The "grant_type" parameter is required.' }],
@@ -116,11 +111,7 @@ describe('security: response hygiene', { timeout: 60_000 }, () => {
 });
 
 describe('security: response hygiene when a dependency is down', { timeout: 60_000 }, () => {
-  let h: Harness;
-  before(async () => {
-    h = await startHarness();
-  });
-  after(() => h.close());
+  const h = useHarness();
 
   it('the issuer unreachable: 503 temporarily_unavailable with Retry-After, the issuer\'s address not in the body', async () => {
     h.issuer.setAvailable(false);

@@ -1,3 +1,4 @@
+import { before, after } from 'node:test';
 import supertest from 'supertest';
 import { createBroker, type Broker } from '../../src/broker.js';
 import { validateConfig } from '../../src/config/validate-config.js';
@@ -30,6 +31,8 @@ export interface HarnessOptions {
   /** Replaces parts of the default configuration; `issuers` entries get the stand-in's URL filled in. */
   readonly config?: (issuerUrl: string) => Partial<BrokerConfigInput>;
   readonly signingAlgorithm?: SigningAlgorithm;
+  /** The broker's signing keys, built with the harness's clock and logs; by default one fresh key. */
+  readonly signingKeys?: (clock: TestClock, logs: LogCapture) => Promise<SigningKeySet>;
 }
 
 /** The default test configuration: one Kubernetes issuer (the stand-in) and two rules. */
@@ -51,6 +54,14 @@ export function defaultConfig(issuerUrl: string): BrokerConfigInput {
   };
 }
 
+/** POSTs an RFC 8693 form exchange of `subjectToken`, with optional extra parameters, to `/token` of `http`. */
+export function postExchange(http: ReturnType<typeof supertest>, subjectToken: string, extra: Record<string, string> = {}): supertest.Test {
+  return http
+    .post('/token')
+    .type('form')
+    .send({ grant_type: GRANT_TYPE_TOKEN_EXCHANGE, subject_token_type: TOKEN_TYPE_JWT, subject_token: subjectToken, ...extra });
+}
+
 /** Starts a stand-in issuer and a broker wired to it, with a shared controllable clock and captured logs. */
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const clock = createTestClock();
@@ -60,7 +71,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   if (!validation.ok) throw new Error(`test config invalid: ${JSON.stringify(validation.problems)}`);
   const config = validation.config;
   const logs = captureLogs();
-  const signingKeys = staticSigningKeySet([await generateSigningKey(options.signingAlgorithm ?? config.signing.algorithm, clock.now())]);
+  const signingKeys =
+    (await options.signingKeys?.(clock, logs)) ?? staticSigningKeySet([await generateSigningKey(options.signingAlgorithm ?? config.signing.algorithm, clock.now())]);
   const broker = createBroker(config, { logger: logs.logger, signingKeys, now: clock.now });
   const http = supertest(broker.app);
   return {
@@ -71,15 +83,30 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     logs,
     signingKeys,
     http,
-    exchange(subjectToken, extra = {}) {
-      return http
-        .post('/token')
-        .type('form')
-        .send({ grant_type: GRANT_TYPE_TOKEN_EXCHANGE, subject_token_type: TOKEN_TYPE_JWT, subject_token: subjectToken, ...extra });
-    },
+    exchange: (subjectToken, extra) => postExchange(http, subjectToken, extra),
     async close() {
       await broker.close();
       await issuer.close();
     },
   };
+}
+
+/**
+ * The harness of the enclosing describe's tests: started in a `before` hook (then warmed up, with `warmUp`, so
+ * the issuer keys are loaded before the first exchange) and closed in an `after` hook. What it returns stands for
+ * that harness from the first test on; reading it while the describe is being declared throws.
+ */
+export function useHarness(options: HarnessOptions & { readonly warmUp?: boolean } = {}): Harness {
+  let started: Harness | undefined;
+  before(async () => {
+    started = await startHarness(options);
+    if (options.warmUp === true) await started.broker.warmUp();
+  });
+  after(() => started?.close());
+  return new Proxy({} as Harness, {
+    get(_, key) {
+      if (started === undefined) throw new Error('useHarness: the harness starts in a before hook; read it in a test or a later hook');
+      return Reflect.get(started, key) as unknown;
+    },
+  });
 }

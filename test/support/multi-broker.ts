@@ -5,9 +5,8 @@ import { createBroker, type Broker } from '../../src/broker.js';
 import { validateConfig } from '../../src/config/validate-config.js';
 import { generateSigningKey } from '../../src/mint/signing-key.js';
 import { staticSigningKeySet, type SigningKeySet } from '../../src/mint/signing-key-set.js';
-import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/protocol.js';
 import { startStandInIssuer, type StandInIssuer } from '../fakes/stand-in-issuer.js';
-import { defaultConfig, SUBJECT_AUDIENCE } from './broker-harness.js';
+import { defaultConfig, postExchange, SUBJECT_AUDIENCE } from './broker-harness.js';
 import { createTestClock, type TestClock } from './clock.js';
 import { captureLogs, type LogCapture } from './log-capture.js';
 import type { BrokerConfig, BrokerConfigInput } from '../../src/config/schema.js';
@@ -82,12 +81,7 @@ export async function startBrokers(options: MultiBrokerOptions): Promise<MultiBr
       config,
       logs,
       http,
-      exchange(subjectToken, extra = {}) {
-        return http
-          .post('/token')
-          .type('form')
-          .send({ grant_type: GRANT_TYPE_TOKEN_EXCHANGE, subject_token_type: TOKEN_TYPE_JWT, subject_token: subjectToken, ...extra });
-      },
+      exchange: (subjectToken, extra) => postExchange(http, subjectToken, extra),
     };
     instances.push(instance);
     // As `serve` does: issuer keys loaded before traffic, so /readyz reflects only what a test changes.

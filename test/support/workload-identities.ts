@@ -12,3 +12,10 @@ export const PAYMENTS_RUNNER: WorkloadIdentity = {
   serviceAccount: 'argo-runner',
   claims: {},
 };
+
+/** PAYMENTS_RUNNER in an Argo step's pod, as a projected token with pod claims names it; no cluster metadata. */
+export const PAYMENTS_RUNNER_POD: WorkloadIdentity = {
+  ...PAYMENTS_RUNNER,
+  podName: 'orders-sync-x7k2p-call-api-3149217812',
+  podUid: '0d8b260e-0000-4000-8000-000000000001',
+};

@@ -1,6 +1,5 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { X509Certificate, generateKeyPairSync } from 'node:crypto';
 import { copyFileSync, readFileSync, renameSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -8,10 +7,10 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:tls';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startStandInIssuer, type StandInIssuer } from '../fakes/stand-in-issuer.js';
 import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/protocol.js';
 import { freePort } from '../support/free-port.js';
+import { cliEnv, runCli, startCli, type CliProcess } from '../support/cli-run.js';
 import { generateTestPki, opensslAvailability, type TestPki } from '../support/test-pki.js';
 
 /*
@@ -20,7 +19,6 @@ import { generateTestPki, opensslAvailability, type TestPki } from '../support/t
  * (rename into place) served to new connections without a restart.
  */
 
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const AUDIENCE = 'tyk-token-broker';
 const openssl = opensslAvailability();
 const skip = !openssl.ok && process.env.CI !== 'true' ? `needs the openssl CLI: ${openssl.ok ? '' : openssl.reason}` : false;
@@ -77,9 +75,10 @@ const metricValue = (exposition: string, name: string) => Number(new RegExp(`^${
 describe('serve with server.tls (a real child process)', { skip, timeout: 120_000 }, () => {
   let pki: TestPki;
   let issuer: StandInIssuer;
-  let child: ChildProcess | undefined;
+  let cli: CliProcess | undefined;
   let port: number;
-  let output = '';
+  /** Everything the broker printed, stdout then stderr. */
+  const output = () => `${cli?.stdout() ?? ''}${cli?.stderr() ?? ''}`;
   let tlsDir: string;
   let clientGood: ClientCertificate;
   let clientOtherCa: ClientCertificate;
@@ -113,26 +112,20 @@ describe('serve with server.tls (a real child process)', { skip, timeout: 120_00
     };
     configPath = join(pki.dir, 'broker.yaml');
     await writeFile(configPath, JSON.stringify(config));
-    const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port) };
-    for (const name of ['BROKER_CONFIG', 'REDIS_URL', 'NODE_ENV', 'NODE_TEST_CONTEXT', 'PUBLIC_URL', 'TLS_CERT_FILE', 'TLS_KEY_FILE']) delete env[name];
-    child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve', '--config', configPath], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    cli = startCli(['serve', '--config', configPath], { env: cliEnv({ PORT: String(port) }) });
     const deadline = Date.now() + 20_000;
     while (Date.now() < deadline) {
       const ready = await httpsCall(port, pki.caFile, '/readyz').catch(() => undefined);
       if (ready?.status === 200) return;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    assert.fail(`the broker did not become ready over HTTPS\n${output}`);
+    assert.fail(`the broker did not become ready over HTTPS\n${output()}`);
   });
 
   after(async () => {
-    if (child !== undefined && child.exitCode === null) {
-      const exited = new Promise((resolve) => child?.once('exit', resolve));
-      child.kill('SIGTERM');
-      await exited;
-    }
+    // SIGTERM, not SIGKILL: the broker's own shutdown runs, as it would in a pod.
+    cli?.child.kill('SIGTERM');
+    await cli?.exited;
     await issuer?.close();
     pki?.remove();
   });
@@ -192,7 +185,7 @@ describe('serve with server.tls (a real child process)', { skip, timeout: 120_00
     assert.equal(metricValue(metrics, 'token_broker_tls_files_read_ok'), 1);
     assert.equal(metricValue(metrics, 'token_broker_tls_certificate_not_before_timestamp_seconds'), Date.parse(new X509Certificate(readFileSync(pki.serverCertFile)).validFrom) / 1000);
     assert.equal(await servedFingerprint(port, pki.caFile), fingerprintOf(pki.serverCertFile));
-    const pid = child?.pid;
+    const pid = cli?.child.pid;
 
     const renewed = pki.issueServerCertificate('renewed', 9);
     copyFileSync(renewed.keyFile, join(tlsDir, 'tls.key.new'));
@@ -207,24 +200,22 @@ describe('serve with server.tls (a real child process)', { skip, timeout: 120_00
       if (served === fingerprintOf(renewed.certFile)) break;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    assert.equal(served, fingerprintOf(renewed.certFile), `the renewal was not served\n${output}`);
+    assert.equal(served, fingerprintOf(renewed.certFile), `the renewal was not served\n${output()}`);
     metrics = (await httpsCall(port, pki.caFile, '/metrics')).text;
     assert.equal(metricValue(metrics, 'token_broker_tls_certificate_expiry_timestamp_seconds'), expirySeconds(renewed.certFile));
-    assert.equal(child?.pid, pid);
-    assert.equal(child?.exitCode, null);
-    assert.match(output, /TLS certificate reloaded/);
-    assert.doesNotMatch(output, /BEGIN [A-Z ]*PRIVATE KEY/);
+    assert.equal(cli?.child.pid, pid);
+    assert.equal(cli?.child.exitCode, null);
+    assert.match(output(), /TLS certificate reloaded/);
+    assert.doesNotMatch(output(), /BEGIN [A-Z ]*PRIVATE KEY/);
   });
 
   it('does not start on a key that is not the certificate\'s: exit 2 naming server.tls', async () => {
     const other = pki.issueServerCertificate('mismatch', 1);
-    const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve', '--config', configPath], {
-      cwd: REPO_ROOT,
-      encoding: 'utf8',
-      timeout: 30_000,
-      env: { ...process.env, PORT: String(await freePort()), TLS_CERT_FILE: pki.serverCertFile, TLS_KEY_FILE: other.keyFile, NODE_TEST_CONTEXT: '' },
+    const result = await runCli(['serve', '--config', configPath], {
+      env: cliEnv({ PORT: String(await freePort()), TLS_CERT_FILE: pki.serverCertFile, TLS_KEY_FILE: other.keyFile }),
+      timeoutMs: 30_000,
     });
-    assert.equal(result.status, 2, result.stderr);
+    assert.equal(result.code, 2, result.stderr);
     assert.match(result.stderr, /server\.tls: .*do not form a TLS server context: .*key values mismatch/);
     assert.doesNotMatch(result.stderr, /PRIVATE KEY/);
   });

@@ -1,75 +1,29 @@
-import { describe, it, before, after, mock } from 'node:test';
+import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
 import { ConfigError, loadConfigFile } from '../../src/config/load-config.js';
 import { tyk } from '../../src/cli/tyk.js';
 import { errorsOf, validators } from './tyk-schemas.js';
-import { sinkChildOutput } from '../support/log-capture.js';
+import { REPO_ROOT, runCli, captureConsole } from '../support/cli-run.js';
+import { useScratchDir } from '../support/scratch-dir.js';
 
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const EXAMPLE_CONFIG = join(REPO_ROOT, 'config/broker.example.yaml');
 const API_ARGS = ['--config', EXAMPLE_CONFIG, '--api-id', 'orders', '--listen-path', '/orders/', '--upstream', 'http://orders.payments.svc:8080'];
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+/** `token-broker tyk ...args` as a child process, as the package would run it. */
+const runTyk = (args: readonly string[]) => runCli(['tyk', ...args]);
+/** The same command in this process: for the many argument cases, where a process per case only adds seconds. */
+const runInProcess = (args: readonly string[]) => captureConsole(() => tyk(args));
 
-/** Runs `token-broker tyk ...args` through tsx from the repository root, as the package would, within 60 s. */
-function runTyk(args: readonly string[]): Promise<Run> {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  // The child must not think it is a test runner worker, and reads nothing else from the environment.
-  for (const name of ['NODE_TEST_CONTEXT', 'BROKER_CONFIG', 'PORT', 'REDIS_URL', 'NODE_ENV']) delete env[name];
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'tyk', ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  sinkChildOutput(child); // the whole-suite log-leak check reads what the CLI printed
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`token-broker tyk ${args.join(' ')} did not exit within 60 s`));
-    }, 60_000);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/**
- * The same command in this process, its console captured: for the many argument cases, where a process
- * per case would only add seconds. Not concurrent-safe, so these tests run one after another.
- */
-async function runInProcess(args: readonly string[]): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  const log = mock.method(console, 'log', (...parts: unknown[]) => (stdout += `${parts.join(' ')}\n`));
-  const error = mock.method(console, 'error', (...parts: unknown[]) => (stderr += `${parts.join(' ')}\n`));
-  try {
-    const code = await tyk(args);
-    return { code, stdout, stderr };
-  } finally {
-    log.mock.restore();
-    error.mock.restore();
-  }
-}
-
-let workDir = '';
+const work = useScratchDir('tyk-cli-');
 /** What the example configuration's rules can grant, worked out here independently of src/tyk. */
 let examplePolicies: readonly string[] = [];
 let exampleWarnings = '';
 /** The example configuration without its policies block. */
 let WHOLE_API_CONFIG = '';
 before(async () => {
-  workDir = await mkdtemp(join(tmpdir(), 'tyk-cli-'));
   const config = await loadConfigFile(EXAMPLE_CONFIG, {});
   const named = [...new Set(config.rules.flatMap((rule) => [...(rule.policies ?? []), ...(rule.requestable ?? [])]))];
   examplePolicies = named.filter((policy) => !policy.includes('{'));
@@ -78,11 +32,7 @@ before(async () => {
   for (const policy of ['payments-read', 'payments-write', 'ledger-write', 'status-read']) assert.ok(examplePolicies.includes(policy), policy);
   // A configuration without a policies block, as before routes existed: every policy gets the whole --api-id API.
   const { policies: _described, ...withoutPolicies } = parse(await readFile(EXAMPLE_CONFIG, 'utf8')) as Record<string, unknown>;
-  WHOLE_API_CONFIG = join(workDir, 'whole-api.yaml');
-  await writeFile(WHOLE_API_CONFIG, stringify(withoutPolicies));
-});
-after(async () => {
-  await rm(workDir, { recursive: true, force: true });
+  WHOLE_API_CONFIG = await work.write('whole-api.yaml', stringify(withoutPolicies));
 });
 
 function templateWarning(policy: string): string {
@@ -92,8 +42,7 @@ function templateWarning(policy: string): string {
 /** The example configuration with its rules replaced and without its policies block, written to the work directory. */
 async function exampleWithRules(file: string, rules: readonly object[]): Promise<string> {
   const { policies: _described, ...example } = parse(await readFile(EXAMPLE_CONFIG, 'utf8')) as Record<string, unknown>;
-  const path = join(workDir, file);
-  await writeFile(path, stringify({ ...example, rules }));
+  const path = await work.write(file, stringify({ ...example, rules }));
   return path;
 }
 
@@ -128,8 +77,7 @@ describe('token-broker tyk api', { concurrency: 4 }, () => {
   });
 
   it('an invalid configuration: exit 1, every problem on stderr as check-config prints them, nothing on stdout', async () => {
-    const path = join(workDir, 'bad.yaml');
-    await writeFile(path, 'server:\n  publicUrl: not-a-url\nlisten: 8080\n');
+    const path = await work.write('bad.yaml', 'server:\n  publicUrl: not-a-url\nlisten: 8080\n');
     const expected = await loadConfigFile(path, {}).then(
       () => assert.fail('the configuration should be refused'),
       (error: unknown) => (error instanceof ConfigError ? error.message : assert.fail(String(error))),
@@ -186,7 +134,7 @@ describe('token-broker tyk policies', { concurrency: 4 }, () => {
   });
 
   it('--out DIR: one {id}.json per policy (policies.policy_path)', async () => {
-    const out = join(workDir, 'policies-dir');
+    const out = work.file('policies-dir');
     const { code, stdout } = await runTyk(['policies', '--config', WHOLE_API_CONFIG, '--api-id', 'orders', '--out', out]);
     assert.equal(code, 0);
     assert.equal(stdout, `wrote ${examplePolicies.length} policies to ${out}\n`);
@@ -229,8 +177,7 @@ describe('token-broker tyk policies: the configuration\'s policies block', { con
 
   async function describedConfig(file: string, rules: readonly object[]): Promise<string> {
     const example = parse(await readFile(EXAMPLE_CONFIG, 'utf8')) as Record<string, unknown>;
-    const path = join(workDir, file);
-    await writeFile(path, stringify({ ...example, rules, policies: described }));
+    const path = await work.write(file, stringify({ ...example, rules, policies: described }));
     return path;
   }
 
@@ -269,9 +216,8 @@ describe('token-broker tyk policies: the configuration\'s policies block', { con
   });
 
   it('a bad route in the configuration: exit 1 with the path of the field', async () => {
-    const path = join(workDir, 'bad-route.yaml');
     const example = parse(await readFile(EXAMPLE_CONFIG, 'utf8')) as Record<string, unknown>;
-    await writeFile(path, stringify({ ...example, policies: { 'orders-read': { apis: [{ apiId: 'orders', routes: [{ methods: ['GET'], path: '/orders/(?!admin)' }] }] } } }));
+    const path = await work.write('bad-route.yaml', stringify({ ...example, policies: { 'orders-read': { apis: [{ apiId: 'orders', routes: [{ methods: ['GET'], path: '/orders/(?!admin)' }] }] } } }));
     const { code, stdout, stderr } = await runTyk(['policies', '--config', path]);
     assert.equal(code, 1);
     assert.equal(stdout, '');
@@ -281,10 +227,10 @@ describe('token-broker tyk policies: the configuration\'s policies block', { con
 
 describe('token-broker tyk, in process: arguments and outcomes', () => {
   it('a missing configuration file: exit 1', async () => {
-    const { code, stdout, stderr } = await runInProcess(['api', ...API_ARGS.slice(2), '--config', join(workDir, 'absent.yaml')]);
+    const { code, stdout, stderr } = await runInProcess(['api', ...API_ARGS.slice(2), '--config', work.file('absent.yaml')]);
     assert.equal(code, 1);
     assert.equal(stdout, '');
-    assert.equal(stderr, `${join(workDir, 'absent.yaml')}: invalid configuration\n  (file): cannot read the file (ENOENT)\n`);
+    assert.equal(stderr, `${work.file('absent.yaml')}: invalid configuration\n  (file): cannot read the file (ENOENT)\n`);
   });
 
   const apiUsageErrors: readonly [string, readonly string[], string][] = [
@@ -335,7 +281,7 @@ describe('token-broker tyk, in process: arguments and outcomes', () => {
   });
 
   it('--format record --out DIR: DIR/policies.json (policies.policy_record_name)', async () => {
-    const out = join(workDir, 'policies-record');
+    const out = work.file('policies-record');
     const { code, stdout } = await runInProcess(['policies', '--config', WHOLE_API_CONFIG, '--api-id', 'orders', '--format', 'record', '--out', out]);
     assert.equal(code, 0);
     assert.equal(stdout, `wrote ${examplePolicies.length} policies to ${join(out, 'policies.json')}\n`);
@@ -345,7 +291,7 @@ describe('token-broker tyk, in process: arguments and outcomes', () => {
 
   it('a policy ID that cannot be a file name: exit 1 with --out, and the record format still works', async () => {
     const path = await exampleWithRules('slash.yaml', [{ name: 'odd', match: { issuers: ['in-cluster'] }, policies: ['team/read'] }]);
-    const out = join(workDir, 'odd');
+    const out = work.file('odd');
     const dir = await runInProcess(['policies', '--config', path, '--api-id', 'orders', '--out', out]);
     assert.equal(dir.code, 1);
     assert.equal(dir.stderr, 'token-broker tyk: policy ID "team/read" cannot be a file name; use --format record\n');
@@ -370,8 +316,7 @@ describe('token-broker tyk, in process: arguments and outcomes', () => {
   }
 
   it('tyk policies, a bad configuration: exit 1', async () => {
-    const path = join(workDir, 'bad-policies.yaml');
-    await writeFile(path, 'rules: []\n');
+    const path = await work.write('bad-policies.yaml', 'rules: []\n');
     const { code, stdout, stderr } = await runInProcess(['policies', '--config', path, '--api-id', 'orders']);
     assert.equal(code, 1);
     assert.equal(stdout, '');

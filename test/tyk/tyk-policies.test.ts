@@ -4,42 +4,27 @@ import { buildTykPolicies, tykPolicyRecord, DEFAULT_POLICY_LIMITS } from '../../
 
 const API = { apiId: 'orders', apiName: 'Orders', orgId: 'default' } as const;
 
+/** The policy record buildTykPolicies writes for `id` with the default limits: the whole of API, every URL. */
+const wholeApiPolicy = (id: string) => ({
+  id,
+  name: id,
+  org_id: 'default',
+  active: true,
+  rate: 100,
+  per: 1,
+  quota_max: -1,
+  quota_renewal_rate: 3600,
+  throttle_interval: -1,
+  throttle_retry_limit: -1,
+  max_query_depth: -1,
+  key_expires_in: 0,
+  access_rights: { orders: { api_id: 'orders', api_name: 'Orders', versions: ['Default'], allowed_urls: [] } },
+  tags: ['workload-token-broker'],
+});
+
 describe('buildTykPolicies', () => {
   it('one policy per ID, in order, each granting the whole API', () => {
-    assert.deepEqual(buildTykPolicies(['payments-read', 'ledger-write'], API), [
-      {
-        id: 'payments-read',
-        name: 'payments-read',
-        org_id: 'default',
-        active: true,
-        rate: 100,
-        per: 1,
-        quota_max: -1,
-        quota_renewal_rate: 3600,
-        throttle_interval: -1,
-        throttle_retry_limit: -1,
-        max_query_depth: -1,
-        key_expires_in: 0,
-        access_rights: { orders: { api_id: 'orders', api_name: 'Orders', versions: ['Default'], allowed_urls: [] } },
-        tags: ['workload-token-broker'],
-      },
-      {
-        id: 'ledger-write',
-        name: 'ledger-write',
-        org_id: 'default',
-        active: true,
-        rate: 100,
-        per: 1,
-        quota_max: -1,
-        quota_renewal_rate: 3600,
-        throttle_interval: -1,
-        throttle_retry_limit: -1,
-        max_query_depth: -1,
-        key_expires_in: 0,
-        access_rights: { orders: { api_id: 'orders', api_name: 'Orders', versions: ['Default'], allowed_urls: [] } },
-        tags: ['workload-token-broker'],
-      },
-    ]);
+    assert.deepEqual(buildTykPolicies(['payments-read', 'ledger-write'], API), [wholeApiPolicy('payments-read'), wholeApiPolicy('ledger-write')]);
   });
 
   const apis = [
