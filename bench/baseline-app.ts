@@ -1,14 +1,14 @@
 /**
  * The bench's baseline: a bare Express 5 app configured like the broker's (same app settings, same form parser
- * and limits, same http.Server options through src/http/serve-http.ts) whose POST /token parses the same form
+ * and limits, same http.Server options through src/server/http/serve-http.ts) whose POST /token parses the same form
  * body and answers a fixed JSON. Its req/s is the ceiling the broker's ratios are measured against: what Express
  * and Node's HTTP stack cost on this machine, before any token work.
  *
  * Run as a child process by bench/run.ts: `node --import tsx bench/baseline-app.ts PORT`; prints "listening PORT".
  */
 import express from 'express';
-import { listen } from '../src/http/serve-http.js';
-import { MAX_BODY_BYTES } from '../src/http/token-route.js';
+import { listen } from '../src/server/http/serve-http.js';
+import { MAX_BODY_BYTES } from '../src/server/http/token-route.js';
 
 const FIXED = {
   access_token: 'eyJhbGciOiJFUzI1NiIsImtpZCI6ImJlbmNoIiwidHlwIjoiSldUIn0.eyJzdWIiOiJiZW5jaCJ9.c2lnbmF0dXJl',

@@ -39,12 +39,13 @@ function origin(url: string, functionName: string): string {
   if (url === '') return functionName.startsWith('(') ? functionName : '(native)';
   if (url.startsWith('node:')) return 'node internals';
   // The bench's compiled copy of src/ lives under node_modules/.cache: it is the broker, not a package.
-  const built = /token-broker-bench\/out(?:-[^/]+)?\/src\/([^/]+)/.exec(url);
+  // Grouped by module directory: src/server/http/, src/tools/cli/ (a tree from before the split: src/http/).
+  const built = /token-broker-bench\/out(?:-[^/]+)?\/src\/((?:server\/|tools\/)?[^/]+)/.exec(url);
   if (built?.[1] !== undefined) return `broker ${built[1].endsWith('.js') ? built[1] : `${built[1]}/`}`;
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (pkg?.[1] !== undefined) return `npm ${pkg[1]}`;
   const src = /\/(src|bench|test)\/(.+)$/.exec(url);
-  if (src?.[1] === 'src') return `broker ${src[2]?.split('/')[0] ?? ''}/`;
+  if (src?.[1] === 'src') return `broker ${/^(?:(?:server|tools)\/)?[^/]+/.exec(src[2] ?? '')?.[0] ?? ''}/`;
   return url;
 }
 

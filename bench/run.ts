@@ -26,7 +26,7 @@ import { Redis } from 'ioredis';
 import { startStandInIssuer, type StandInIssuer } from '../test/fakes/stand-in-issuer.js';
 import { freePort, redisUnavailableReason, startRedisServer, type RedisServer } from '../test/support/redis-server.js';
 import { summarizeCpuProfile, type ProfileSummary } from './profile-summary.js';
-import type { BrokerConfigInput, RuleConfig } from '../src/config/schema.js';
+import type { BrokerConfigInput, RuleConfig } from '../src/server/config/schema.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const RESULTS = join(ROOT, 'bench', 'results');

@@ -1,12 +1,12 @@
 /**
  * Writes docs/configuration.md, the reference of every configuration key, from the zod schema in
- * src/config/schema.ts: one table row per key path with its type, default and description. Run with
+ * src/server/config/schema.ts: one table row per key path with its type, default and description. Run with
  * `npm run docs:config`; a test fails when the committed file is out of date.
  */
 import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { brokerConfigSchema } from '../src/config/schema.js';
+import { brokerConfigSchema } from '../src/server/config/schema.js';
 
 /** Where the generated reference is committed. */
 export const CONFIG_REFERENCE_PATH = fileURLToPath(new URL('../docs/configuration.md', import.meta.url));
@@ -132,10 +132,10 @@ export function configReferenceText(): string {
   const lines = [
     '# Configuration reference',
     '',
-    `<!-- Generated from src/config/schema.ts by scripts/write-config-reference.ts. Do not edit: run \`${CONFIG_REFERENCE_COMMAND}\`. -->`,
+    `<!-- Generated from src/server/config/schema.ts by scripts/write-config-reference.ts. Do not edit: run \`${CONFIG_REFERENCE_COMMAND}\`. -->`,
     '',
     'Every key of the broker\'s configuration file, generated from the schema the broker validates it against',
-    '(`src/config/schema.ts`, also published as [config/broker.schema.json](../config/broker.schema.json)).',
+    '(`src/server/config/schema.ts`, also published as [config/broker.schema.json](../config/broker.schema.json)).',
     '[config/broker.example.yaml](../config/broker.example.yaml) is a commented example; `token-broker check-config FILE`',
     'validates a file exactly as `serve` does.',
     '',

@@ -1,12 +1,12 @@
 /**
- * Writes config/broker.schema.json from the zod schema in src/config/schema.ts, so editors and CI can check
+ * Writes config/broker.schema.json from the zod schema in src/server/config/schema.ts, so editors and CI can check
  * a configuration file before the broker ever reads it. Run with `npm run schema`; a test fails when the
  * committed file is out of date.
  */
 import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { brokerConfigSchema } from '../src/config/schema.js';
+import { brokerConfigSchema } from '../src/server/config/schema.js';
 
 /** Where the generated schema is committed. */
 export const CONFIG_SCHEMA_PATH = fileURLToPath(new URL('../config/broker.schema.json', import.meta.url));

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-import { runCli } from './cli/run-cli.js';
+import { runCli } from './tools/cli/run-cli.js';
 
-// The process entry point only: what the commands do and print lives in src/cli/.
+// The process entry point only: what the commands do and print lives in src/tools/cli/.
 runCli(process.argv.slice(2), process.env).then(
   (code) => {
     process.exitCode = code;

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BoundedLru } from '../../src/cache/bounded-lru.js';
+import { BoundedLru } from '../../src/server/cache/bounded-lru.js';
 
 describe('BoundedLru', () => {
   it('over the bound, the least recently used entry goes: a read counts as a use', () => {

@@ -1,9 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { tokenCacheKey } from '../../src/cache/cache-key.js';
-import { mintInputOf } from '../../src/mint/access-token-claims.js';
-import type { Grant } from '../../src/rules/decide-grant.js';
-import { ARGO_NODE_ANNOTATION, ARGO_WORKFLOW_LABEL, type WorkloadIdentity } from '../../src/identity/workload-identity.js';
+import { tokenCacheKey } from '../../src/server/cache/cache-key.js';
+import { mintInputOf } from '../../src/server/mint/access-token-claims.js';
+import type { Grant } from '../../src/server/rules/decide-grant.js';
+import { ARGO_NODE_ANNOTATION, ARGO_WORKFLOW_LABEL, type WorkloadIdentity } from '../../src/server/identity/workload-identity.js';
 import { TOKENS_SUB_ONLY } from '../support/tokens-config.js';
 import { PAYMENTS_RUNNER_POD } from '../support/workload-identities.js';
 

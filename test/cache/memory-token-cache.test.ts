@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { MemoryTokenCache } from '../../src/cache/memory-token-cache.js';
+import { MemoryTokenCache } from '../../src/server/cache/memory-token-cache.js';
 import { createTestClock } from '../support/clock.js';
-import type { CachedToken } from '../../src/cache/token-cache.js';
+import type { CachedToken } from '../../src/server/cache/token-cache.js';
 
 function token(name: string): CachedToken {
   return { token: `token-${name}`, expiresAt: 2_000_000_000, jti: `jti-${name}`, policies: ['p'] };

@@ -1,10 +1,10 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
-import { createRedisClient, RedisConnection } from '../../src/cache/redis-connection.js';
-import { RedisTokenCache } from '../../src/cache/redis-token-cache.js';
-import { LocalMintCoordinator, RedisMintCoordinator } from '../../src/cache/mint-coordinator.js';
-import type { CachedToken } from '../../src/cache/token-cache.js';
+import { createRedisClient, RedisConnection } from '../../src/server/cache/redis-connection.js';
+import { RedisTokenCache } from '../../src/server/cache/redis-token-cache.js';
+import { LocalMintCoordinator, RedisMintCoordinator } from '../../src/server/cache/mint-coordinator.js';
+import type { CachedToken } from '../../src/server/cache/token-cache.js';
 import { registerMintCoordinatorContract } from '../contracts/mint-coordinator.contract.js';
 import { redisUnavailableReason, startRedisServer, type RedisServer } from '../support/redis-server.js';
 

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { Cluster } from 'ioredis';
 import { redisUnavailableReason, startRedisCluster } from '../support/redis-server.js';
 import { auditLines, eventually, exchangeOutcomes, metricValue, startBrokers, type MultiBroker } from '../support/multi-broker.js';
-import type { BrokerConfigInput } from '../../src/config/schema.js';
+import type { BrokerConfigInput } from '../../src/server/config/schema.js';
 
 const unavailable = redisUnavailableReason();
 const cluster = unavailable === undefined ? await startRedisCluster() : undefined;

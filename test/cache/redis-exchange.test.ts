@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import type { Redis } from 'ioredis';
-import { generateSigningKey } from '../../src/mint/signing-key.js';
-import { staticSigningKeySet } from '../../src/mint/signing-key-set.js';
+import { generateSigningKey } from '../../src/server/mint/signing-key.js';
+import { staticSigningKeySet } from '../../src/server/mint/signing-key-set.js';
 import { defaultConfig } from '../support/broker-harness.js';
 import { redisUnavailableReason, startRedisServer, type RedisServer } from '../support/redis-server.js';
 import {
@@ -16,7 +16,7 @@ import {
   startBrokers,
   type MultiBroker,
 } from '../support/multi-broker.js';
-import type { BrokerConfigInput } from '../../src/config/schema.js';
+import type { BrokerConfigInput } from '../../src/server/config/schema.js';
 
 const skip = redisUnavailableReason();
 

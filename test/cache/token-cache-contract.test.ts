@@ -3,13 +3,13 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
 import { Redis } from 'ioredis';
-import { MemoryTokenCache } from '../../src/cache/memory-token-cache.js';
-import { RedisTokenCache } from '../../src/cache/redis-token-cache.js';
-import { RedisConnection, createRedisClient } from '../../src/cache/redis-connection.js';
+import { MemoryTokenCache } from '../../src/server/cache/memory-token-cache.js';
+import { RedisTokenCache } from '../../src/server/cache/redis-token-cache.js';
+import { RedisConnection, createRedisClient } from '../../src/server/cache/redis-connection.js';
 import { registerTokenCacheContract } from '../contracts/token-cache.contract.js';
 import { createTestClock } from '../support/clock.js';
 import { redisUnavailableReason, startRedisServer, type RedisServer } from '../support/redis-server.js';
-import type { CachedToken } from '../../src/cache/token-cache.js';
+import type { CachedToken } from '../../src/server/cache/token-cache.js';
 
 const skip = redisUnavailableReason();
 const silent = pino({ level: 'silent' });

@@ -8,10 +8,10 @@ import { calculateJwkThumbprint, createLocalJWKSet, decodeProtectedHeader, expor
 import { startStandInIssuer, type StandInIssuer } from '../fakes/stand-in-issuer.js';
 import { cliEnv, killAllCli, runCli, startCli, within, type CliProcess } from '../support/cli-run.js';
 import { useScratchDir } from '../support/scratch-dir.js';
-import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/protocol.js';
+import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/server/protocol.js';
 import { freePort } from '../support/free-port.js';
-import { COMMANDS } from '../../src/cli/commands.js';
-import { ENVIRONMENT_VARIABLES } from '../../src/config/environment.js';
+import { COMMANDS } from '../../src/tools/cli/commands.js';
+import { ENVIRONMENT_VARIABLES } from '../../src/server/config/environment.js';
 const SUBJECT_AUDIENCE = 'tyk-token-broker';
 
 // ---------------------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { doctor, DOCTOR_USAGE } from '../../src/cli/doctor.js';
+import { doctor, DOCTOR_USAGE } from '../../src/tools/cli/doctor.js';
 import { startChain, type Chain } from '../doctor/chain-fixture.js';
 import { runCli, captureConsole } from '../support/cli-run.js';
 

@@ -5,9 +5,9 @@ import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import { parse } from 'yaml';
-import { keyMetadataDocument, loadSigningKeysDir, readSigningKeysDir } from '../../src/mint/signing-key-set.js';
-import { formatKeyTable, keys } from '../../src/cli/keys.js';
-import type { KeyStateInfo } from '../../src/mint/key-lifecycle.js';
+import { keyMetadataDocument, loadSigningKeysDir, readSigningKeysDir } from '../../src/server/mint/signing-key-set.js';
+import { formatKeyTable, keys } from '../../src/tools/cli/keys.js';
+import type { KeyStateInfo } from '../../src/server/mint/key-lifecycle.js';
 import { runCli } from '../support/cli-run.js';
 import { useScratchDir } from '../support/scratch-dir.js';
 

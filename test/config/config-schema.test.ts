@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { parse } from 'yaml';
 import { configSchemaText, CONFIG_SCHEMA_PATH } from '../../scripts/write-config-schema.js';
-import { loadConfigFile } from '../../src/config/load-config.js';
+import { loadConfigFile } from '../../src/server/config/load-config.js';
 import type { ValidateFunction } from 'ajv';
 
 const EXAMPLE_PATH = fileURLToPath(new URL('../../config/broker.example.yaml', import.meta.url));
@@ -76,10 +76,10 @@ describe('config/broker.schema.json', () => {
     validate = ajv.compile(JSON.parse(committed) as object);
   });
 
-  it('is the schema generated from src/config/schema.ts', () => {
+  it('is the schema generated from src/server/config/schema.ts', () => {
     assert.ok(
       committed === configSchemaText(),
-      'config/broker.schema.json is out of date with src/config/schema.ts: run `npm run schema` and commit the result',
+      'config/broker.schema.json is out of date with src/server/config/schema.ts: run `npm run schema` and commit the result',
     );
   });
 

@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadConfigFile } from '../../src/config/load-config.js';
-import { ENVIRONMENT_VARIABLES } from '../../src/config/environment.js';
-import type { BrokerConfig } from '../../src/config/schema.js';
+import { loadConfigFile } from '../../src/server/config/load-config.js';
+import { ENVIRONMENT_VARIABLES } from '../../src/server/config/environment.js';
+import type { BrokerConfig } from '../../src/server/config/schema.js';
 
 const EXAMPLE_CONFIG = 'config/broker.example.yaml';
 const loaderVariables = ENVIRONMENT_VARIABLES.filter((variable) => variable.readBy === 'config loader').map((variable) => variable.name);

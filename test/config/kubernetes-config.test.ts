@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { kubernetesOf, validateConfig, type ConfigProblem } from '../../src/config/validate-config.js';
-import { loadConfigFile } from '../../src/config/load-config.js';
+import { kubernetesOf, validateConfig, type ConfigProblem } from '../../src/server/config/validate-config.js';
+import { loadConfigFile } from '../../src/server/config/load-config.js';
 import { MINIMAL_CONFIG_YAML } from '../support/config-yaml.js';
 import { useScratchDir } from '../support/scratch-dir.js';
 

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadConfigFile, parseConfigText, ConfigError } from '../../src/config/load-config.js';
-import type { ConfigProblem } from '../../src/config/validate-config.js';
+import { loadConfigFile, parseConfigText, ConfigError } from '../../src/server/config/load-config.js';
+import type { ConfigProblem } from '../../src/server/config/validate-config.js';
 import { MINIMAL_CONFIG_YAML } from '../support/config-yaml.js';
 import { useScratchDir } from '../support/scratch-dir.js';
 

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { validateConfig, formatPath, type ConfigProblem } from '../../src/config/validate-config.js';
+import { validateConfig, formatPath, type ConfigProblem } from '../../src/server/config/validate-config.js';
 
 /** A small valid configuration; each case below breaks one thing in a fresh copy. */
 function validInput(): Record<string, any> {

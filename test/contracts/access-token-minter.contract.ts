@@ -1,9 +1,9 @@
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { BrokerError, type ReasonCode } from '../../src/errors.js';
-import type { MintInput } from '../../src/mint/access-token-claims.js';
-import type { AccessTokenMinter } from '../../src/mint/access-token-minter.js';
-import { mintInputOf } from '../../src/mint/access-token-claims.js';
+import { BrokerError, type ReasonCode } from '../../src/server/errors.js';
+import type { MintInput } from '../../src/server/mint/access-token-claims.js';
+import type { AccessTokenMinter } from '../../src/server/mint/access-token-minter.js';
+import { mintInputOf } from '../../src/server/mint/access-token-claims.js';
 import { TOKENS_SUB_ONLY } from '../support/tokens-config.js';
 import { PAYMENTS_RUNNER } from '../support/workload-identities.js';
 

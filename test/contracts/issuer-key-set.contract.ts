@@ -1,8 +1,8 @@
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { compactVerify } from 'jose';
-import { BrokerError, type ReasonCode } from '../../src/errors.js';
-import type { IssuerKeySet } from '../../src/issuers/issuer-key-set.js';
+import { BrokerError, type ReasonCode } from '../../src/server/errors.js';
+import type { IssuerKeySet } from '../../src/server/issuers/issuer-key-set.js';
 
 /** One adapter under test, over an issuer whose keys the test controls, fresh for each test. */
 export interface IssuerKeySetFixture {

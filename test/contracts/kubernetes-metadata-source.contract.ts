@@ -1,8 +1,8 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { BrokerError } from '../../src/errors.js';
-import type { KubernetesMetadataSource } from '../../src/identity/kubernetes-metadata.js';
+import { BrokerError } from '../../src/server/errors.js';
+import type { KubernetesMetadataSource } from '../../src/server/identity/kubernetes-metadata.js';
 import { AUDIENCE, NS, SA, type ContractCluster, type Pod } from '../support/contract-clusters.js';
 
 /**

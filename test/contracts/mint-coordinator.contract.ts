@@ -1,8 +1,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import type { MintCoordinator } from '../../src/cache/mint-coordinator.js';
-import type { CachedToken } from '../../src/cache/token-cache.js';
+import type { MintCoordinator } from '../../src/server/cache/mint-coordinator.js';
+import type { CachedToken } from '../../src/server/cache/token-cache.js';
 
 /** One adapter under test, fresh for each test. */
 export interface MintCoordinatorFixture {

@@ -1,7 +1,7 @@
 import { describe, it, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import type { CachedToken, TokenCache } from '../../src/cache/token-cache.js';
+import type { CachedToken, TokenCache } from '../../src/server/cache/token-cache.js';
 
 /** One adapter under test, fresh for each test. */
 export interface TokenCacheFixture {

@@ -4,9 +4,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { loadConfigFile, parseConfigText } from '../../src/config/load-config.js';
-import { validateConfig } from '../../src/config/validate-config.js';
-import type { BrokerConfig } from '../../src/config/schema.js';
+import { loadConfigFile, parseConfigText } from '../../src/server/config/load-config.js';
+import { validateConfig } from '../../src/server/config/validate-config.js';
+import type { BrokerConfig } from '../../src/server/config/schema.js';
 import {
   ROOT,
   arrayAt,

@@ -4,8 +4,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
-import { loadConfigFile } from '../../src/config/load-config.js';
-import { DEFAULT_SUGGESTED_BROKER_URL } from '../../src/cli/lint.js';
+import { loadConfigFile } from '../../src/server/config/load-config.js';
+import { DEFAULT_SUGGESTED_BROKER_URL } from '../../src/tools/cli/lint.js';
 
 /*
  * One broker URL everywhere a user copies it from. The shipped manifests decide what is served: the TLS overlay

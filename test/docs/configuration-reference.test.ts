@@ -2,11 +2,11 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { brokerConfigSchema } from '../../src/config/schema.js';
+import { brokerConfigSchema } from '../../src/server/config/schema.js';
 import { CONFIG_REFERENCE_COMMAND, CONFIG_REFERENCE_PATH, configReferenceSections, configReferenceText } from '../../scripts/write-config-reference.js';
 
 /*
- * docs/configuration.md is generated from src/config/schema.ts. The committed file must be what the generator
+ * docs/configuration.md is generated from src/server/config/schema.ts. The committed file must be what the generator
  * writes today, so a schema change without `npm run docs:config` fails here instead of shipping a stale reference.
  */
 
@@ -26,9 +26,9 @@ function keyPaths(schema: JsonSchema, path: string, out: string[]): string[] {
 }
 
 describe('docs/configuration.md', () => {
-  it('is up to date with src/config/schema.ts', () => {
+  it('is up to date with src/server/config/schema.ts', () => {
     const committed = readFileSync(CONFIG_REFERENCE_PATH, 'utf8');
-    assert.ok(committed === configReferenceText(), `docs/configuration.md is out of date with src/config/schema.ts: run \`${CONFIG_REFERENCE_COMMAND}\` and commit the result`);
+    assert.ok(committed === configReferenceText(), `docs/configuration.md is out of date with src/server/config/schema.ts: run \`${CONFIG_REFERENCE_COMMAND}\` and commit the result`);
   });
 
   it('has one row per key path of the configuration, in schema order', () => {

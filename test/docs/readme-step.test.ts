@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeJwt } from 'jose';
-import { listen, type RunningServer } from '../../src/http/serve-http.js';
-import { readTlsCredentials } from '../../src/tls/tls-credentials.js';
+import { listen, type RunningServer } from '../../src/server/http/serve-http.js';
+import { readTlsCredentials } from '../../src/server/tls/tls-credentials.js';
 import { PUBLIC_URL, startHarness, type Harness } from '../support/broker-harness.js';
 import { generateTestPki, opensslAvailability, type TestPki } from '../support/test-pki.js';
 

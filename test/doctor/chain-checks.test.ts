@@ -1,13 +1,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { JWK } from 'jose';
-import { assessBrokerJwks, type ExpectedBrokerKeys } from '../../src/doctor/broker-jwks-check.js';
-import { assessClockSkew, clockSkewSeconds, type DateSample } from '../../src/doctor/clock-skew.js';
-import { check, exitStatusOf, formatCheck, type DoctorCheck } from '../../src/doctor/doctor-check.js';
-import { assessIssuerKeys, type IssuerKeysFound } from '../../src/doctor/issuer-keys-check.js';
-import { assessPrePublishWindow, prePublishSecondsOf } from '../../src/doctor/pre-publish-window.js';
-import { assessSigningKeys } from '../../src/doctor/signing-keys-check.js';
-import { computeKeyStates, type KeyTimestamps } from '../../src/mint/key-lifecycle.js';
+import { assessBrokerJwks, type ExpectedBrokerKeys } from '../../src/tools/doctor/broker-jwks-check.js';
+import { assessClockSkew, clockSkewSeconds, type DateSample } from '../../src/tools/doctor/clock-skew.js';
+import { check, exitStatusOf, formatCheck, type DoctorCheck } from '../../src/tools/doctor/doctor-check.js';
+import { assessIssuerKeys, type IssuerKeysFound } from '../../src/tools/doctor/issuer-keys-check.js';
+import { assessPrePublishWindow, prePublishSecondsOf } from '../../src/tools/doctor/pre-publish-window.js';
+import { assessSigningKeys } from '../../src/tools/doctor/signing-keys-check.js';
+import { computeKeyStates, type KeyTimestamps } from '../../src/server/mint/key-lifecycle.js';
 
 describe('formatCheck and exitStatusOf', () => {
   const cases: readonly { name: string; check: DoctorCheck; line: string }[] = [

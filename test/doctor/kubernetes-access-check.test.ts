@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { validateConfig } from '../../src/config/validate-config.js';
-import type { BrokerConfigInput } from '../../src/config/schema.js';
-import { checkKubernetesAccess } from '../../src/doctor/kubernetes-access-check.js';
-import { permissionName, requiredKubernetesPermissions } from '../../src/kubernetes/kubernetes-permissions.js';
-import { compileRules } from '../../src/rules/compiled-rules.js';
+import { validateConfig } from '../../src/server/config/validate-config.js';
+import type { BrokerConfigInput } from '../../src/server/config/schema.js';
+import { checkKubernetesAccess } from '../../src/tools/doctor/kubernetes-access-check.js';
+import { permissionName, requiredKubernetesPermissions } from '../../src/server/kubernetes/kubernetes-permissions.js';
+import { compileRules } from '../../src/server/rules/compiled-rules.js';
 
 /*
  * doctor's Kubernetes check without a cluster: which permissions a configuration needs, and what the check says

@@ -5,11 +5,11 @@ import { writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { exitStatusOf, formatCheck, type DoctorCheck } from '../../src/doctor/doctor-check.js';
-import { runDoctor, type DoctorOptions } from '../../src/doctor/run-doctor.js';
-import { buildTykClassicApiDefinition } from '../../src/tyk/tyk-classic-api-definition.js';
-import { buildTykOasApiDefinition } from '../../src/tyk/tyk-oas-api-definition.js';
-import type { BrokerConfig } from '../../src/config/schema.js';
+import { exitStatusOf, formatCheck, type DoctorCheck } from '../../src/tools/doctor/doctor-check.js';
+import { runDoctor, type DoctorOptions } from '../../src/tools/doctor/run-doctor.js';
+import { buildTykClassicApiDefinition } from '../../src/tools/tyk-kit/tyk-classic-api-definition.js';
+import { buildTykOasApiDefinition } from '../../src/tools/tyk-kit/tyk-oas-api-definition.js';
+import type { BrokerConfig } from '../../src/server/config/schema.js';
 import { generateTestPki, opensslAvailability, startTlsStandInIssuer } from '../fakes/tls-stand-in-issuer.js';
 import { API_OPTIONS, closedPortUrl, startChain, type Chain } from './chain-fixture.js';
 

@@ -4,9 +4,9 @@ import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CompactSign, calculateJwkThumbprint, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
-import { buildTykClassicApiDefinition } from '../../src/tyk/tyk-classic-api-definition.js';
-import { buildTykOasApiDefinition } from '../../src/tyk/tyk-oas-api-definition.js';
-import { buildTykPolicies } from '../../src/tyk/tyk-policies.js';
+import { buildTykClassicApiDefinition } from '../../src/tools/tyk-kit/tyk-classic-api-definition.js';
+import { buildTykOasApiDefinition } from '../../src/tools/tyk-kit/tyk-oas-api-definition.js';
+import { buildTykPolicies } from '../../src/tools/tyk-kit/tyk-policies.js';
 import { startStandInTyk, type StandInTyk, type StandInTykProxyResult } from '../fakes/stand-in-tyk.js';
 import { createTestClock, type TestClock } from '../support/clock.js';
 import { API_OPTIONS, tokenProfile } from '../tyk/token-profile.js';
@@ -14,7 +14,7 @@ import { API_OPTIONS, tokenProfile } from '../tyk/token-profile.js';
 /*
  * The stand-in Tyk itself: its REST API, and proxy() applying Tyk's documented JWT rules
  * (/work/shared/reference/tyk-jwt.md) to tokens signed by a loopback "broker" whose JWKS it fetches.
- * Definitions and policies come from src/tyk's generators, as an operator would load them.
+ * Definitions and policies come from src/tools/tyk-kit's generators, as an operator would load them.
  */
 
 interface SigningKeyPair {

@@ -1,11 +1,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { check, type DoctorCheck } from '../../src/doctor/doctor-check.js';
-import { assessTykApis, goDurationSeconds, pointsAtBroker, type TykApiExpectation, type TykPolicySummary } from '../../src/doctor/tyk-api-checks.js';
-import { decodeJwtSource, tykApiViews, type JwtSource, type TykApiView } from '../../src/doctor/tyk-api-view.js';
-import { assessTykPolicies, tykPolicySummaries } from '../../src/doctor/tyk-policies-check.js';
-import { buildTykClassicApiDefinition } from '../../src/tyk/tyk-classic-api-definition.js';
-import { buildTykOasApiDefinition } from '../../src/tyk/tyk-oas-api-definition.js';
+import { check, type DoctorCheck } from '../../src/tools/doctor/doctor-check.js';
+import { assessTykApis, goDurationSeconds, pointsAtBroker, type TykApiExpectation, type TykPolicySummary } from '../../src/tools/doctor/tyk-api-checks.js';
+import { decodeJwtSource, tykApiViews, type JwtSource, type TykApiView } from '../../src/tools/doctor/tyk-api-view.js';
+import { assessTykPolicies, tykPolicySummaries } from '../../src/tools/doctor/tyk-policies-check.js';
+import { buildTykClassicApiDefinition } from '../../src/tools/tyk-kit/tyk-classic-api-definition.js';
+import { buildTykOasApiDefinition } from '../../src/tools/tyk-kit/tyk-oas-api-definition.js';
 import { API_OPTIONS, tokenProfile } from '../tyk/token-profile.js';
 
 const JWKS = 'https://token-broker.example/.well-known/jwks.json';

@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import { parse } from 'yaml';
-import { validateConfig } from '../../src/config/validate-config.js';
-import { compileRules } from '../../src/rules/compiled-rules.js';
-import { evaluateRules } from '../../src/rules/evaluate-rules.js';
-import type { WorkloadIdentity } from '../../src/identity/workload-identity.js';
+import { validateConfig } from '../../src/server/config/validate-config.js';
+import { compileRules } from '../../src/server/rules/compiled-rules.js';
+import { evaluateRules } from '../../src/server/rules/evaluate-rules.js';
+import type { WorkloadIdentity } from '../../src/server/identity/workload-identity.js';
 import {
   BROKER_EXAMPLE_CONFIG,
   arrayAt,

@@ -3,12 +3,12 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { decodeJwt } from 'jose';
-import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/protocol.js';
+import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/server/protocol.js';
 import { useHarness } from '../support/broker-harness.js';
-import type { Explanation } from '../../src/explain/explain-decision.js';
+import type { Explanation } from '../../src/server/explain/explain-decision.js';
 
 /*
- * Explain is the exchange's own decision (src/rules/decide-grant.ts), not a second copy of it: for any workload,
+ * Explain is the exchange's own decision (src/server/rules/decide-grant.ts), not a second copy of it: for any workload,
  * scope and audience, POST /v1/explain says granted exactly when POST /token issues, with the same policies and
  * the same claims (but the times and jti), and denied with the same reason code and error_description otherwise.
  */

@@ -1,10 +1,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { validateConfig } from '../../src/config/validate-config.js';
-import { compileRules } from '../../src/rules/compiled-rules.js';
-import { explainDecision, EXPLAINED_JTI, type ExplainInput } from '../../src/explain/explain-decision.js';
-import type { BrokerConfig, BrokerConfigInput } from '../../src/config/schema.js';
-import type { WorkloadIdentity } from '../../src/identity/workload-identity.js';
+import { validateConfig } from '../../src/server/config/validate-config.js';
+import { compileRules } from '../../src/server/rules/compiled-rules.js';
+import { explainDecision, EXPLAINED_JTI, type ExplainInput } from '../../src/server/explain/explain-decision.js';
+import type { BrokerConfig, BrokerConfigInput } from '../../src/server/config/schema.js';
+import type { WorkloadIdentity } from '../../src/server/identity/workload-identity.js';
 import { PAYMENTS_RUNNER_POD } from '../support/workload-identities.js';
 
 const NOW = 1_767_225_600;

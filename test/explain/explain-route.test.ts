@@ -4,10 +4,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/protocol.js';
+import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/server/protocol.js';
 import { useHarness, PUBLIC_URL, type Harness } from '../support/broker-harness.js';
 import { startStandInKubernetes, type StandInKubernetes } from '../fakes/stand-in-kubernetes.js';
-import type { Explanation } from '../../src/explain/explain-decision.js';
+import type { Explanation } from '../../src/server/explain/explain-decision.js';
 
 const RULES = [
   {

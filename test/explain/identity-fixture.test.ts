@@ -2,10 +2,10 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, readdir } from 'node:fs/promises';
 import { parse } from 'yaml';
-import { validateConfig } from '../../src/config/validate-config.js';
-import { compileRules } from '../../src/rules/compiled-rules.js';
-import { FIXTURE_POD_UID, parseIdentityFixture, resolveIdentityFixture, type FixtureResolution } from '../../src/explain/identity-fixture.js';
-import type { BrokerConfig, BrokerConfigInput } from '../../src/config/schema.js';
+import { validateConfig } from '../../src/server/config/validate-config.js';
+import { compileRules } from '../../src/server/rules/compiled-rules.js';
+import { FIXTURE_POD_UID, parseIdentityFixture, resolveIdentityFixture, type FixtureResolution } from '../../src/tools/explain/identity-fixture.js';
+import type { BrokerConfig, BrokerConfigInput } from '../../src/server/config/schema.js';
 
 const ISSUER_URL = 'https://cluster-a.example';
 

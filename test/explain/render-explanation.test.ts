@@ -1,10 +1,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { validateConfig } from '../../src/config/validate-config.js';
-import { compileRules } from '../../src/rules/compiled-rules.js';
-import { explainDecision, type ExplainInput } from '../../src/explain/explain-decision.js';
-import { renderExplanation } from '../../src/explain/render-explanation.js';
-import type { WorkloadIdentity } from '../../src/identity/workload-identity.js';
+import { validateConfig } from '../../src/server/config/validate-config.js';
+import { compileRules } from '../../src/server/rules/compiled-rules.js';
+import { explainDecision, type ExplainInput } from '../../src/server/explain/explain-decision.js';
+import { renderExplanation } from '../../src/tools/explain/render-explanation.js';
+import type { WorkloadIdentity } from '../../src/server/identity/workload-identity.js';
 
 const result = validateConfig(
   {

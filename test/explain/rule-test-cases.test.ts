@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { caseMismatch, parseRuleTestCases, type CaseExpectation } from '../../src/explain/rule-test-cases.js';
-import type { DeniedOutcome, GrantedOutcome } from '../../src/explain/explain-decision.js';
+import { caseMismatch, parseRuleTestCases, type CaseExpectation } from '../../src/tools/explain/rule-test-cases.js';
+import type { DeniedOutcome, GrantedOutcome } from '../../src/server/explain/explain-decision.js';
 
 const IDENTITY = { issuer: 'in-cluster', namespace: 'payments', serviceAccount: 'runner', pod: 'p' };
 

@@ -1,11 +1,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { validateConfig } from '../../src/config/validate-config.js';
-import { identityFromUnverifiedToken, UNVERIFIED_NOTE } from '../../src/explain/unverified-token.js';
+import { validateConfig } from '../../src/server/config/validate-config.js';
+import { identityFromUnverifiedToken, UNVERIFIED_NOTE } from '../../src/tools/explain/unverified-token.js';
 import fc from 'fast-check';
-import { checkTemporalClaims } from '../../src/issuers/temporal-claims.js';
-import type { BrokerError } from '../../src/errors.js';
-import type { BrokerConfig } from '../../src/config/schema.js';
+import { checkTemporalClaims } from '../../src/server/issuers/temporal-claims.js';
+import type { BrokerError } from '../../src/server/errors.js';
+import type { BrokerConfig } from '../../src/server/config/schema.js';
 
 const NOW = 1_767_225_600;
 const ISSUER_URL = 'https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLE0123';

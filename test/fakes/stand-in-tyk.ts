@@ -5,7 +5,7 @@ import { compactVerify, decodeProtectedHeader, importJWK, type JWK } from 'jose'
 
 /**
  * A stand-in for the Tyk Gateway on loopback, built from /work/shared/reference/tyk-jwt.md (Tyk's mw_jwt.go and
- * docs), independently of src/tyk and src/doctor so that tests of those check them against a second reading.
+ * docs), independently of src/tools/tyk-kit and src/tools/doctor so that tests of those check them against a second reading.
  *
  * Two faces:
  *

@@ -13,7 +13,7 @@ import { runLoad, type LoadResult } from './load.js';
  */
 
 const CONCURRENCY = 4;
-/** The metadata source's request timeout (src/kubernetes/kubernetes-metadata-source.ts) plus a loaded machine. */
+/** The metadata source's request timeout (src/server/kubernetes/kubernetes-metadata-source.ts) plus a loaded machine. */
 const API_TIMEOUT_MS = 2000;
 const MARGIN_MS = 1500;
 

@@ -7,7 +7,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startStandInIssuer, type StandInIssuer } from '../fakes/stand-in-issuer.js';
-import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/protocol.js';
+import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/server/protocol.js';
 import { runLoad } from './load.js';
 import { freePort } from '../support/free-port.js';
 import { cliEnv, killAllCli, startCli, within, type CliProcess } from '../support/cli-run.js';

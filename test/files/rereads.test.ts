@@ -1,7 +1,7 @@
 import { describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
-import { debounced } from '../../src/files/debounced.js';
-import { serializeRereads } from '../../src/files/serialized-rereads.js';
+import { debounced } from '../../src/server/files/debounced.js';
+import { serializeRereads } from '../../src/server/files/serialized-rereads.js';
 
 describe('serializeRereads', () => {
   it('never overlaps two reads, and a request during a read gets one more read after it', async () => {

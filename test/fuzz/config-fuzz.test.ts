@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { validateConfig, formatPath, type ConfigValidation } from '../../src/config/validate-config.js';
-import { ConfigError, parseConfigText } from '../../src/config/load-config.js';
+import { validateConfig, formatPath, type ConfigValidation } from '../../src/server/config/validate-config.js';
+import { ConfigError, parseConfigText } from '../../src/server/config/load-config.js';
 import { defaultConfig } from '../support/broker-harness.js';
 import { runCli } from '../support/cli-run.js';
 import { useScratchDir } from '../support/scratch-dir.js';

@@ -4,9 +4,9 @@ import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { startHarness, PUBLIC_URL, SUBJECT_AUDIENCE, type Harness } from '../support/broker-harness.js';
-import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_ID_TOKEN, TOKEN_TYPE_JWT } from '../../src/protocol.js';
-import { REASON_CODES, type ReasonCode } from '../../src/errors.js';
-import { MAX_SUBJECT_TOKEN_BYTES } from '../../src/issuers/verify-subject-token.js';
+import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_ID_TOKEN, TOKEN_TYPE_JWT } from '../../src/server/protocol.js';
+import { REASON_CODES, type ReasonCode } from '../../src/server/errors.js';
+import { MAX_SUBJECT_TOKEN_BYTES } from '../../src/server/issuers/verify-subject-token.js';
 import { startRawIssuer, type RawIssuer } from '../security/raw-issuer.js';
 import { auditCount, memoryCache } from '../security/refusal.js';
 

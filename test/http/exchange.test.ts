@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { useHarness, PUBLIC_URL } from '../support/broker-harness.js';
-import { TOKEN_TYPE_JWT } from '../../src/protocol.js';
+import { TOKEN_TYPE_JWT } from '../../src/server/protocol.js';
 
 describe('POST /token: a successful exchange', () => {
   const h = useHarness();

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import express from 'express';
 import fc from 'fast-check';
 import supertest from 'supertest';
-import { isTokenPath } from '../../src/http/create-app.js';
+import { isTokenPath } from '../../src/server/http/create-app.js';
 import { startHarness } from '../support/broker-harness.js';
 
 /*

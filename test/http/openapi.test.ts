@@ -8,21 +8,21 @@ import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import supertest from 'supertest';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import type { Express } from 'express';
-import { REASON_CODES } from '../../src/errors.js';
+import { REASON_CODES } from '../../src/server/errors.js';
 import {
   ACCEPTED_SUBJECT_TOKEN_TYPES,
   GRANT_TYPE_TOKEN_EXCHANGE,
   ISSUABLE_TOKEN_TYPES,
   SIGNING_ALGORITHMS,
   TOKEN_TYPE_JWT,
-} from '../../src/protocol.js';
-import { createBroker, type Broker } from '../../src/broker.js';
-import { createApp, type BrokerHttpHandler } from '../../src/http/create-app.js';
-import { ExchangeRecord } from '../../src/observability/exchange-record.js';
-import { createMetrics } from '../../src/observability/metrics.js';
-import { createDevClusterIssuer } from '../../src/dev/dev-cluster-issuer.js';
-import { devConfig, DEV_AUDIENCE, DEV_POLICY } from '../../src/config/dev-config.js';
-import { ephemeralSigningKeySet, staticSigningKeySet } from '../../src/mint/signing-key-set.js';
+} from '../../src/server/protocol.js';
+import { createBroker, type Broker } from '../../src/server/broker.js';
+import { createApp, type BrokerHttpHandler } from '../../src/server/http/create-app.js';
+import { ExchangeRecord } from '../../src/server/observability/exchange-record.js';
+import { createMetrics } from '../../src/server/observability/metrics.js';
+import { createDevClusterIssuer } from '../../src/tools/dev/dev-cluster-issuer.js';
+import { devConfig, DEV_AUDIENCE, DEV_POLICY } from '../../src/server/config/dev-config.js';
+import { ephemeralSigningKeySet, staticSigningKeySet } from '../../src/server/mint/signing-key-set.js';
 import { useHarness, startHarness, PUBLIC_URL, type Harness } from '../support/broker-harness.js';
 import { captureLogs } from '../support/log-capture.js';
 
@@ -386,7 +386,7 @@ describe('openapi.yaml: the document', () => {
     assert.equal(seen.get('issuer_unavailable'), '503');
   });
 
-  it('spells grant and token types and signing algorithms as src/protocol.ts does', () => {
+  it('spells grant and token types and signing algorithms as src/server/protocol.ts does', () => {
     const schemas = doc.components.schemas;
     const property = (schema: string, name: string): JsonObject => {
       const properties = schemas[schema]?.properties;

@@ -1,14 +1,14 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BrokerError } from '../../src/errors.js';
-import { parseExchangeRequest } from '../../src/http/parse-exchange-request.js';
+import { BrokerError } from '../../src/server/errors.js';
+import { parseExchangeRequest } from '../../src/server/http/parse-exchange-request.js';
 import {
   GRANT_TYPE_TOKEN_EXCHANGE,
   TOKEN_TYPE_ACCESS_TOKEN,
   TOKEN_TYPE_ID_TOKEN,
   TOKEN_TYPE_JWT,
-} from '../../src/protocol.js';
-import type { ExchangeRequest } from '../../src/exchange/exchange-request.js';
+} from '../../src/server/protocol.js';
+import type { ExchangeRequest } from '../../src/server/exchange/exchange-request.js';
 
 const TOKEN = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln';
 

@@ -2,9 +2,9 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import express from 'express';
 import supertest from 'supertest';
-import { wellKnownRoutes } from '../../src/http/well-known-routes.js';
-import { jwksDocument, type SigningKeySet } from '../../src/mint/signing-key-set.js';
-import { generateSigningKey, type SigningKey } from '../../src/mint/signing-key.js';
+import { wellKnownRoutes } from '../../src/server/http/well-known-routes.js';
+import { jwksDocument, type SigningKeySet } from '../../src/server/mint/signing-key-set.js';
+import { generateSigningKey, type SigningKey } from '../../src/server/mint/signing-key.js';
 
 /*
  * The JWKS is serialized once per published key list, not per request. What is served must stay exactly what

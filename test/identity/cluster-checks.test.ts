@@ -1,9 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkWithCluster, type ClusterAccess, type ClusterNeeds } from '../../src/identity/cluster-checks.js';
-import { BrokerError, temporarilyUnavailable, type ReasonCode } from '../../src/errors.js';
-import type { KubernetesMetadataSource, NamespaceInfo, PodInfo, ServiceAccountInfo, TokenReviewResult } from '../../src/identity/kubernetes-metadata.js';
-import type { WorkloadIdentity } from '../../src/identity/workload-identity.js';
+import { checkWithCluster, type ClusterAccess, type ClusterNeeds } from '../../src/server/identity/cluster-checks.js';
+import { BrokerError, temporarilyUnavailable, type ReasonCode } from '../../src/server/errors.js';
+import type { KubernetesMetadataSource, NamespaceInfo, PodInfo, ServiceAccountInfo, TokenReviewResult } from '../../src/server/identity/kubernetes-metadata.js';
+import type { WorkloadIdentity } from '../../src/server/identity/workload-identity.js';
 
 const NAMESPACE = 'payments';
 const SERVICE_ACCOUNT = 'argo-runner';

@@ -9,7 +9,7 @@ import type { Response } from 'supertest';
 import { useHarness, startHarness, SUBJECT_AUDIENCE, type Harness } from '../support/broker-harness.js';
 import { startStandInKubernetes, serviceAccountReview, type DownMode, type StandInKubernetes } from '../fakes/stand-in-kubernetes.js';
 import { startStandInIssuer, type StandInIssuer } from '../fakes/stand-in-issuer.js';
-import type { BrokerConfigInput } from '../../src/config/schema.js';
+import type { BrokerConfigInput } from '../../src/server/config/schema.js';
 
 /*
  * The exchange end to end with the Kubernetes API in the loop: a stand-in API server on loopback (reached

@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ARGO_COMPLETED_LABEL, podBindingRefusal, type BoundPod } from '../../src/identity/pod-binding.js';
-import { BrokerError, type ReasonCode } from '../../src/errors.js';
-import type { WorkloadIdentity } from '../../src/identity/workload-identity.js';
+import { ARGO_COMPLETED_LABEL, podBindingRefusal, type BoundPod } from '../../src/server/identity/pod-binding.js';
+import { BrokerError, type ReasonCode } from '../../src/server/errors.js';
+import type { WorkloadIdentity } from '../../src/server/identity/workload-identity.js';
 import { PAYMENTS_RUNNER_POD } from '../support/workload-identities.js';
 
 const POD_UID = '0d8b260e-0000-4000-8000-000000000001';

@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BrokerError } from '../../src/errors.js';
-import { identityFromClaims } from '../../src/identity/workload-identity.js';
-import type { IssuerConfig } from '../../src/config/schema.js';
+import { BrokerError } from '../../src/server/errors.js';
+import { identityFromClaims } from '../../src/server/identity/workload-identity.js';
+import type { IssuerConfig } from '../../src/server/config/schema.js';
 
 function issuer(kind: IssuerConfig['kind']): IssuerConfig {
   return {

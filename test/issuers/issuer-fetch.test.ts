@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createIssuerFetch } from '../../src/issuers/issuer-fetch.js';
+import { createIssuerFetch } from '../../src/server/issuers/issuer-fetch.js';
 
 /*
  * The one HTTP client for discovery and JWKS: size and time limits, no redirects, and the broker's own bearer token

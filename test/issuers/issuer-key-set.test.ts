@@ -4,13 +4,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CompactSign, calculateJwkThumbprint, compactVerify, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
-import { BrokerError, type ReasonCode } from '../../src/errors.js';
-import { createIssuerFetch } from '../../src/issuers/issuer-fetch.js';
-import { discoverJwksUri } from '../../src/issuers/discover-jwks-uri.js';
-import { FileKeySet, RemoteKeySet, type KeySetEvents, type RemoteKeySetOptions } from '../../src/issuers/issuer-key-set.js';
+import { BrokerError, type ReasonCode } from '../../src/server/errors.js';
+import { createIssuerFetch } from '../../src/server/issuers/issuer-fetch.js';
+import { discoverJwksUri } from '../../src/server/issuers/discover-jwks-uri.js';
+import { FileKeySet, RemoteKeySet, type KeySetEvents, type RemoteKeySetOptions } from '../../src/server/issuers/issuer-key-set.js';
 import { startStandInIssuer, type StandInIssuer, type StandInIssuerOptions } from '../fakes/stand-in-issuer.js';
 import { createTestClock, type TestClock } from '../support/clock.js';
-import type { IssuerConfig } from '../../src/config/schema.js';
+import type { IssuerConfig } from '../../src/server/config/schema.js';
 import { registerIssuerKeySetContract } from '../contracts/issuer-key-set.contract.js';
 
 const JWKS_PATH = '/openid/v1/jwks';

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { keyTypeForAlgorithm, parseJwks, selectKeys, type KeySelection } from '../../src/issuers/jwks-selection.js';
+import { keyTypeForAlgorithm, parseJwks, selectKeys, type KeySelection } from '../../src/server/issuers/jwks-selection.js';
 import type { JWK } from 'jose';
 
 // selectKeys never parses key material, so placeholder values are enough to test the choice.

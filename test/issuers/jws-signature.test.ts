@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import fc from 'fast-check';
 import { CompactSign, compactVerify, exportJWK, importJWK, type CryptoKey } from 'jose';
-import { jwsSignatureValid } from '../../src/issuers/jws-signature.js';
+import { jwsSignatureValid } from '../../src/server/issuers/jws-signature.js';
 
 /*
  * The subject token's signature is checked with node:crypto rather than jose's WebCrypto path (4x less CPU). jose

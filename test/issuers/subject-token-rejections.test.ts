@@ -5,8 +5,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CompactSign, calculateJwkThumbprint, exportJWK, exportSPKI, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
 import { useHarness, startHarness, SUBJECT_AUDIENCE, type Harness } from '../support/broker-harness.js';
-import { MAX_SUBJECT_TOKEN_BYTES, tokenSha256 } from '../../src/issuers/verify-subject-token.js';
-import type { ReasonCode } from '../../src/errors.js';
+import { MAX_SUBJECT_TOKEN_BYTES, tokenSha256 } from '../../src/server/issuers/verify-subject-token.js';
+import type { ReasonCode } from '../../src/server/errors.js';
 
 const JWKS_PATH = '/openid/v1/jwks';
 

@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BrokerError, type ReasonCode } from '../../src/errors.js';
-import { checkTemporalClaims, formatDuration, type TokenTiming } from '../../src/issuers/temporal-claims.js';
-import type { Claims } from '../../src/identity/workload-identity.js';
+import { BrokerError, type ReasonCode } from '../../src/server/errors.js';
+import { checkTemporalClaims, formatDuration, type TokenTiming } from '../../src/server/issuers/temporal-claims.js';
+import type { Claims } from '../../src/server/identity/workload-identity.js';
 
 // A fixed instant: the tests never read the wall clock.
 const NOW = 1_767_225_600;

@@ -1,17 +1,17 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
-import { createTrustedIssuers, type TrustedIssuer, type TrustedIssuers } from '../../src/issuers/trusted-issuers.js';
-import { tokenSha256, verifySubjectToken } from '../../src/issuers/verify-subject-token.js';
-import { VerifiedTokenCache, type VerifiedSignature } from '../../src/issuers/verified-token-cache.js';
-import { checkTemporalClaims } from '../../src/issuers/temporal-claims.js';
-import { BrokerError } from '../../src/errors.js';
+import { createTrustedIssuers, type TrustedIssuer, type TrustedIssuers } from '../../src/server/issuers/trusted-issuers.js';
+import { tokenSha256, verifySubjectToken } from '../../src/server/issuers/verify-subject-token.js';
+import { VerifiedTokenCache, type VerifiedSignature } from '../../src/server/issuers/verified-token-cache.js';
+import { checkTemporalClaims } from '../../src/server/issuers/temporal-claims.js';
+import { BrokerError } from '../../src/server/errors.js';
 import { startStandInIssuer, type StandInIssuer } from '../fakes/stand-in-issuer.js';
 import type { StandInKubernetes } from '../fakes/stand-in-kubernetes.js';
 import { useHarness, SUBJECT_AUDIENCE } from '../support/broker-harness.js';
 import { createTestClock, type TestClock } from '../support/clock.js';
 import { startClusterHarness, type ClusterHarness } from '../support/cluster-harness.js';
-import type { IssuerConfig } from '../../src/config/schema.js';
+import type { IssuerConfig } from '../../src/server/config/schema.js';
 
 /*
  * The verified-token cache may skip exactly two things for a re-presented subject token: the signature check and

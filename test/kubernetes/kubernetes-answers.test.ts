@@ -11,7 +11,7 @@ import {
   readServiceAccount,
   readTokenReview,
   statusMessage,
-} from '../../src/kubernetes/kubernetes-answers.js';
+} from '../../src/server/kubernetes/kubernetes-answers.js';
 
 /*
  * The pure half of the Kubernetes adapter: what a body must look like before any of it reaches pod binding or a

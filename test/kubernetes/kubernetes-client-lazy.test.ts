@@ -8,7 +8,7 @@ import { runBrokerChild } from '../support/broker-child.js';
  * runs in a fresh process: a module loaded once stays loaded.
  */
 
-const IMPORTS = "import { kubernetesClientLoaded } from './src/kubernetes/kube-config.ts';";
+const IMPORTS = "import { kubernetesClientLoaded } from './src/server/kubernetes/kube-config.ts';";
 
 describe('@kubernetes/client-node is loaded only when a Kubernetes API is configured', () => {
   it('no kubernetes block: a broker is built and the client is never loaded', () => {

@@ -4,14 +4,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { BrokerError } from '../../src/errors.js';
-import type { KubernetesMetadataSource } from '../../src/identity/kubernetes-metadata.js';
-import { loadKubeConfig } from '../../src/kubernetes/kube-config.js';
+import { BrokerError } from '../../src/server/errors.js';
+import type { KubernetesMetadataSource } from '../../src/server/identity/kubernetes-metadata.js';
+import { loadKubeConfig } from '../../src/server/kubernetes/kube-config.js';
 import {
   createKubernetesMetadataSource,
   type KubernetesMetadataSourceOptions,
   type KubernetesResource,
-} from '../../src/kubernetes/kubernetes-metadata-source.js';
+} from '../../src/server/kubernetes/kubernetes-metadata-source.js';
 import { startStandInKubernetes, serviceAccountReview, type DownMode, type StandInKubernetes } from '../fakes/stand-in-kubernetes.js';
 import { createTestClock, type TestClock } from '../support/clock.js';
 import { useScratchDir } from '../support/scratch-dir.js';

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { LookupCache } from '../../src/kubernetes/lookup-cache.js';
+import { LookupCache } from '../../src/server/kubernetes/lookup-cache.js';
 import { createTestClock } from '../support/clock.js';
 
 /** A loader that counts its calls and answers what `answer` says for the key. */

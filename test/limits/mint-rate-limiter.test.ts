@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
 import { Redis } from 'ioredis';
-import { MemoryMintRateLimiter, type RateLimitDecision, type RateLimitSettings } from '../../src/limits/mint-rate-limiter.js';
-import { RedisMintRateLimiter } from '../../src/limits/redis-mint-rate-limiter.js';
-import { RedisConnection, createRedisClient } from '../../src/cache/redis-connection.js';
+import { MemoryMintRateLimiter, type RateLimitDecision, type RateLimitSettings } from '../../src/server/limits/mint-rate-limiter.js';
+import { RedisMintRateLimiter } from '../../src/server/limits/redis-mint-rate-limiter.js';
+import { RedisConnection, createRedisClient } from '../../src/server/cache/redis-connection.js';
 import { createTestClock, type TestClock } from '../support/clock.js';
 import { redisUnavailableReason, startRedisServer, type RedisServer } from '../support/redis-server.js';
 

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { rateLimitKey } from '../../src/limits/rate-limit-key.js';
-import type { WorkloadIdentity } from '../../src/identity/workload-identity.js';
+import { rateLimitKey } from '../../src/server/limits/rate-limit-key.js';
+import type { WorkloadIdentity } from '../../src/server/identity/workload-identity.js';
 import { PAYMENTS_RUNNER_POD } from '../support/workload-identities.js';
 
 const IDENTITY: WorkloadIdentity = {

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { takeToken, type BucketDecision, type BucketState } from '../../src/limits/token-bucket.js';
+import { takeToken, type BucketDecision, type BucketState } from '../../src/server/limits/token-bucket.js';
 
 const bucket = (tokens: number, updatedAt: number): BucketState => ({ tokens, updatedAt });
 /** An allowed take leaves the bucket at `tokens` as of `updatedAt`; there is nothing to wait for. */

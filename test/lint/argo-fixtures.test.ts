@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
-import { lintText } from '../../src/lint/lint-text.js';
-import { LINT_RULES, type RuleId } from '../../src/lint/lint-rules.js';
+import { lintText } from '../../src/tools/lint/lint-text.js';
+import { LINT_RULES, type RuleId } from '../../src/tools/lint/lint-rules.js';
 import { DEFAULT_OPTIONS, FIXTURE_CREDENTIALS, FIXTURES_DIR, lintFixture, positions, readFixture } from './lint-fixtures.js';
 
 // Every fixture under test/fixtures/argo-lint mirrors a real template shape (steps, DAGs, script, container and

@@ -6,7 +6,7 @@ import {
   isLiteralSecretValue,
   isTykKeyShaped,
   namesCredential,
-} from '../../src/lint/credential-patterns.js';
+} from '../../src/tools/lint/credential-patterns.js';
 import { FIXTURE_JWT, GATEWAY_SECRET, OPAQUE_TOKEN, TYK_KEY, TYK_KEY_BASE64 } from './lint-fixtures.js';
 
 /** Each match as [rule, the matched text]. */

@@ -2,9 +2,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { DEFAULT_SUGGESTED_BROKER_URL } from '../../src/cli/lint.js';
-import { collectYamlFiles } from '../../src/lint/collect-files.js';
-import { lintText } from '../../src/lint/lint-text.js';
+import { DEFAULT_SUGGESTED_BROKER_URL } from '../../src/tools/cli/lint.js';
+import { collectYamlFiles } from '../../src/tools/lint/collect-files.js';
+import { lintText } from '../../src/tools/lint/lint-text.js';
 import { DEFAULT_OPTIONS, REPO_ROOT } from './lint-fixtures.js';
 
 // The project's own Argo examples must be what the linter asks for: no finding of any severity, whether or not

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { parseAllDocuments } from 'yaml';
-import { ARGO_KINDS } from '../../src/lint/argo-model.js';
+import { ARGO_KINDS } from '../../src/tools/lint/argo-model.js';
 import { FIXTURES_DIR, readFixture } from './lint-fixtures.js';
 
 // The lint fixtures mirror real templates: every Argo object in them (test/fixtures/argo-lint, except invalid/)

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { lint } from '../../src/cli/lint.js';
+import { lint } from '../../src/tools/cli/lint.js';
 import { runCli, type CliRun } from '../support/cli-run.js';
 import { FIXTURE_CREDENTIALS, FIXTURES_DIR, FIXTURE_JWT, REPO_ROOT } from './lint-fixtures.js';
 

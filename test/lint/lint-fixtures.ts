@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { lintText, type FileReport, type LintTextOptions } from '../../src/lint/lint-text.js';
+import { lintText, type FileReport, type LintTextOptions } from '../../src/tools/lint/lint-text.js';
 
 /**
  * Shared test data for the linter: where the fixtures are, the fake credentials written into them (shapes only:

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { lint } from '../../src/cli/lint.js';
+import { lint } from '../../src/tools/cli/lint.js';
 import { FIXTURE_JWT, TYK_KEY } from './lint-fixtures.js';
 
 // `lint --suggest > fix.patch` and `git apply fix.patch` as a user runs them, with real git in a scratch

@@ -2,8 +2,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { lintText } from '../../src/lint/lint-text.js';
-import { renderText } from '../../src/lint/render-report.js';
+import { lintText } from '../../src/tools/lint/lint-text.js';
+import { renderText } from '../../src/tools/lint/render-report.js';
 import { DEFAULT_OPTIONS, REPO_ROOT } from './lint-fixtures.js';
 
 // The README's "Migrating from static keys" shows a template before and after, and the linter's output on the

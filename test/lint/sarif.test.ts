@@ -2,8 +2,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { LINT_RULES } from '../../src/lint/lint-rules.js';
-import { buildSarifLog, relativeUri, renderSarif } from '../../src/lint/sarif-log.js';
+import { LINT_RULES } from '../../src/tools/lint/lint-rules.js';
+import { buildSarifLog, relativeUri, renderSarif } from '../../src/tools/lint/sarif-log.js';
 import { FIXTURE_CREDENTIALS, lintFixture } from './lint-fixtures.js';
 
 // The SARIF schema is a faithful subset of the one GitHub's upload-sarif validates against (test/schemas/NOTICE

@@ -11,7 +11,7 @@ import {
   shellAssignments,
   shellFunctions,
   variableReferences,
-} from '../../src/lint/script-text.js';
+} from '../../src/tools/lint/script-text.js';
 
 const BROKER = 'https://token-broker.platform.svc.cluster.local';
 const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';

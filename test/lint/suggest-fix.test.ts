@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseAllDocuments, parseDocument } from 'yaml';
-import { lintText } from '../../src/lint/lint-text.js';
-import { applyFixPlan } from '../../src/lint/suggest-fix.js';
+import { lintText } from '../../src/tools/lint/lint-text.js';
+import { applyFixPlan } from '../../src/tools/lint/suggest-fix.js';
 import { DEFAULT_OPTIONS, FIXTURE_JWT, OPAQUE_TOKEN, TYK_KEY, lintFixture, readFixture } from './lint-fixtures.js';
 
 /** Applies a unified diff to `text` the way `patch -p1` would, checking every context and removed line. */

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { unifiedDiff } from '../../src/lint/unified-diff.js';
+import { unifiedDiff } from '../../src/tools/lint/unified-diff.js';
 
 const lines = (count: number, prefix = 'l'): string => Array.from({ length: count }, (_, i) => `${prefix}${i + 1}\n`).join('');
 

@@ -1,11 +1,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BrokerError } from '../../src/errors.js';
-import { buildAccessTokenClaims, renderSubject } from '../../src/mint/access-token-claims.js';
-import type { Grant } from '../../src/rules/decide-grant.js';
-import { FORBIDDEN_MINTED_CLAIMS } from '../../src/protocol.js';
-import type { TokensConfig } from '../../src/config/schema.js';
-import type { WorkloadIdentity } from '../../src/identity/workload-identity.js';
+import { BrokerError } from '../../src/server/errors.js';
+import { buildAccessTokenClaims, renderSubject } from '../../src/server/mint/access-token-claims.js';
+import type { Grant } from '../../src/server/rules/decide-grant.js';
+import { FORBIDDEN_MINTED_CLAIMS } from '../../src/server/protocol.js';
+import type { TokensConfig } from '../../src/server/config/schema.js';
+import type { WorkloadIdentity } from '../../src/server/identity/workload-identity.js';
 
 const TOKENS: TokensConfig = {
   audience: 'tyk',

@@ -2,11 +2,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLocalJWKSet, jwtVerify } from 'jose';
-import { createJwtMinter } from '../../src/mint/jwt-minter.js';
-import { generateSigningKey, type SigningKey } from '../../src/mint/signing-key.js';
-import { jwksDocument, type SigningKeySet } from '../../src/mint/signing-key-set.js';
-import { createTykKeyMinter } from '../../src/mint/tyk-key-minter.js';
-import { TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT } from '../../src/protocol.js';
+import { createJwtMinter } from '../../src/server/mint/jwt-minter.js';
+import { generateSigningKey, type SigningKey } from '../../src/server/mint/signing-key.js';
+import { jwksDocument, type SigningKeySet } from '../../src/server/mint/signing-key-set.js';
+import { createTykKeyMinter } from '../../src/server/mint/tyk-key-minter.js';
+import { TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT } from '../../src/server/protocol.js';
 import { registerAccessTokenMinterContract } from '../contracts/access-token-minter.contract.js';
 import { startStandInTyk } from '../fakes/stand-in-tyk.js';
 

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { computeKeyStates, keyLifecycleSettings, type KeyLifecycleSettings, type KeyState, type KeyTimestamps } from '../../src/mint/key-lifecycle.js';
-import { configWarnings, validateConfig } from '../../src/config/validate-config.js';
+import { computeKeyStates, keyLifecycleSettings, type KeyLifecycleSettings, type KeyState, type KeyTimestamps } from '../../src/server/mint/key-lifecycle.js';
+import { configWarnings, validateConfig } from '../../src/server/config/validate-config.js';
 
 const T = Date.UTC(2025, 0, 1);
 const s = (seconds: number) => T + seconds * 1000;

@@ -2,9 +2,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { SignJWT, createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
-import { prepareSigner, signAccessToken } from '../../src/mint/sign-access-token.js';
-import { generateSigningKey, signingKeyFromPem, type SigningKey } from '../../src/mint/signing-key.js';
-import { SIGNING_ALGORITHMS } from '../../src/protocol.js';
+import { prepareSigner, signAccessToken } from '../../src/server/mint/sign-access-token.js';
+import { generateSigningKey, signingKeyFromPem, type SigningKey } from '../../src/server/mint/signing-key.js';
+import { SIGNING_ALGORITHMS } from '../../src/server/protocol.js';
 
 /*
  * Minted tokens are signed with a header encoded once per key and node:crypto, not jose's SignJWT per token. The

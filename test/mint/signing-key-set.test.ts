@@ -5,8 +5,8 @@ import { mkdtemp, mkdir, rm, symlink, utimes, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, createLocalJWKSet, jwtVerify, type JWK } from 'jose';
-import { jwksDocument, loadSigningKeysDir } from '../../src/mint/signing-key-set.js';
-import { signAccessToken } from '../../src/mint/sign-access-token.js';
+import { jwksDocument, loadSigningKeysDir } from '../../src/server/mint/signing-key-set.js';
+import { signAccessToken } from '../../src/server/mint/sign-access-token.js';
 import { useScratchDir } from '../support/scratch-dir.js';
 
 function ecPem(namedCurve: 'P-256' | 'P-384' = 'P-256'): string {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startHarness, type Harness } from '../support/broker-harness.js';
 import { startStandInTyk, type StandInTyk } from '../fakes/stand-in-tyk.js';
-import { TOKEN_TYPE_ACCESS_TOKEN } from '../../src/protocol.js';
+import { TOKEN_TYPE_ACCESS_TOKEN } from '../../src/server/protocol.js';
 
 /** tokens.format: tyk-key — the broker creates Tyk keys through the Gateway REST API instead of signing JWTs. */
 describe('tokens.format: tyk-key', () => {
@@ -92,7 +92,7 @@ describe('tokens.format: tyk-key', () => {
   });
 
   it('refuses a configuration with tokens.format tyk-key and no tyk block', async () => {
-    const { validateConfig } = await import('../../src/config/validate-config.js');
+    const { validateConfig } = await import('../../src/server/config/validate-config.js');
     const result = validateConfig({
       server: { publicUrl: 'https://broker.test' },
       issuers: [{ name: 'c', issuer: 'https://c.test', audiences: ['a'] }],

@@ -10,8 +10,8 @@ import { startStandInKubernetes } from '../fakes/stand-in-kubernetes.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REASON_CODES } from '../../src/errors.js';
-import { recordServingCertificate } from '../../src/observability/metrics.js';
+import { REASON_CODES } from '../../src/server/errors.js';
+import { recordServingCertificate } from '../../src/server/observability/metrics.js';
 
 /**
  * The alert rules are code: promtool validates and unit-tests them, every alert has a runbook section, and every
@@ -235,7 +235,7 @@ function matchedValues(op: string, value: string): string[] {
   return [];
 }
 
-/** prom-client's default gauges that end in _total are removed by the broker (src/observability/metrics.ts). */
+/** prom-client's default gauges that end in _total are removed by the broker (src/server/observability/metrics.ts). */
 const PROM_CLIENT_DEFAULT_FINDINGS: string[] = [];
 
 describe('deploy/prometheus/alerts.yaml', () => {

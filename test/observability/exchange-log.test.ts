@@ -2,9 +2,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { exchangeLogger, logExchange } from '../../src/observability/exchange-log.js';
-import { REDACT_PATHS, REDACTION_CENSOR } from '../../src/observability/log-redaction.js';
-import type { ExchangeOutcome } from '../../src/observability/exchange-outcome.js';
+import { exchangeLogger, logExchange } from '../../src/server/observability/exchange-log.js';
+import { REDACT_PATHS, REDACTION_CENSOR } from '../../src/server/observability/log-redaction.js';
+import type { ExchangeOutcome } from '../../src/server/observability/exchange-outcome.js';
 
 /*
  * Exchange and audit lines go through a logger that redacts top-level fields only (the root's wildcard paths cost

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { defaultConfig, startHarness, type Harness, type HarnessOptions } from '../support/broker-harness.js';
-import { validateConfig } from '../../src/config/validate-config.js';
+import { validateConfig } from '../../src/server/config/validate-config.js';
 
 // metrics.namespaceLabel, through a real scrape of /metrics: off (the default) the exchanges counter has only
 // outcome and reason; on, it also has the workload's namespace, '' when the exchange ended before a verified

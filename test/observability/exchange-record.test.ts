@@ -1,11 +1,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ExchangeRecord } from '../../src/observability/exchange-record.js';
-import { BrokerError } from '../../src/errors.js';
-import { MAX_BODY_BYTES } from '../../src/http/form-body.js';
-import { tokenSha256 } from '../../src/issuers/verify-subject-token.js';
+import { ExchangeRecord } from '../../src/server/observability/exchange-record.js';
+import { BrokerError } from '../../src/server/errors.js';
+import { MAX_BODY_BYTES } from '../../src/server/http/form-body.js';
+import { tokenSha256 } from '../../src/server/issuers/verify-subject-token.js';
 import { useHarness } from '../support/broker-harness.js';
-import type { ExchangeOutcome } from '../../src/observability/exchange-outcome.js';
+import type { ExchangeOutcome } from '../../src/server/observability/exchange-outcome.js';
 import { PAYMENTS_RUNNER } from '../support/workload-identities.js';
 
 const IDENTITY = PAYMENTS_RUNNER;

@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { compileRules } from '../../src/rules/compiled-rules.js';
-import { decideGrant } from '../../src/rules/decide-grant.js';
-import type { TokensConfig } from '../../src/config/schema.js';
+import { compileRules } from '../../src/server/rules/compiled-rules.js';
+import { decideGrant } from '../../src/server/rules/decide-grant.js';
+import type { TokensConfig } from '../../src/server/config/schema.js';
 import { TOKENS_SUB_ONLY } from '../support/tokens-config.js';
 import { PAYMENTS_RUNNER } from '../support/workload-identities.js';
 

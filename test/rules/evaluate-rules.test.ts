@@ -1,9 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { compileRules } from '../../src/rules/compiled-rules.js';
-import { evaluateRules } from '../../src/rules/evaluate-rules.js';
-import type { RuleConfig } from '../../src/config/schema.js';
-import type { WorkloadIdentity } from '../../src/identity/workload-identity.js';
+import { compileRules } from '../../src/server/rules/compiled-rules.js';
+import { evaluateRules } from '../../src/server/rules/evaluate-rules.js';
+import type { RuleConfig } from '../../src/server/config/schema.js';
+import type { WorkloadIdentity } from '../../src/server/identity/workload-identity.js';
 
 const LIFETIMES = { defaultTtlSeconds: 600, maxTtlSeconds: 3600 };
 

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { compileGlob, compileGlobs } from '../../src/rules/glob.js';
+import { compileGlob, compileGlobs } from '../../src/server/rules/glob.js';
 
 // [pattern, value, expected]
 const CASES: readonly (readonly [string, string, boolean])[] = [

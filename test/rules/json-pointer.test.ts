@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseJsonPointer, resolveJsonPointer } from '../../src/rules/json-pointer.js';
+import { parseJsonPointer, resolveJsonPointer } from '../../src/server/rules/json-pointer.js';
 
 describe('parseJsonPointer', () => {
   const cases: readonly (readonly [string, readonly string[]])[] = [

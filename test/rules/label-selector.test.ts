@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { firstUnmatchedRequirement, type LabelSelector, type Labels } from '../../src/rules/label-selector.js';
+import { firstUnmatchedRequirement, type LabelSelector, type Labels } from '../../src/server/rules/label-selector.js';
 
 const TEAM_PAYMENTS: Labels = { team: 'payments', tier: 'prod', 'kubernetes.io/metadata.name': 'payments' };
 

@@ -1,10 +1,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { expandPolicyTemplate, parsePolicyTemplate, type TemplatePart } from '../../src/rules/policy-template.js';
-import { compileRules } from '../../src/rules/compiled-rules.js';
-import { evaluateRules } from '../../src/rules/evaluate-rules.js';
-import type { ClusterMetadata, WorkloadIdentity } from '../../src/identity/workload-identity.js';
-import type { RuleConfig } from '../../src/config/schema.js';
+import { expandPolicyTemplate, parsePolicyTemplate, type TemplatePart } from '../../src/server/rules/policy-template.js';
+import { compileRules } from '../../src/server/rules/compiled-rules.js';
+import { evaluateRules } from '../../src/server/rules/evaluate-rules.js';
+import type { ClusterMetadata, WorkloadIdentity } from '../../src/server/identity/workload-identity.js';
+import type { RuleConfig } from '../../src/server/config/schema.js';
 import { PAYMENTS_RUNNER_POD } from '../support/workload-identities.js';
 
 const LIFETIMES = { defaultTtlSeconds: 600, maxTtlSeconds: 3600 };

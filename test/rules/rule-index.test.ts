@@ -1,11 +1,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { candidateRules, compileRules } from '../../src/rules/compiled-rules.js';
-import { evaluateRules } from '../../src/rules/evaluate-rules.js';
-import { trustTierViolations } from '../../src/rules/trust-tiers.js';
-import type { RuleConfig } from '../../src/config/schema.js';
-import type { WorkloadIdentity } from '../../src/identity/workload-identity.js';
+import { candidateRules, compileRules } from '../../src/server/rules/compiled-rules.js';
+import { evaluateRules } from '../../src/server/rules/evaluate-rules.js';
+import { trustTierViolations } from '../../src/server/rules/trust-tiers.js';
+import type { RuleConfig } from '../../src/server/config/schema.js';
+import type { WorkloadIdentity } from '../../src/server/identity/workload-identity.js';
 
 /*
  * The rule index must never change a decision: on any rule set and any identity, evaluating through the index

@@ -1,9 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ruleTier, trustTierViolations } from '../../src/rules/trust-tiers.js';
-import { compileRules } from '../../src/rules/compiled-rules.js';
-import { validateConfig, type ConfigProblem } from '../../src/config/validate-config.js';
-import type { RuleConfig } from '../../src/config/schema.js';
+import { ruleTier, trustTierViolations } from '../../src/server/rules/trust-tiers.js';
+import { compileRules } from '../../src/server/rules/compiled-rules.js';
+import { validateConfig, type ConfigProblem } from '../../src/server/config/validate-config.js';
+import type { RuleConfig } from '../../src/server/config/schema.js';
 
 const GRANTS_ONLY_REQUESTABLE =
   'this rule reads pod labels, pod annotations, the pod name or the workflow name, which a workflow\'s submitter sets: it may only offer `requestable` policies, not grant `policies`';

@@ -3,15 +3,15 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { pino } from 'pino';
-import { tokenCacheKey } from '../../src/cache/cache-key.js';
-import { MemoryTokenCache } from '../../src/cache/memory-token-cache.js';
-import { RedisTokenCache } from '../../src/cache/redis-token-cache.js';
-import { RedisConnection, createRedisClient } from '../../src/cache/redis-connection.js';
-import { mintInputOf } from '../../src/mint/access-token-claims.js';
-import type { Grant } from '../../src/rules/decide-grant.js';
-import { ARGO_NODE_ANNOTATION, ARGO_WORKFLOW_LABEL, type WorkloadIdentity } from '../../src/identity/workload-identity.js';
+import { tokenCacheKey } from '../../src/server/cache/cache-key.js';
+import { MemoryTokenCache } from '../../src/server/cache/memory-token-cache.js';
+import { RedisTokenCache } from '../../src/server/cache/redis-token-cache.js';
+import { RedisConnection, createRedisClient } from '../../src/server/cache/redis-connection.js';
+import { mintInputOf } from '../../src/server/mint/access-token-claims.js';
+import type { Grant } from '../../src/server/rules/decide-grant.js';
+import { ARGO_NODE_ANNOTATION, ARGO_WORKFLOW_LABEL, type WorkloadIdentity } from '../../src/server/identity/workload-identity.js';
 import { redisUnavailableReason, startRedisServer, type RedisServer } from '../support/redis-server.js';
-import type { TokenCache } from '../../src/cache/token-cache.js';
+import type { TokenCache } from '../../src/server/cache/token-cache.js';
 import { TOKENS_SUB_ONLY } from '../support/tokens-config.js';
 
 /*

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { request as httpRequest, Agent } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { startHarness, type Harness } from '../support/broker-harness.js';
-import { listen, type RunningServer } from '../../src/http/serve-http.js';
-import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/protocol.js';
-import { MAX_SUBJECT_TOKEN_BYTES } from '../../src/issuers/verify-subject-token.js';
+import { listen, type RunningServer } from '../../src/server/http/serve-http.js';
+import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/server/protocol.js';
+import { MAX_SUBJECT_TOKEN_BYTES } from '../../src/server/issuers/verify-subject-token.js';
 import { eventually } from '../support/multi-broker.js';
 import { assertErrorShape, auditCount, fromFetch, memoryCache } from './refusal.js';
 

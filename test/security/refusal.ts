@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { MemoryTokenCache } from '../../src/cache/memory-token-cache.js';
-import type { ReasonCode } from '../../src/errors.js';
+import { MemoryTokenCache } from '../../src/server/cache/memory-token-cache.js';
+import type { ReasonCode } from '../../src/server/errors.js';
 import type { Harness } from '../support/broker-harness.js';
 
 /** What a refusal must be, exactly. */

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { startHarness, PUBLIC_URL, type Harness } from '../support/broker-harness.js';
-import { listen, type RunningServer } from '../../src/http/serve-http.js';
-import { readTlsCredentials } from '../../src/tls/tls-credentials.js';
-import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/protocol.js';
+import { listen, type RunningServer } from '../../src/server/http/serve-http.js';
+import { readTlsCredentials } from '../../src/server/tls/tls-credentials.js';
+import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/server/protocol.js';
 import { generateTestPki, opensslAvailability, type TestPki } from '../support/test-pki.js';
 import { assertErrorShape, auditCount, memoryCache, type HttpResult } from './refusal.js';
 

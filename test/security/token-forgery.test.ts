@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { constants, sign as cryptoSign } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import { startHarness, SUBJECT_AUDIENCE, type Harness } from '../support/broker-harness.js';
-import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/protocol.js';
+import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/server/protocol.js';
 import { projectedClaimsFor, startRawIssuer, type RawIssuer } from './raw-issuer.js';
 import { expectMinted, expectRefusal } from './refusal.js';
 

@@ -11,9 +11,9 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 const PRELUDE = `
 import { pino } from 'pino';
-import { createBroker } from './src/broker.ts';
-import { validateConfig } from './src/config/validate-config.ts';
-import { staticSigningKeySet } from './src/mint/signing-key-set.ts';
+import { createBroker } from './src/server/broker.ts';
+import { validateConfig } from './src/server/config/validate-config.ts';
+import { staticSigningKeySet } from './src/server/mint/signing-key-set.ts';
 const base = {
   server: { port: 8080, publicUrl: 'https://token-broker.test' },
   issuers: [{ name: 'a', issuer: 'https://issuer.test', audiences: ['x'], jwksUri: 'https://issuer.test/jwks' }],

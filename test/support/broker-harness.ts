@@ -1,14 +1,14 @@
 import { before, after } from 'node:test';
 import supertest from 'supertest';
-import { createBroker, type Broker } from '../../src/broker.js';
-import { validateConfig } from '../../src/config/validate-config.js';
-import { generateSigningKey } from '../../src/mint/signing-key.js';
-import { staticSigningKeySet, type SigningKeySet } from '../../src/mint/signing-key-set.js';
-import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT, type SigningAlgorithm } from '../../src/protocol.js';
+import { createBroker, type Broker } from '../../src/server/broker.js';
+import { validateConfig } from '../../src/server/config/validate-config.js';
+import { generateSigningKey } from '../../src/server/mint/signing-key.js';
+import { staticSigningKeySet, type SigningKeySet } from '../../src/server/mint/signing-key-set.js';
+import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT, type SigningAlgorithm } from '../../src/server/protocol.js';
 import { startStandInIssuer, type StandInIssuer, type StandInIssuerOptions } from '../fakes/stand-in-issuer.js';
 import { createTestClock, type TestClock } from './clock.js';
 import { captureLogs, type LogCapture } from './log-capture.js';
-import type { BrokerConfig, BrokerConfigInput } from '../../src/config/schema.js';
+import type { BrokerConfig, BrokerConfigInput } from '../../src/server/config/schema.js';
 
 export const PUBLIC_URL = 'https://token-broker.test';
 export const SUBJECT_AUDIENCE = 'tyk-token-broker';

@@ -1,7 +1,7 @@
 import { mock } from 'node:test';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { ENVIRONMENT_VARIABLES } from '../../src/config/environment.js';
+import { ENVIRONMENT_VARIABLES } from '../../src/server/config/environment.js';
 import { sinkChildOutput } from './log-capture.js';
 
 /*
@@ -45,7 +45,7 @@ export interface CliOptions {
 const running = new Set<CliProcess>();
 
 /**
- * The environment of the test run minus every variable the CLI reads (src/config/environment.ts) plus `extra`,
+ * The environment of the test run minus every variable the CLI reads (src/server/config/environment.ts) plus `extra`,
  * so each test states what it sets. NODE_TEST_CONTEXT goes too: the child must not think it is a test worker.
  */
 export function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startStandInKubernetes, type StandInKubernetes } from '../fakes/stand-in-kubernetes.js';
 import { startHarness, type Harness, type HarnessOptions } from './broker-harness.js';
-import type { BrokerConfigInput } from '../../src/config/schema.js';
+import type { BrokerConfigInput } from '../../src/server/config/schema.js';
 
 /** A harness whose broker reads workload metadata from a stand-in cluster. */
 export interface ClusterHarness extends Harness {

@@ -1,15 +1,15 @@
 import { createServer, type Server } from 'node:http';
 import supertest from 'supertest';
 import { Redis } from 'ioredis';
-import { createBroker, type Broker } from '../../src/broker.js';
-import { validateConfig } from '../../src/config/validate-config.js';
-import { generateSigningKey } from '../../src/mint/signing-key.js';
-import { staticSigningKeySet, type SigningKeySet } from '../../src/mint/signing-key-set.js';
+import { createBroker, type Broker } from '../../src/server/broker.js';
+import { validateConfig } from '../../src/server/config/validate-config.js';
+import { generateSigningKey } from '../../src/server/mint/signing-key.js';
+import { staticSigningKeySet, type SigningKeySet } from '../../src/server/mint/signing-key-set.js';
 import { startStandInIssuer, type StandInIssuer } from '../fakes/stand-in-issuer.js';
 import { defaultConfig, postExchange, SUBJECT_AUDIENCE } from './broker-harness.js';
 import { createTestClock, type TestClock } from './clock.js';
 import { captureLogs, type LogCapture } from './log-capture.js';
-import type { BrokerConfig, BrokerConfigInput } from '../../src/config/schema.js';
+import type { BrokerConfig, BrokerConfigInput } from '../../src/server/config/schema.js';
 
 /**
  * Several broker replicas sharing one stand-in issuer, one clock, one signing key set and one Redis, as a

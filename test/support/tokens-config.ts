@@ -1,4 +1,4 @@
-import type { TokensConfig } from '../../src/config/schema.js';
+import type { TokensConfig } from '../../src/server/config/schema.js';
 
 /**
  * The tokens block of the cache-key tests: a `sub` template that reads no Kubernetes fact, so whatever tells two

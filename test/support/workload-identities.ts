@@ -1,4 +1,4 @@
-import type { WorkloadIdentity } from '../../src/identity/workload-identity.js';
+import type { WorkloadIdentity } from '../../src/server/identity/workload-identity.js';
 
 /**
  * A verified workload for pure tests: an Argo runner's service account in `payments`, with no pod and no

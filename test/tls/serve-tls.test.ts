@@ -8,7 +8,7 @@ import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:tls';
 import { join } from 'node:path';
 import { startStandInIssuer, type StandInIssuer } from '../fakes/stand-in-issuer.js';
-import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/protocol.js';
+import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/server/protocol.js';
 import { freePort } from '../support/free-port.js';
 import { cliEnv, runCli, startCli, type CliProcess } from '../support/cli-run.js';
 import { generateTestPki, opensslAvailability, type TestPki } from '../support/test-pki.js';

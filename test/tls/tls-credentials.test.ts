@@ -6,9 +6,9 @@ import { request } from 'node:https';
 import { connect, type PeerCertificate } from 'node:tls';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { readTlsCredentials, TlsFilesError } from '../../src/tls/tls-credentials.js';
-import { reloadTlsOnChange } from '../../src/tls/tls-reloader.js';
-import { listen, type RunningServer } from '../../src/http/serve-http.js';
+import { readTlsCredentials, TlsFilesError } from '../../src/server/tls/tls-credentials.js';
+import { reloadTlsOnChange } from '../../src/server/tls/tls-reloader.js';
+import { listen, type RunningServer } from '../../src/server/http/serve-http.js';
 import { generateTestPki, opensslAvailability, type TestPki } from '../support/test-pki.js';
 
 /*

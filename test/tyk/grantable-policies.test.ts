@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { grantablePolicies, type GrantablePolicies } from '../../src/tyk/grantable-policies.js';
+import { grantablePolicies, type GrantablePolicies } from '../../src/tools/tyk-kit/grantable-policies.js';
 
 interface Case {
   readonly name: string;

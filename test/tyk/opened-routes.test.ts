@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { openedRoutes, renderOpenedRoutes } from '../../src/tyk/opened-routes.js';
+import { openedRoutes, renderOpenedRoutes } from '../../src/tools/tyk-kit/opened-routes.js';
 
 const described = {
   'orders-read': { apis: [{ apiId: 'orders', routes: [{ methods: ['GET'], path: '/orders/{id}$' }] }] },

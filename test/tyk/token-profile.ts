@@ -1,6 +1,6 @@
-import { validateConfig } from '../../src/config/validate-config.js';
-import type { TokenProfile } from '../../src/tyk/tyk-jwt-validation.js';
-import type { TykApiOptions } from '../../src/tyk/tyk-api-options.js';
+import { validateConfig } from '../../src/server/config/validate-config.js';
+import type { TokenProfile } from '../../src/tools/tyk-kit/tyk-jwt-validation.js';
+import type { TykApiOptions } from '../../src/tools/tyk-kit/tyk-api-options.js';
 
 /**
  * A valid broker configuration, through the real validator so defaults are the real ones. Given `rules`

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { FORBIDDEN_MINTED_CLAIMS, SIGNING_ALGORITHMS } from '../../src/protocol.js';
-import { buildTykClassicApiDefinition } from '../../src/tyk/tyk-classic-api-definition.js';
+import { FORBIDDEN_MINTED_CLAIMS, SIGNING_ALGORITHMS } from '../../src/server/protocol.js';
+import { buildTykClassicApiDefinition } from '../../src/tools/tyk-kit/tyk-classic-api-definition.js';
 import { API_OPTIONS, tokenProfile } from './token-profile.js';
 
 const JWKS_URL = 'https://token-broker.example/.well-known/jwks.json';

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { ConfigError, loadConfigFile } from '../../src/config/load-config.js';
-import { tyk } from '../../src/cli/tyk.js';
+import { ConfigError, loadConfigFile } from '../../src/server/config/load-config.js';
+import { tyk } from '../../src/tools/cli/tyk.js';
 import { errorsOf, validators } from './tyk-schemas.js';
 import { REPO_ROOT, runCli, captureConsole } from '../support/cli-run.js';
 import { useScratchDir } from '../support/scratch-dir.js';
@@ -18,7 +18,7 @@ const runTyk = (args: readonly string[]) => runCli(['tyk', ...args]);
 const runInProcess = (args: readonly string[]) => captureConsole(() => tyk(args));
 
 const work = useScratchDir('tyk-cli-');
-/** What the example configuration's rules can grant, worked out here independently of src/tyk. */
+/** What the example configuration's rules can grant, worked out here independently of src/tools/tyk-kit. */
 let examplePolicies: readonly string[] = [];
 let exampleWarnings = '';
 /** The example configuration without its policies block. */

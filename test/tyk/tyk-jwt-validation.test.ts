@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../../src/protocol.js';
-import { tykSigningMethod, type TykSigningMethod } from '../../src/tyk/tyk-signing-method.js';
-import { brokerJwksUrl, tykJwtValidation } from '../../src/tyk/tyk-jwt-validation.js';
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../../src/server/protocol.js';
+import { tykSigningMethod, type TykSigningMethod } from '../../src/tools/tyk-kit/tyk-signing-method.js';
+import { brokerJwksUrl, tykJwtValidation } from '../../src/tools/tyk-kit/tyk-jwt-validation.js';
 import { tokenProfile } from './token-profile.js';
 
 /** Tyk's families: `ecdsa` verifies ES*, `rsa` verifies RS* and PS*. One row per algorithm the broker signs with. */

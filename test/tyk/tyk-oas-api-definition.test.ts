@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { SIGNING_ALGORITHMS } from '../../src/protocol.js';
-import { FORBIDDEN_MINTED_CLAIMS } from '../../src/protocol.js';
-import { buildTykOasApiDefinition } from '../../src/tyk/tyk-oas-api-definition.js';
+import { SIGNING_ALGORITHMS } from '../../src/server/protocol.js';
+import { FORBIDDEN_MINTED_CLAIMS } from '../../src/server/protocol.js';
+import { buildTykOasApiDefinition } from '../../src/tools/tyk-kit/tyk-oas-api-definition.js';
 import { API_OPTIONS, tokenProfile } from './token-profile.js';
 
 const JWKS_URL = 'https://token-broker.example/.well-known/jwks.json';

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildTykPolicies, tykPolicyRecord, DEFAULT_POLICY_LIMITS } from '../../src/tyk/tyk-policies.js';
+import { buildTykPolicies, tykPolicyRecord, DEFAULT_POLICY_LIMITS } from '../../src/tools/tyk-kit/tyk-policies.js';
 
 const API = { apiId: 'orders', apiName: 'Orders', orgId: 'default' } as const;
 

@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { routeOpens, routePathProblem, tykAllowedUrl, tykPatternSource } from '../../src/tyk/tyk-route-pattern.js';
-import { validateConfig } from '../../src/config/validate-config.js';
-import { buildDescribedTykPolicy } from '../../src/tyk/tyk-policies.js';
+import { routeOpens, routePathProblem, tykAllowedUrl, tykPatternSource } from '../../src/server/config/tyk-route-pattern.js';
+import { validateConfig } from '../../src/server/config/validate-config.js';
+import { buildDescribedTykPolicy } from '../../src/tools/tyk-kit/tyk-policies.js';
 import { validators, errorsOf } from './tyk-schemas.js';
 
 describe('route paths as Tyk allowed_urls patterns', () => {

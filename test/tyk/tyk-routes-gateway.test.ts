@@ -7,10 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startHarness, type Harness } from '../support/broker-harness.js';
 import { startStandInTyk, type StandInTyk } from '../fakes/stand-in-tyk.js';
-import { buildTykOasApiDefinition } from '../../src/tyk/tyk-oas-api-definition.js';
-import { buildTykClassicApiDefinition } from '../../src/tyk/tyk-classic-api-definition.js';
-import { buildDescribedTykPolicy } from '../../src/tyk/tyk-policies.js';
-import type { BrokerConfigInput } from '../../src/config/schema.js';
+import { buildTykOasApiDefinition } from '../../src/tools/tyk-kit/tyk-oas-api-definition.js';
+import { buildTykClassicApiDefinition } from '../../src/tools/tyk-kit/tyk-classic-api-definition.js';
+import { buildDescribedTykPolicy } from '../../src/tools/tyk-kit/tyk-policies.js';
+import type { BrokerConfigInput } from '../../src/server/config/schema.js';
 
 /*
  * Route-level policies end to end: the real broker (its HTTP app on loopback, so the stand-in Tyk fetches its

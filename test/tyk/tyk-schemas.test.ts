@@ -1,9 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ValidateFunction } from 'ajv';
-import { SIGNING_ALGORITHMS } from '../../src/protocol.js';
-import { buildTykOasApiDefinition } from '../../src/tyk/tyk-oas-api-definition.js';
-import { buildTykClassicApiDefinition } from '../../src/tyk/tyk-classic-api-definition.js';
+import { SIGNING_ALGORITHMS } from '../../src/server/protocol.js';
+import { buildTykOasApiDefinition } from '../../src/tools/tyk-kit/tyk-oas-api-definition.js';
+import { buildTykClassicApiDefinition } from '../../src/tools/tyk-kit/tyk-classic-api-definition.js';
 import { draft04ToDraft07, errorsOf, validators } from './tyk-schemas.js';
 import { API_OPTIONS, tokenProfile } from './token-profile.js';
 

@@ -1,0 +1,193 @@
+import { pino, type Logger } from 'pino';
+import { createBroker, type Broker } from '../../server/broker.js';
+import { loadConfigFile, ConfigError } from '../../server/config/load-config.js';
+import { devConfig, DEV_AUDIENCE } from '../../server/config/dev-config.js';
+import { createDevClusterIssuer } from '../dev/dev-cluster-issuer.js';
+import { ephemeralSigningKeySet } from '../../server/mint/signing-key-set.js';
+import { openSigningKeyDirectory, type SigningKeyDirectory } from '../../server/mint/signing-key-directory.js';
+import { keyLifecycleSettings } from '../../server/mint/key-lifecycle.js';
+import { configWarnings } from '../../server/config/validate-config.js';
+import { listen, type HttpServerOptions, type RunningServer } from '../../server/http/serve-http.js';
+import { readTlsCredentials, type TlsCredentials } from '../../server/tls/tls-credentials.js';
+import { reloadTlsOnChange, type TlsReloader } from '../../server/tls/tls-reloader.js';
+import { recordServingCertificate } from '../../server/observability/metrics.js';
+import { REDACT_PATHS, REDACTION_CENSOR } from '../../server/observability/log-redaction.js';
+import type { BrokerConfig } from '../../server/config/schema.js';
+import type { ServeEnvironment } from '../../server/config/environment.js';
+
+export type { ServeEnvironment } from '../../server/config/environment.js';
+
+function createLogger(level: BrokerConfig['logging']['level']): Logger {
+  return pino({
+    level,
+    base: { service: 'token-broker' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    // Belt and braces: nothing logs these fields, but if one ever did, it would not leak a credential.
+    redact: { paths: [...REDACT_PATHS], censor: REDACTION_CENSOR },
+  });
+}
+
+function devBanner(port: number): string {
+  const base = `http://127.0.0.1:${port}`;
+  return [
+    '',
+    `  workload-token-broker is running in DEV MODE on ${base}`,
+    '  (embedded stand-in cluster issuer, ephemeral signing key, in-memory cache; loopback only)',
+    '',
+    '  1. Mint a demo workload token (shaped like a Kubernetes projected service-account token):',
+    `     TOKEN=$(curl -s ${base}/dev/workload-token -H 'content-type: application/json' \\`,
+    `       -d '{"namespace":"payments","serviceAccount":"argo-runner"}' | sed -E 's/.*"token":"([^"]+)".*/\\1/')`,
+    '',
+    '  2. Exchange it for a Tyk access token (RFC 8693):',
+    `     curl -s ${base}/token -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange \\`,
+    '       -d subject_token_type=urn:ietf:params:oauth:token-type:jwt -d "subject_token=$TOKEN"',
+    '',
+    '     or, curl-friendly, the bare token back:',
+    `     curl -s -X POST ${base}/token -H "Authorization: Bearer $TOKEN" -H 'Accept: text/plain'`,
+    '',
+    `  JWKS for Tyk: ${base}/.well-known/jwks.json    metrics: ${base}/metrics    readiness: ${base}/readyz`,
+    '',
+  ].join('\n');
+}
+
+interface Started {
+  readonly broker: Broker;
+  readonly server: RunningServer;
+  readonly config: BrokerConfig;
+  readonly logger: Logger;
+  /** The watched keys directory, closed on shutdown (absent in dev mode). */
+  readonly keyDirectory?: SigningKeyDirectory;
+  /** Re-reads server.tls's files, closed on shutdown (absent without TLS). */
+  readonly tlsReloader?: TlsReloader;
+}
+
+type TlsSettings = NonNullable<BrokerConfig['server']['tls']>;
+
+/** Reads server.tls's files once before listening: a certificate that cannot be served stops start-up. */
+async function initialTlsCredentials(path: string, tls: TlsSettings): Promise<TlsCredentials> {
+  try {
+    return await readTlsCredentials(tls);
+  } catch (error) {
+    throw new ConfigError(path, [{ path: 'server.tls', message: error instanceof Error ? error.message : String(error) }]);
+  }
+}
+
+/** Listens over HTTPS and keeps the certificate current; warns when the certificate in force is already expired. */
+async function listenTls(broker: Broker, config: BrokerConfig, tls: TlsSettings, credentials: TlsCredentials, logger: Logger): Promise<{ server: RunningServer; tlsReloader: TlsReloader }> {
+  const options: HttpServerOptions = { ...config.server, https: { secureContext: credentials.secureContext, requestClientCertificate: tls.clientCaFile !== undefined } };
+  const server = await listen(broker.app, options);
+  recordServingCertificate(broker.metrics, true, credentials);
+  const tlsLogger = logger.child({ component: 'tls' });
+  if (credentials.notAfter <= Date.now()) tlsLogger.error({ notAfter: new Date(credentials.notAfter).toISOString() }, 'the serving TLS certificate has expired: clients will refuse it');
+  const tlsReloader = reloadTlsOnChange({
+    files: tls,
+    initial: credentials,
+    apply: (next) => server.setSecureContext(next.secureContext),
+    onRead: (ok, inForce) => recordServingCertificate(broker.metrics, ok, inForce),
+    logger: tlsLogger,
+  });
+  return { server, tlsReloader };
+}
+
+async function startDev(env: ServeEnvironment): Promise<Started> {
+  const port = env.PORT !== undefined && env.PORT !== '' ? Number(env.PORT) : 8080;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError('PORT', [{ path: 'PORT (environment)', message: 'must be an integer port from 1 to 65535' }]);
+  const config = devConfig(port);
+  const logger = createLogger(config.logging.level);
+  const devIssuer = await createDevClusterIssuer(config.server.publicUrl, DEV_AUDIENCE, Date.now);
+  const signingKeys = await ephemeralSigningKeySet(config.signing.algorithm, Date.now());
+  const broker = createBroker(config, { logger, signingKeys, extraRoutes: devIssuer.routes });
+  const server = await listen(broker.app, config.server);
+  logger.warn({ port: server.port }, 'dev mode: embedded stand-in issuer and ephemeral key; never use in production');
+  await broker.warmUp();
+  console.log(devBanner(server.port));
+  return { broker, server, config, logger };
+}
+
+async function startConfigured(path: string, env: ServeEnvironment): Promise<Started> {
+  const config = await loadConfigFile(path, env);
+  const logger = createLogger(config.logging.level);
+  const keysDir = config.signing.keysDir;
+  if (keysDir === undefined) throw new ConfigError(path, [{ path: 'signing.keysDir', message: 'required' }]);
+  for (const warning of configWarnings(config)) logger.warn({ warning }, 'configuration warning');
+  let signingKeys: SigningKeyDirectory;
+  try {
+    // Watched and re-read without a restart; each key's state follows its timestamps and the clock.
+    signingKeys = await openSigningKeyDirectory({
+      dir: keysDir,
+      algorithm: config.signing.algorithm,
+      lifecycle: keyLifecycleSettings(config.signing, config.tokens),
+      now: Date.now,
+      logger: logger.child({ component: 'signing-keys' }),
+    });
+  } catch (error) {
+    throw new ConfigError(path, [{ path: 'signing.keysDir', message: error instanceof Error ? error.message : String(error) }]);
+  }
+  // Read before the broker is built: a certificate that cannot be served stops start-up with a precise error.
+  const tls = config.server.tls === undefined ? undefined : { settings: config.server.tls, credentials: await initialTlsCredentials(path, config.server.tls).catch(async (error: unknown) => {
+    await signingKeys.close();
+    throw error;
+  }) };
+  const broker = createBroker(config, { logger, signingKeys });
+  const { server, tlsReloader } = tls === undefined ? { server: await listen(broker.app, config.server), tlsReloader: undefined } : await listenTls(broker, config, tls.settings, tls.credentials, logger);
+  logger.info(
+    {
+      port: server.port,
+      scheme: tls === undefined ? 'http' : 'https',
+      ...(tls !== undefined && {
+        certificate: { subject: tls.credentials.subject, notAfter: new Date(tls.credentials.notAfter).toISOString() },
+        mutualTls: tls.settings.clientCaFile !== undefined,
+      }),
+      issuers: config.issuers.map((i) => i.name),
+      rules: config.rules.length,
+    },
+    'token broker listening',
+  );
+  void broker.warmUp();
+  return { broker, server, config, logger, keyDirectory: signingKeys, ...(tlsReloader !== undefined && { tlsReloader }) };
+}
+
+export const SERVE_USAGE = `Usage: token-broker serve [--config FILE]
+
+  Runs the broker until SIGTERM or SIGINT, then finishes in-flight requests and exits 0. The configuration is
+  --config FILE, else BROKER_CONFIG; PORT, PUBLIC_URL, TLS_CERT_FILE/TLS_KEY_FILE, REDIS_URL and KUBECONFIG
+  override it (token-broker help). With server.tls it serves HTTPS and reloads the certificate when it changes.
+  Without either it runs in dev mode on 127.0.0.1: an embedded stand-in cluster issuer and an ephemeral signing
+  key (refused with NODE_ENV=production).
+
+  --config FILE, -c FILE   The broker configuration (YAML).
+
+Exit status: 0 after a clean shutdown; 2 usage error, or the broker could not start.`;
+
+/** `token-broker serve [--config FILE]`: runs until SIGTERM or SIGINT, then drains in-flight requests. */
+export async function serve(configPath: string | undefined, env: ServeEnvironment): Promise<number> {
+  const path = configPath ?? (env.BROKER_CONFIG !== '' ? env.BROKER_CONFIG : undefined);
+  if (path === undefined && env.NODE_ENV === 'production') {
+    console.error('token-broker: refusing dev mode with NODE_ENV=production; pass --config FILE or set BROKER_CONFIG.');
+    return 2;
+  }
+  let started: Started;
+  try {
+    started = path === undefined ? await startDev(env) : await startConfigured(path, env);
+  } catch (error) {
+    console.error(error instanceof ConfigError ? error.message : `token-broker: cannot start: ${error instanceof Error ? error.message : String(error)}`);
+    return 2;
+  }
+  const { broker, server, config, logger, keyDirectory, tlsReloader } = started;
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
+      const result = await server.shutdown(config.server.shutdownTimeoutSeconds);
+      await broker.close();
+      await keyDirectory?.close();
+      await tlsReloader?.close();
+      logger.info({ result }, 'stopped');
+      resolve(0);
+    };
+    process.once('SIGTERM', (s) => void stop(s));
+    process.once('SIGINT', (s) => void stop(s));
+  });
+}
