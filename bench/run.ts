@@ -9,7 +9,7 @@
  * must not repeat, by the pool size.
  *
  * Options: --runs N (3) --duration S (10) --connections N (32) --only a,b (scenario names or ids, `baseline`,
- * `memory`) --quick (1 run, 5 s, 20,000 identities for the memory check) --profile (CPU-profile the broker on hit
+ * `floor`, `memory`) --quick (1 run, 5 s, 20,000 identities for the memory check) --profile (CPU-profile the broker on hit
  * and miss; writes bench/results/<label>-<scenario>.cpuprofile) --label NAME (also writes bench/results/<label>.json)
  * --memory-identities N (100000) --no-memory --no-latency --variant NAME=DIR (repeatable: A/B source trees, runs
  * interleaved) --node-options=FLAGS (instead of the deployment's NODE_OPTIONS). bench/README.md explains the output.
@@ -38,6 +38,7 @@ const RESULTS = join(ROOT, 'bench', 'results');
  */
 const BUILD = join(ROOT, 'node_modules', '.cache', 'token-broker-bench');
 const BASELINE_BUILT = join(BUILD, 'out-baseline');
+const FLOOR_BUILT = join(BUILD, 'out-floor');
 const OPEN_LOOP_BUILT = join(BUILD, 'out-open-loop-client');
 const OPEN_LOOP_CLIENT = join(OPEN_LOOP_BUILT, 'bench', 'open-loop-client.js');
 const AUDIENCE = 'tyk-token-broker';
@@ -370,6 +371,7 @@ function compile(name: string, root: string, entry: string, outDir: string): voi
 /** The baseline app from this tree, and every variant's broker. */
 function buildForBench(): void {
   compile('baseline', ROOT, 'bench/baseline-app.ts', BASELINE_BUILT);
+  compile('floor', ROOT, 'bench/floor-app.ts', FLOOR_BUILT);
   compile('open-loop-client', ROOT, 'bench/open-loop-client.ts', OPEN_LOOP_BUILT);
   for (const variant of OPTIONS.variants) compile(variant.name, variant.root, 'src/main.ts', dirname(dirname(variant.main)));
 }
@@ -450,6 +452,15 @@ async function startBaseline(): Promise<Child> {
   const { child, tail } = spawnNode([join(BASELINE_BUILT, 'bench', 'baseline-app.js'), String(port)], {});
   const url = `http://127.0.0.1:${port}`;
   await waitReady(child, url, '/healthz-none', (status) => status === 404, tail);
+  return { process: child, port, url, stderrTail: tail };
+}
+
+/** The miss floor (bench/floor-app.ts): verifies with the stand-in issuer's JWKS, signs with the bench's ES256 key. */
+async function startFloor(env: Environment): Promise<Child> {
+  const port = await freePort();
+  const { child, tail } = spawnNode([join(FLOOR_BUILT, 'bench', 'floor-app.js'), String(port), env.issuer.jwksUri, join(env.files.keysDir, 'bench.pem')], {});
+  const url = `http://127.0.0.1:${port}`;
+  await waitReady(child, url, '/token', (status) => status === 400, tail);
   return { process: child, port, url, stderrTail: tail };
 }
 
@@ -733,6 +744,22 @@ async function runBaselineOnce(pools: Pools): Promise<RunRecord> {
   }
 }
 
+/** The floor under miss traffic: every request a fresh subject token, verified and answered with a new signature. */
+async function runFloorOnce(env: Environment): Promise<RunRecord> {
+  const floor = await startFloor(env);
+  try {
+    await warmUp([floor.url], env.pools);
+    const source = bodies('miss', env.pools);
+    const load1Before = load1();
+    const result = await cpuPerRequest([floor.process.pid], () =>
+      runLoad({ targets: [floor.url], connections: OPTIONS.connections, durationSeconds: OPTIONS.durationSeconds, maxRequests: source.maxRequests, nextBody: source.next }),
+    );
+    return { ...result, errors: unexpected(result, 200), rssMb: rssMb(floor.process.pid), load1Before, load1After: load1() };
+  } finally {
+    await stopChild(floor);
+  }
+}
+
 interface Summary {
   readonly rps: number;
   readonly cpuUsPerRequest: number | undefined;
@@ -972,6 +999,7 @@ function evaluateTargets(
   latency: LatencyCheck | undefined,
   memory: MemoryCheck | undefined,
   footprint: RedisFootprint | undefined,
+  floor?: Summary,
 ): Target[] {
   const reports = allReports.filter((r) => r.variant === variant);
   const get = (id: string) => reports.find((r) => r.id === id);
@@ -983,6 +1011,15 @@ function evaluateTargets(
     at('hit / baseline', '>= 0.85', ratio('memory/hit'), (v) => v >= 0.85);
     at('miss / baseline', '>= 0.45', ratio('memory/miss'), (v) => v >= 0.45);
     at('reject / baseline', '>= 0.85', ratio('memory/reject'), (v) => v >= 0.85);
+  }
+  // Issue 18: what a miss costs beyond its two signatures, as CPU per request over the floor server's.
+  if (floor?.cpuUsPerRequest !== undefined) {
+    const overFloor = (id: string) => {
+      const cpu = get(id)?.median.cpuUsPerRequest;
+      return cpu === undefined || floor.cpuUsPerRequest === undefined ? undefined : round(cpu / floor.cpuUsPerRequest);
+    };
+    at('miss CPU / floor CPU', '<= 1.6', overFloor('memory/miss'), (v) => v <= 1.6);
+    at('redis/miss CPU / floor CPU', '<= 2.2', overFloor('redis/miss'), (v) => v <= 2.2);
   }
   const hit = get('memory/hit')?.median.rps;
   const rules = get('memory/rules-1000')?.median.rps;
@@ -1041,6 +1078,18 @@ async function main(): Promise<void> {
         log(`baseline run ${run + 1}: ${record.rps} req/s ${record.cpuUsPerRequest} CPU us/req p50 ${record.p50Ms} p99 ${record.p99Ms} errors ${record.errors} (load ${record.load1Before})`);
       }
       baseline = { runs, median: summarize(runs) };
+    }
+
+    // The miss floor, measured like the baseline (its runs before the scenarios'), with miss traffic.
+    let floor: { runs: RunRecord[]; median: Summary } | undefined;
+    if (selected('floor')) {
+      const runs: RunRecord[] = [];
+      for (let run = 0; run < OPTIONS.runs; run++) {
+        const record = await runFloorOnce(env);
+        runs.push(record);
+        log(`floor run ${run + 1}: ${record.rps} req/s ${record.cpuUsPerRequest} CPU us/req p50 ${record.p50Ms} p99 ${record.p99Ms} errors ${record.errors} (load ${record.load1Before})`);
+      }
+      floor = { runs, median: summarize(runs) };
     }
 
     const reports: ScenarioReport[] = [];
@@ -1107,7 +1156,7 @@ async function main(): Promise<void> {
     }
 
     const judged = variants[variants.length - 1]?.name ?? 'current';
-    const targets = evaluateTargets(judged, baseline?.median, reports, latency[judged], memory[judged], footprints[judged]);
+    const targets = evaluateTargets(judged, baseline?.median, reports, latency[judged], memory[judged], footprints[judged], floor?.median);
     const report = {
       generatedAt: startedAt.toISOString(),
       label: OPTIONS.label,
@@ -1124,6 +1173,7 @@ async function main(): Promise<void> {
         note: 'median of each figure over the runs; errors summed; load1 = 1-minute load average during the run',
       },
       baseline,
+      floor,
       scenarios: reports,
       latencyAtHalfRate: latency,
       memory,
@@ -1146,6 +1196,10 @@ async function main(): Promise<void> {
       const b = baseline.median;
       rows.push(['baseline (express)', String(b.rps), '1.00', String(b.cpuUsPerRequest ?? '-'), '1.00', String(b.p50Ms), String(b.p99Ms), String(b.errors), String(b.rssMb ?? '-'), String(b.load1), baseline.runs.map((r) => r.rps).join(' ')]);
     }
+    if (floor !== undefined) {
+      const f = floor.median;
+      rows.push(['floor (verify + sign)', String(f.rps), baseline === undefined ? '-' : (f.rps / baseline.median.rps).toFixed(2), String(f.cpuUsPerRequest ?? '-'), cpuRatio(f), String(f.p50Ms), String(f.p99Ms), String(f.errors), String(f.rssMb ?? '-'), String(f.load1), floor.runs.map((r) => r.rps).join(' ')]);
+    }
     for (const r of reports) {
       const m = r.median;
       const name = `${multi ? `${r.variant} ` : ''}${r.id}`;
@@ -1155,9 +1209,9 @@ async function main(): Promise<void> {
       const m = l.summary;
       rows.push([`${multi ? `${l.variant} ` : ''}memory/hit @ ${l.rate}/s open loop`, String(m.rps), '-', String(m.cpuUsPerRequest ?? '-'), '-', String(m.p50Ms), String(m.p99Ms), String(m.errors), String(m.rssMb ?? '-'), String(m.load1), l.runs.map((x) => x.rps).join(' ')]);
     }
-    const floor = Object.values(latency)[0];
-    if (floor !== undefined) {
-      rows.push([`baseline @ ${floor.rate}/s open loop`, '-', '-', '-', '-', String(floor.baselineP50Ms), String(floor.baselineP99Ms), '-', '-', '-', '-']);
+    const openLoop = Object.values(latency)[0];
+    if (openLoop !== undefined) {
+      rows.push([`baseline @ ${openLoop.rate}/s open loop`, '-', '-', '-', '-', String(openLoop.baselineP50Ms), String(openLoop.baselineP99Ms), '-', '-', '-', '-']);
     }
     console.log(`\n${table(rows)}\n`);
     for (const m of [...Object.values(memory), ...Object.values(memorySized)]) {

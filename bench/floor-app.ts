@@ -1,0 +1,61 @@
+/**
+ * The bench's floor for a miss: node:http doing only what a first exchange cannot avoid, one RS256 verification of
+ * the subject token and one ES256 signature of the access token, with node:crypto's one-shot calls and no framework,
+ * no rules, no cache, no logging. What the broker spends per miss beyond this server's CPU per request is its own
+ * work (issue 18 states its targets as that ratio).
+ *
+ * Run as a child process by bench/run.ts: `node floor-app.js PORT JWKS_URL KEY_PEM_FILE`; prints "listening PORT".
+ */
+import { createPrivateKey, createPublicKey, randomUUID, sign, verify, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer, type ServerResponse } from 'node:http';
+
+const [portArg, jwksUrl, keyFile] = process.argv.slice(2);
+if (jwksUrl === undefined || keyFile === undefined) throw new Error('usage: floor-app PORT JWKS_URL KEY_PEM_FILE');
+
+const jwks = (await (await fetch(jwksUrl)).json()) as { keys: (JsonWebKey & { kid?: string })[] };
+const verifyKeys = new Map<string, KeyObject>(jwks.keys.map((jwk) => [jwk.kid ?? '', createPublicKey({ key: jwk, format: 'jwk' })]));
+const signingKey = createPrivateKey(readFileSync(keyFile, 'utf8'));
+const header = Buffer.from(JSON.stringify({ alg: 'ES256', kid: 'floor', typ: 'JWT' })).toString('base64url');
+
+function refuse(response: ServerResponse, status: number): void {
+  response.writeHead(status, { 'content-type': 'application/json' }).end('{"error":"invalid_request"}');
+}
+
+const server = createServer((request, response) => {
+  const chunks: Buffer[] = [];
+  request.on('data', (chunk: Buffer) => chunks.push(chunk));
+  request.on('end', () => {
+    try {
+      answer(Buffer.concat(chunks), response);
+    } catch {
+      refuse(response, 400);
+    }
+  });
+});
+
+/** Verify, sign, answer: the two signatures and the least work around them. */
+function answer(form: Buffer, response: ServerResponse): void {
+  const token = new URLSearchParams(form.toString('latin1')).get('subject_token') ?? '';
+  const [encodedHeader = '', payload = '', signature = ''] = token.split('.');
+  const kid = (JSON.parse(Buffer.from(encodedHeader, 'base64url').toString()) as { kid?: string }).kid ?? '';
+  const key = verifyKeys.get(kid);
+  if (key === undefined || !verify('sha256', Buffer.from(`${encodedHeader}.${payload}`), key, Buffer.from(signature, 'base64url'))) {
+    refuse(response, 400);
+    return;
+  }
+  const claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as { sub?: string };
+  const now = Math.floor(Date.now() / 1000);
+  const body = Buffer.from(JSON.stringify({ iss: 'https://token-broker.bench', sub: claims.sub, aud: 'tyk', iat: now, exp: now + 600, jti: randomUUID() })).toString('base64url');
+  const input = `${header}.${body}`;
+  const accessToken = `${input}.${sign('sha256', Buffer.from(input), { key: signingKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+  response
+    .writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+    .end(JSON.stringify({ access_token: accessToken, issued_token_type: 'urn:ietf:params:oauth:token-type:jwt', token_type: 'Bearer', expires_in: 600 }));
+}
+
+server.listen(Number(portArg ?? '0'), '127.0.0.1', () => {
+  const address = server.address();
+  console.log(`listening ${typeof address === 'object' && address !== null ? address.port : portArg}`);
+});
+process.once('SIGTERM', () => server.close(() => (process.exitCode = 0)));
