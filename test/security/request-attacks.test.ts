@@ -1,11 +1,11 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { startHarness, type Harness } from '../support/broker-harness.js';
 import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/server/protocol.js';
-import { expectMinted, expectRefusal, fromFetch } from './refusal.js';
+import { auditCount, expectMinted, expectRefusal, fromFetch } from './refusal.js';
 
 /*
  * Hostile requests to POST /token that carry a valid subject token, so that only the request's own shape can be
@@ -163,6 +163,60 @@ describe('security: hostile requests to POST /token', { timeout: 60_000 }, () =>
         const token = await h.issuer.projectedToken({ podUid: `compressed-${i++}` });
         await expectMinted(h, post(encoding, compress(form.replace(subject, token))));
       }
+    });
+  });
+
+  // The plain form reader (src/server/http/form-body.ts) takes every body of exactly the form type with a
+  // Content-Length; body-parser takes the rest. Both must read a body the same way and refuse it the same way.
+  describe('the plain form reader and body-parser agree', () => {
+    const send = (body: string | Buffer, headers: Record<string, string> = {}) => async () =>
+      fromFetch(await fetch(`${base}/token`, { method: 'POST', headers: { 'content-type': FORM, ...headers }, body }));
+    let n = 0;
+    const freshForm = async () => form.replace(subject, await h.issuer.projectedToken({ podUid: `plain-reader-${n++}` }));
+
+    it('a UTF-8 byte order mark before the form is dropped, as body-parser drops it: minted', async () => {
+      await expectMinted(h, send(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(await freshForm())])));
+    });
+
+    it('the same form with a charset parameter (body-parser\'s path) and without (the plain reader\'s) is minted both ways', async () => {
+      await expectMinted(h, send(await freshForm(), { 'content-type': `${FORM}; charset=utf-8` }));
+      await expectMinted(h, send(await freshForm()));
+    });
+
+    it('parameter names percent-encoded, and a bracketed parameter the broker does not know, read as qs reads them', async () => {
+      const encodedNames = (await freshForm()).replace('subject_token=', 'subject%5Ftoken=').replace('grant_type=', 'grant%5ftype=');
+      await expectMinted(h, send(encodedNames));
+      await expectMinted(h, send(`${await freshForm()}&unknown%5Bx%5D=1&other[]=2`));
+    });
+
+    it('33 parameters on either path: 413 request_too_large, nothing decoded', async () => {
+      const many = `${form}${'&x=1'.repeat(30)}`;
+      for (const headers of [{}, { 'content-type': `${FORM}; charset=utf-8` }] as Record<string, string>[]) {
+        await expectRefusal(h, send(many, headers), { status: 413, error: 'invalid_request', reason: 'request_too_large', description: DESCRIPTIONS.tooLarge });
+      }
+    });
+
+    it('a body cut short of its Content-Length (the client half-closes): a bare 400 on either path, nothing minted', async () => {
+      const before = auditCount(h);
+      const port = Number(new URL(base).port);
+      for (const contentType of [FORM, `${FORM}; charset=utf-8`]) {
+        const answer = await new Promise<string>((resolve) => {
+          const socket = connect(port, '127.0.0.1', () => {
+            socket.end(`POST /token HTTP/1.1\r\nHost: broker\r\nContent-Type: ${contentType}\r\nContent-Length: 500\r\n\r\n${form.slice(0, 40)}`);
+          });
+          let data = '';
+          socket.setEncoding('latin1').on('data', (chunk: string) => (data += chunk));
+          socket.on('close', () => resolve(data));
+          socket.on('error', () => resolve(data));
+        });
+        assert.match(answer, /^HTTP\/1\.1 400 Bad Request\r\n/, contentType);
+        assert.doesNotMatch(answer, /access_token/);
+      }
+      assert.equal(auditCount(h), before);
+    });
+
+    it('__proto__ as a parameter name changes nothing: the exchange reads its own parameters only', async () => {
+      await expectMinted(h, send(`__proto__=x&${await freshForm()}&constructor=y`));
     });
   });
 
