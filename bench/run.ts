@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { startStandInIssuer, type StandInIssuer } from '../test/fakes/stand-in-issuer.js';
+import { startStandInKubernetes, type StandInKubernetes } from '../test/fakes/stand-in-kubernetes.js';
 import { freePort, redisUnavailableReason, startRedisServer, type RedisServer } from '../test/support/redis-server.js';
 import { summarizeCpuProfile, type ProfileSummary } from './profile-summary.js';
 import type { BrokerConfigInput, RuleConfig } from '../src/server/config/schema.js';
@@ -123,7 +124,7 @@ const OPTIONS = {
 type Traffic = 'hit' | 'miss' | 'mixed' | 'reject';
 
 interface Scenario {
-  /** Unique: `${cache}/${name}`. */
+  /** Unique: `${cache}/${name}`, or `kubernetes/${name}` for the scenarios with pod binding. */
   readonly id: string;
   readonly name: string;
   readonly cache: 'memory' | 'redis';
@@ -132,6 +133,8 @@ interface Scenario {
   readonly ruleCount: 'default' | 1000;
   readonly expectStatus: number;
   readonly what: string;
+  /** Pod binding enforced against the stand-in Kubernetes API (namespace and service-account lookups cached). */
+  readonly kubernetes?: boolean;
 }
 
 const SCENARIOS: readonly Scenario[] = [
@@ -140,6 +143,7 @@ const SCENARIOS: readonly Scenario[] = [
   { id: 'memory/mixed', name: 'mixed', cache: 'memory', traffic: 'mixed', replicas: 1, ruleCount: 'default', expectStatus: 200, what: '90% hit / 10% miss' },
   { id: 'memory/reject', name: 'reject', cache: 'memory', traffic: 'reject', replicas: 1, ruleCount: 'default', expectStatus: 400, what: 'expired subject tokens (400 expired)' },
   { id: 'memory/rules-1000', name: 'rules-1000', cache: 'memory', traffic: 'hit', replicas: 1, ruleCount: 1000, expectStatus: 200, what: 'hit with 1,000 rules loaded' },
+  { id: 'kubernetes/miss', name: 'miss', cache: 'memory', traffic: 'miss', replicas: 1, ruleCount: 'default', expectStatus: 200, kubernetes: true, what: 'miss with pod binding enforced against the stand-in Kubernetes API: a pod GET per new pod, service accounts cached' },
   { id: 'redis/hit', name: 'hit', cache: 'redis', traffic: 'hit', replicas: 1, ruleCount: 'default', expectStatus: 200, what: 'hit, token cache in Redis' },
   { id: 'redis/miss', name: 'miss', cache: 'redis', traffic: 'miss', replicas: 1, ruleCount: 'default', expectStatus: 200, what: 'miss, token cache and mint lock in Redis' },
   { id: 'redis/mixed', name: 'mixed', cache: 'redis', traffic: 'mixed', replicas: 1, ruleCount: 'default', expectStatus: 200, what: '90/10, token cache in Redis' },
@@ -226,7 +230,7 @@ function rssMb(pid: number | undefined, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): num
 // --- tokens ---------------------------------------------------------------------------------------------------
 
 /** Signs `count` projected tokens, each a distinct workload (its own pod name and UID). */
-async function signPool(issuer: StandInIssuer, count: number, prefix: string, offsetSeconds = 0): Promise<string[]> {
+async function signPool(issuer: StandInIssuer, count: number, prefix: string, offsetSeconds = 0, pods?: BenchPod[]): Promise<string[]> {
   const tokens: string[] = new Array<string>(count);
   const batch = 256;
   for (let start = 0; start < count; start += batch) {
@@ -234,11 +238,13 @@ async function signPool(issuer: StandInIssuer, count: number, prefix: string, of
     const signed = await Promise.all(
       Array.from({ length: end - start }, (_, k) => {
         const i = start + k;
+        const pod = { namespace: `payments-${i % 50}`, name: `${prefix}-${i}-call-api-${1_000_000_000 + i}`, uid: randomUUID() };
+        pods?.push(pod);
         return issuer.projectedToken({
-          namespace: `payments-${i % 50}`,
+          namespace: pod.namespace,
           serviceAccount: 'argo-runner',
-          podName: `${prefix}-${i}-call-api-${1_000_000_000 + i}`,
-          podUid: randomUUID(),
+          podName: pod.name,
+          podUid: pod.uid,
           lifetimeSeconds: 3600,
           offsetSeconds,
         });
@@ -247,6 +253,13 @@ async function signPool(issuer: StandInIssuer, count: number, prefix: string, of
     for (let k = 0; k < signed.length; k++) tokens[start + k] = FORM_PREFIX + String(signed[k]);
   }
   return tokens;
+}
+
+/** The pod a pool token is bound to, for the stand-in Kubernetes API of the kubernetes scenarios. */
+interface BenchPod {
+  readonly namespace: string;
+  readonly name: string;
+  readonly uid: string;
 }
 
 interface Pools {
@@ -318,7 +331,7 @@ function writeKeys(): BenchFiles {
 function writeConfig(
   files: BenchFiles,
   issuerUrl: string,
-  options: { readonly rules: RuleConfig[]; readonly redisUrl?: string | undefined; readonly maxEntries?: number },
+  options: { readonly rules: RuleConfig[]; readonly redisUrl?: string | undefined; readonly maxEntries?: number; readonly kubeconfig?: string | undefined },
 ): string {
   const config: BrokerConfigInput = {
     server: { port: 8080, host: '127.0.0.1', publicUrl: 'https://token-broker.bench' },
@@ -334,6 +347,8 @@ function writeConfig(
     // The bench presents thousands of identities a second; the per-workload mint limit would answer 429.
     limits: { minting: { enabled: false } },
     logging: { level: 'info' },
+    // The production defaults for lookups: namespaces and service accounts cached 60 s, pods 10 s by UID.
+    ...(options.kubeconfig !== undefined && { kubernetes: { kubeconfig: options.kubeconfig, podBinding: 'enforce' } }),
   } as BrokerConfigInput;
   const path = join(files.dir, `broker-${randomUUID().slice(0, 8)}.yaml`);
   // JSON is YAML: the loader reads it through the same parser as any configuration file.
@@ -669,6 +684,8 @@ interface Environment {
   readonly files: BenchFiles;
   readonly pools: Pools;
   readonly redis: RedisServer | undefined;
+  /** The stand-in Kubernetes API's kubeconfig, when a kubernetes scenario is selected. */
+  readonly kubeconfig: string | undefined;
 }
 
 async function flushRedis(redis: RedisServer): Promise<void> {
@@ -692,6 +709,7 @@ async function runScenarioOnce(env: Environment, variant: Variant, scenario: Sce
   const configPath = writeConfig(env.files, env.issuer.issuer, {
     rules: scenario.ruleCount === 1000 ? thousandRules() : defaultRules(),
     redisUrl: scenario.cache === 'redis' ? env.redis?.url : undefined,
+    kubeconfig: scenario.kubernetes === true ? env.kubeconfig : undefined,
   });
   const brokers: Child[] = [];
   try {
@@ -1020,6 +1038,7 @@ function evaluateTargets(
     };
     at('miss CPU / floor CPU', '<= 1.6', overFloor('memory/miss'), (v) => v <= 1.6);
     at('redis/miss CPU / floor CPU', '<= 2.2', overFloor('redis/miss'), (v) => v <= 2.2);
+    at('kubernetes/miss CPU / floor CPU', '<= 2.0', overFloor('kubernetes/miss'), (v) => v <= 2.0);
   }
   const hit = get('memory/hit')?.median.rps;
   const rules = get('memory/rules-1000')?.median.rps;
@@ -1055,19 +1074,31 @@ async function main(): Promise<void> {
   const wantRedis = SCENARIOS.some((s) => s.cache === 'redis' && selected(s.name, s.id));
   const redis = wantRedis && redisReason === undefined ? await startRedisServer() : undefined;
   liveRedis = redis;
+  let kubernetes: StandInKubernetes | undefined;
   if (wantRedis && redis === undefined) log(`Redis scenarios skipped: ${redisReason}`);
   try {
     log('signing subject tokens (RS256, stand-in issuer)');
     const t0 = performance.now();
-    const [hit] = await signPool(issuer, 1, 'hit');
+    const pods: BenchPod[] = [];
+    const [hit] = await signPool(issuer, 1, 'hit', 0, pods);
     const pools: Pools = {
       hit: hit as string,
-      miss: await signPool(issuer, MISS_POOL, 'miss'),
-      warm: await signPool(issuer, WARM_POOL, 'warm'),
-      expired: await signPool(issuer, EXPIRED_POOL, 'expired', -7200),
+      miss: await signPool(issuer, MISS_POOL, 'miss', 0, pods),
+      warm: await signPool(issuer, WARM_POOL, 'warm', 0, pods),
+      expired: await signPool(issuer, EXPIRED_POOL, 'expired', -7200, pods),
     };
     log(`signed ${1 + MISS_POOL + WARM_POOL + EXPIRED_POOL} tokens in ${round((performance.now() - t0) / 1000, 1)} s`);
-    const env: Environment = { issuer, files, pools, redis };
+    // The stand-in API server runs in this process (its CPU is not the broker's); every pool token's pod exists.
+    if (SCENARIOS.some((scenario) => scenario.kubernetes === true && selected(scenario.name, scenario.id))) {
+      kubernetes = await startStandInKubernetes();
+      for (let i = 0; i < 50; i++) {
+        kubernetes.putNamespace(`payments-${i}`);
+        kubernetes.putServiceAccount(`payments-${i}`, 'argo-runner');
+      }
+      for (const pod of pods) kubernetes.putPod(pod.namespace, pod.name, { uid: pod.uid, serviceAccountName: 'argo-runner' });
+    }
+    const kubeconfig = kubernetes === undefined ? undefined : await kubernetes.writeKubeconfig(files.dir);
+    const env: Environment = { issuer, files, pools, redis, kubeconfig };
 
     let baseline: { runs: RunRecord[]; median: Summary } | undefined;
     if (selected('baseline')) {
@@ -1143,10 +1174,11 @@ async function main(): Promise<void> {
         memorySized[variant.name] = await runMemoryCheck(env, variant, memoryPool, OPTIONS.memoryIdentities);
       }
       if (OPTIONS.profile) {
-        for (const id of ['memory/hit', 'memory/miss']) {
+        // The kubernetes scenario too when it was run: its lookups are a cost of their own.
+        for (const id of ['memory/hit', 'memory/miss', ...(selected('miss', 'kubernetes/miss') ? ['kubernetes/miss'] : [])]) {
           const scenario = SCENARIOS.find((s) => s.id === id);
           if (scenario === undefined) continue;
-          const name = `${OPTIONS.label ?? 'profile'}-${multi ? `${variant.name}-` : ''}${scenario.name}`;
+          const name = `${OPTIONS.label ?? 'profile'}-${multi ? `${variant.name}-` : ''}${scenario.kubernetes === true ? 'kubernetes-' : ''}${scenario.name}`;
           const record = await runScenarioOnce(env, variant, scenario, name);
           log(`profiled ${variant.name} ${id}: ${record.rps} req/s (profiling slows the broker)`);
           // The profile spans start-up, warm-up and the run: busy time over every request served.
@@ -1232,6 +1264,7 @@ async function main(): Promise<void> {
     log(`wrote bench/results/latest.json${OPTIONS.label !== undefined ? ` and bench/results/${OPTIONS.label}.json` : ''}`);
   } finally {
     await redis?.stop();
+    await kubernetes?.close();
     await issuer.close();
     rmSync(files.dir, { recursive: true, force: true });
   }

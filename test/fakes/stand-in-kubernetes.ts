@@ -23,6 +23,8 @@ export interface StandInKubernetes {
   requestCount(method: string, path: string): number;
   /** Sum of all requests received. */
   totalRequests(): number;
+  /** TCP connections accepted so far: how many requests shared one is what a keep-alive client saves. */
+  connectionCount(): number;
   /** TokenReview specs received, in order (token and audiences as sent). */
   readonly tokenReviews: TokenReviewSpec[];
 
@@ -362,6 +364,10 @@ export async function startStandInKubernetes(options: { now?: () => number } = {
   }
 
   const server: Server = createServer(handle);
+  let connections = 0;
+  server.on('connection', () => {
+    connections += 1;
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
@@ -397,6 +403,7 @@ export async function startStandInKubernetes(options: { now?: () => number } = {
     requests,
     requestCount: (method, path) => requests.get(`${method} ${path}`) ?? 0,
     totalRequests: () => [...requests.values()].reduce((sum, n) => sum + n, 0),
+    connectionCount: () => connections,
     tokenReviews,
 
     putNamespace(name, o = {}) {

@@ -199,6 +199,21 @@ describe('KubernetesMetadataSource: objects through a real kubeconfig and the re
   });
 });
 
+describe('KubernetesMetadataSource: connections', () => {
+  it('lookups reuse one connection to the API server instead of one each (the client would open a new one per call)', async () => {
+    const { source } = newSource({ cacheSeconds: { namespace: 0, serviceAccount: 0, pod: 0 } });
+    const namespace = unique('reuse');
+    const pods = Array.from({ length: 20 }, (_, i) => cluster.putPod(namespace, `step-${i}`));
+    const before = cluster.connectionCount();
+    for (const [i, pod] of pods.entries()) assert.equal((await source.getPod(namespace, `step-${i}`, pod.metadata.uid))?.uid, pod.metadata.uid);
+    assert.equal(cluster.connectionCount() - before, 1);
+    // In parallel, no more connections than requests in flight, and answers still match their pods.
+    const answers = await Promise.all(pods.map((pod, i) => source.getPod(namespace, `step-${i}`, pod.metadata.uid)));
+    assert.deepEqual(answers.map((answer) => answer?.uid), pods.map((pod) => pod.metadata.uid));
+    assert.ok(cluster.connectionCount() - before <= pods.length);
+  });
+});
+
 describe('KubernetesMetadataSource: caching', () => {
   it('caches a pod by its UID: a second lookup does not reach the server; a re-created pod is looked up afresh', async () => {
     const { source } = newSource();

@@ -14,6 +14,7 @@ import {
   statusMessage,
 } from './kubernetes-answers.js';
 import { LOOKUP_PERMISSIONS, permissionName } from './kubernetes-permissions.js';
+import { KeepAliveAgents } from './keep-alive-agents.js';
 import { LookupCache } from './lookup-cache.js';
 
 export type KubernetesResource = 'namespaces' | 'serviceaccounts' | 'pods' | 'tokenreviews';
@@ -76,6 +77,8 @@ export function createKubernetesMetadataSource(options: KubernetesMetadataSource
   const authentication = kubeConfig.makeApiClient(AuthenticationV1Api);
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const closing = new AbortController();
+  // Connections to the API server are reused across lookups (see KeepAliveAgents for why the client does not).
+  const agents = new KeepAliveAgents();
   const namespaces = new LookupCache<NamespaceInfo>(options.cacheSeconds.namespace * 1000, options.now, MAX_CACHE_ENTRIES);
   const serviceAccounts = new LookupCache<ServiceAccountInfo>(options.cacheSeconds.serviceAccount * 1000, options.now, MAX_CACHE_ENTRIES);
   const pods = new LookupCache<PodInfo>(options.cacheSeconds.pod * 1000, options.now, MAX_CACHE_ENTRIES);
@@ -119,6 +122,8 @@ export function createKubernetesMetadataSource(options: KubernetesMetadataSource
     const middleware: ObservableMiddleware = {
       pre(context: RequestContext) {
         context.setSignal(abort.signal);
+        const fresh = context.getAgent();
+        if (fresh !== undefined) context.setAgent(agents.reuse(fresh));
         return new Observable(Promise.resolve(context));
       },
       post(response: ResponseContext) {
@@ -234,6 +239,7 @@ export function createKubernetesMetadataSource(options: KubernetesMetadataSource
 
     close() {
       closing.abort();
+      agents.destroy();
       namespaces.clear();
       serviceAccounts.clear();
       pods.clear();
