@@ -363,7 +363,8 @@ describe('KubernetesMetadataSource: API failures become 503 kubernetes_unavailab
     const error = await rejectsForbidden(source.getPod(namespace, 'step', pod.metadata.uid));
     assert.equal(
       error.detail,
-      `GET pod ${namespace}/step: HTTP 401; the API server does not accept the broker's credential (expired or revoked token, wrong kubeconfig user)`,
+      // The API server's own words from its Status body ("Unauthorized"), then what it means for the broker.
+      `GET pod ${namespace}/step: HTTP 401: Unauthorized; the API server does not accept the broker's credential (expired or revoked token, wrong kubeconfig user)`,
     );
     assert.deepEqual(error.facts, { permission: 'get pods', apiStatus: 401 });
     const review = await rejectsForbidden(source.reviewToken('a-subject-token', [AUDIENCE]));

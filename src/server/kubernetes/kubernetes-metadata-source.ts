@@ -14,6 +14,7 @@ import {
   statusMessage,
 } from './kubernetes-answers.js';
 import { LOOKUP_PERMISSIONS, permissionName } from './kubernetes-permissions.js';
+import { createApiGet } from './api-get.js';
 import { KeepAliveAgents } from './keep-alive-agents.js';
 import { LookupCache } from './lookup-cache.js';
 
@@ -49,13 +50,29 @@ const MAX_CACHE_ENTRIES = 10_000;
 /** No answer within the time limit, or the source was closed while waiting. */
 class RequestStoppedError extends Error {}
 
+/** An answer with a status other than success, from either path (a GET of ours, or the client's ApiException). */
+class ApiStatusError extends Error {
+  constructor(
+    readonly code: number,
+    readonly body: unknown,
+  ) {
+    super(`HTTP ${code}`);
+  }
+}
+
+/** An answer that arrived, parsed as JSON, with its status. */
+interface Sent {
+  readonly status: number;
+  readonly body: unknown;
+}
+
 /**
  * A failure in words fit for a log line. No `cause` is kept and parser messages are not quoted: a JSON
  * SyntaxError quotes the body, and bodies can hold secrets (pod env values, the token echoed by a TokenReview).
  */
 function describeFailure(error: unknown): string {
   if (error instanceof RequestStoppedError) return error.message;
-  if (error instanceof kubernetesClient().ApiException) return `HTTP ${error.code}${statusMessage(error.body)}`;
+  if (error instanceof ApiStatusError) return `HTTP ${error.code}${statusMessage(error.body)}`;
   if (error instanceof UnexpectedAnswerError) return `unexpected answer: ${error.message}`;
   if (error instanceof SyntaxError) return 'the answer is not valid JSON';
   if (error instanceof Error) return `${error.name}: ${error.message}`;
@@ -71,14 +88,14 @@ const NOT_FOUND: unique symbol = Symbol('not found');
  * Throws at creation when the kubeconfig cannot be loaded.
  */
 export function createKubernetesMetadataSource(options: KubernetesMetadataSourceOptions): KubernetesMetadataSource {
-  const { ApiException, AuthenticationV1Api, CoreV1Api, Observable } = kubernetesClient();
+  const { ApiException, AuthenticationV1Api, Observable } = kubernetesClient();
   const kubeConfig = loadKubeConfig(options.connection);
-  const core = kubeConfig.makeApiClient(CoreV1Api);
   const authentication = kubeConfig.makeApiClient(AuthenticationV1Api);
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const closing = new AbortController();
   // Connections to the API server are reused across lookups (see KeepAliveAgents for why the client does not).
   const agents = new KeepAliveAgents();
+  const apiGet = createApiGet(kubeConfig, agents);
   const namespaces = new LookupCache<NamespaceInfo>(options.cacheSeconds.namespace * 1000, options.now, MAX_CACHE_ENTRIES);
   const serviceAccounts = new LookupCache<ServiceAccountInfo>(options.cacheSeconds.serviceAccount * 1000, options.now, MAX_CACHE_ENTRIES);
   const pods = new LookupCache<PodInfo>(options.cacheSeconds.pod * 1000, options.now, MAX_CACHE_ENTRIES);
@@ -103,7 +120,7 @@ export function createKubernetesMetadataSource(options: KubernetesMetadataSource
   async function send<T>(
     resource: KubernetesResource,
     what: string,
-    call: (callOptions: ConfigurationOptions) => Promise<unknown>,
+    call: (signal: AbortSignal) => Promise<Sent>,
     parse: (body: unknown) => T,
     notFoundIsAnswer: boolean,
     secret?: string,
@@ -118,34 +135,21 @@ export function createKubernetesMetadataSource(options: KubernetesMetadataSource
       onClose = () => reject(new RequestStoppedError('the Kubernetes metadata source is closed'));
       closing.signal.addEventListener('abort', onClose, { once: true });
     });
-    let status: number | undefined;
-    const middleware: ObservableMiddleware = {
-      pre(context: RequestContext) {
-        context.setSignal(abort.signal);
-        const fresh = context.getAgent();
-        if (fresh !== undefined) context.setAgent(agents.reuse(fresh));
-        return new Observable(Promise.resolve(context));
-      },
-      post(response: ResponseContext) {
-        status = response.httpStatusCode;
-        return new Observable(Promise.resolve(response));
-      },
-    };
-    // A synchronous throw inside the client becomes a rejection like any other failure.
-    const sent = new Promise<unknown>((resolve) => resolve(call({ middleware: [middleware], middlewareMergeStrategy: 'append' })));
+    // A synchronous throw inside a call becomes a rejection like any other failure.
+    const sent = new Promise<Sent>((resolve) => resolve(call(abort.signal)));
     sent.catch(() => undefined); // the time limit may win the race; the loser's rejection is expected
     let code = 'error';
     try {
-      const body = await Promise.race([sent, stopped]);
-      const parsed = parse(body);
-      code = String(status ?? 200);
+      const answer = await Promise.race([sent, stopped]);
+      const parsed = parse(answer.body);
+      code = String(answer.status);
       return parsed;
     } catch (error) {
-      if (error instanceof ApiException && error.code === 404 && notFoundIsAnswer && isNotFoundStatus(error.body)) {
+      if (error instanceof ApiStatusError && error.code === 404 && notFoundIsAnswer && isNotFoundStatus(error.body)) {
         code = '404';
         return NOT_FOUND;
       }
-      if (error instanceof ApiException) code = String(error.code);
+      if (error instanceof ApiStatusError) code = String(error.code);
       if (error instanceof RequestStoppedError) abort.abort(); // frees the socket of a request nobody waits for any more
       // The token may come back in a TokenReview answer; a detail is logged, so it must never carry it.
       const raw = `${what}: ${describeFailure(error)}`;
@@ -153,7 +157,7 @@ export function createKubernetesMetadataSource(options: KubernetesMetadataSource
       // 401 and 403 are answers, not outages: the API server is up and refuses the broker's own credential. They
       // get a reason of their own (and a 500, not a "retry shortly" 503) so a missing permission is not mistaken
       // for an outage; the log names the permission (the detail never carries the token: a 403 body does not).
-      if (error instanceof ApiException && (error.code === 401 || error.code === 403)) {
+      if (error instanceof ApiStatusError && (error.code === 401 || error.code === 403)) {
         const permission = permissionName(LOOKUP_PERMISSIONS[resource]);
         const problem = error.code === 401 ? 'the API server does not accept the broker\'s credential (expired or revoked token, wrong kubeconfig user)' : `the broker needs "${permission}" (see deploy/kubernetes/base/rbac.yaml)`;
         throw brokerMisconfigured('kubernetes_forbidden', FORBIDDEN_DESCRIPTION, {
@@ -173,6 +177,44 @@ export function createKubernetesMetadataSource(options: KubernetesMetadataSource
     return value === NOT_FOUND ? undefined : value;
   }
 
+  /** A GET of one object, as JSON; any status but 200 is an ApiStatusError for send to classify. */
+  function getObject(path: string): (signal: AbortSignal) => Promise<Sent> {
+    return async (signal) => {
+      const answer = await apiGet(path, signal);
+      if (answer.status < 200 || answer.status > 299) throw new ApiStatusError(answer.status, answer.body);
+      return { status: answer.status, body: JSON.parse(answer.body) as unknown };
+    };
+  }
+
+  /**
+   * A call through @kubernetes/client-node (TokenReview, rare): its abort signal and the pooled agent set by a
+   * middleware, its status read by another, its ApiException turned into the ApiStatusError send classifies.
+   */
+  function throughClient(call: (callOptions: ConfigurationOptions) => Promise<unknown>): (signal: AbortSignal) => Promise<Sent> {
+    return async (signal) => {
+      let status = 200;
+      const middleware: ObservableMiddleware = {
+        pre(context: RequestContext) {
+          context.setSignal(signal);
+          const fresh = context.getAgent();
+          if (fresh !== undefined) context.setAgent(agents.reuse(fresh));
+          return new Observable(Promise.resolve(context));
+        },
+        post(response: ResponseContext) {
+          status = response.httpStatusCode;
+          return new Observable(Promise.resolve(response));
+        },
+      };
+      try {
+        const body = await call({ middleware: [middleware], middlewareMergeStrategy: 'append' });
+        return { status, body };
+      } catch (error) {
+        if (error instanceof ApiException) throw new ApiStatusError(error.code, error.body);
+        throw error;
+      }
+    };
+  }
+
   return {
     getNamespace(name) {
       if (!isDnsLabel(name)) return Promise.resolve(undefined);
@@ -181,7 +223,7 @@ export function createKubernetesMetadataSource(options: KubernetesMetadataSource
           await send(
             'namespaces',
             `GET namespace ${name}`,
-            (callOptions) => core.readNamespace({ name }, callOptions),
+            getObject(`/api/v1/namespaces/${name}`),
             (body) => readNamespace(body, name),
             true,
           ),
@@ -196,7 +238,7 @@ export function createKubernetesMetadataSource(options: KubernetesMetadataSource
           await send(
             'serviceaccounts',
             `GET serviceaccount ${namespace}/${name}`,
-            (callOptions) => core.readNamespacedServiceAccount({ namespace, name }, callOptions),
+            getObject(`/api/v1/namespaces/${namespace}/serviceaccounts/${name}`),
             (body) => readServiceAccount(body, namespace, name),
             true,
           ),
@@ -211,7 +253,7 @@ export function createKubernetesMetadataSource(options: KubernetesMetadataSource
           await send(
             'pods',
             `GET pod ${namespace}/${name}`,
-            (callOptions) => core.readNamespacedPod({ namespace, name }, callOptions),
+            getObject(`/api/v1/namespaces/${namespace}/pods/${name}`),
             (body) => readPod(body, namespace, name),
             true,
           ),
@@ -223,11 +265,12 @@ export function createKubernetesMetadataSource(options: KubernetesMetadataSource
       const result = await send(
         'tokenreviews',
         `CREATE tokenreview (audiences ${JSON.stringify(audiences)})`,
-        (callOptions) =>
+        throughClient((callOptions) =>
           authentication.createTokenReview(
             { body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [...audiences] } } },
             callOptions,
           ),
+        ),
         readTokenReview,
         false,
         token,
