@@ -258,12 +258,15 @@ describe('exchange with pod binding enforced and selector rules', () => {
         assert.equal(res.headers['retry-after'], '5');
         assert.match(String(line.detail), new RegExp(`^GET pod payments/${workload.podName}: `));
         assert.equal(h.logs.lines.filter((l) => l.audit === true).length, auditBefore, 'no audit line anywhere');
-        assert.equal(kube.requestCount('GET', podPath('payments', workload.podName)), 1);
+        // A reset on the pooled connection looks like one the server closed while idle: the GET goes once more, on a
+        // new connection (reset too), and no more. Every other failure is final at once.
+        const sentDuringOutage = mode === 'reset' ? 2 : 1;
+        assert.equal(kube.requestCount('GET', podPath('payments', workload.podName)), sentDuringOutage);
 
         // The failure was not cached: the same token succeeds as soon as the API answers.
         const retried = await h.exchange(token);
         assert.deepEqual(scopeOf(minted(h, retried)), ['payments-read', 'status-read']);
-        assert.equal(kube.requestCount('GET', podPath('payments', workload.podName)), 2);
+        assert.equal(kube.requestCount('GET', podPath('payments', workload.podName)), sentDuringOutage + 1);
       });
     }
   });

@@ -4,6 +4,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { BrokerError } from '../../src/server/errors.js';
 import type { KubernetesMetadataSource } from '../../src/server/identity/kubernetes-metadata.js';
 import { loadKubeConfig } from '../../src/server/kubernetes/kube-config.js';
@@ -211,6 +213,52 @@ describe('KubernetesMetadataSource: connections', () => {
     const answers = await Promise.all(pods.map((pod, i) => source.getPod(namespace, `step-${i}`, pod.metadata.uid)));
     assert.deepEqual(answers.map((answer) => answer?.uid), pods.map((pod) => pod.metadata.uid));
     assert.ok(cluster.connectionCount() - before <= pods.length);
+  });
+});
+
+describe('KubernetesMetadataSource: a pooled connection the API server has closed', () => {
+  const scratch = useScratchDir('tb-stale-connection-');
+
+  it('a lookup sent on it is sent once more on a new connection, and answered; nothing reaches the caller', async () => {
+    // An API server that drops a connection when a second request arrives on it, as one whose idle timeout fired
+    // just as the request went out.
+    let connections = 0;
+    let requests = 0;
+    const perSocket = new WeakMap<object, number>();
+    const server = createServer((req, res) => {
+      requests += 1;
+      const seen = (perSocket.get(req.socket) ?? 0) + 1;
+      perSocket.set(req.socket, seen);
+      if (seen > 1) {
+        req.socket.destroy();
+        return;
+      }
+      const name = req.url?.split('/').at(-1) ?? '';
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ kind: 'Pod', apiVersion: 'v1', metadata: { name, namespace: 'ci', uid: `uid-${name}` }, status: { phase: 'Running' } }));
+    });
+    server.on('connection', () => (connections += 1));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const kubeconfig = await scratch.write('stale.yaml', [
+        'apiVersion: v1',
+        'kind: Config',
+        `clusters: [{name: c, cluster: {server: "http://127.0.0.1:${port}", insecure-skip-tls-verify: true}}]`,
+        'users: [{name: u, user: {token: t}}]',
+        'contexts: [{name: x, context: {cluster: c, user: u}}]',
+        'current-context: x',
+      ]);
+      const { source, requests: reported } = newSource({ connection: { kubeconfig }, cacheSeconds: { namespace: 0, serviceAccount: 0, pod: 0 } });
+      assert.equal((await source.getPod('ci', 'first', 'uid-first'))?.uid, 'uid-first');
+      assert.equal((await source.getPod('ci', 'second', 'uid-second'))?.uid, 'uid-second');
+      assert.deepEqual({ connections, requests }, { connections: 2, requests: 3 });
+      // One answered request per lookup is what the metrics count: the retry is part of the lookup.
+      assert.deepEqual(reported, [{ resource: 'pods', code: '200' }, { resource: 'pods', code: '200' }]);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });
 

@@ -10,6 +10,13 @@ export interface ApiAnswer {
   readonly body: string;
 }
 
+/** A request that failed on a pooled connection the server had already closed; retried once, on a new one. */
+class StaleConnectionError extends Error {
+  constructor() {
+    super('the API server closed the pooled connection');
+  }
+}
+
 /** An answer bigger than any object the broker reads is not read to the end (a pod is a few KiB). */
 const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
 
@@ -30,23 +37,33 @@ export function createApiGet(kubeConfig: KubeConfig, agents: KeepAliveAgents): (
     await kubeConfig.applySecurityAuthentication(context);
     const fresh = context.getAgent();
     const agent = fresh === undefined ? undefined : agents.reuse(fresh);
-    return new Promise<ApiAnswer>((resolve, reject) => {
-      const outgoing = send(context.getUrl(), { method: 'GET', headers: context.getHeaders(), signal, ...(agent !== undefined && { agent }) }, (response) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        response.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_ANSWER_BYTES) {
-            outgoing.destroy(new Error(`answer larger than ${MAX_ANSWER_BYTES} bytes`));
-            return;
-          }
-          chunks.push(chunk);
+    const once = (): Promise<ApiAnswer> =>
+      new Promise<ApiAnswer>((resolve, reject) => {
+        const outgoing = send(context.getUrl(), { method: 'GET', headers: context.getHeaders(), signal, ...(agent !== undefined && { agent }) }, (response) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          response.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size > MAX_ANSWER_BYTES) {
+              outgoing.destroy(new Error(`answer larger than ${MAX_ANSWER_BYTES} bytes`));
+              return;
+            }
+            chunks.push(chunk);
+          });
+          response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks, size).toString('utf8') }));
+          response.on('error', reject);
         });
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks, size).toString('utf8') }));
-        response.on('error', reject);
+        outgoing.on('error', (error: NodeJS.ErrnoException) => reject(outgoing.reusedSocket && error.code === 'ECONNRESET' ? new StaleConnectionError() : error));
+        outgoing.end();
       });
-      outgoing.on('error', reject);
-      outgoing.end();
-    });
+    try {
+      return await once();
+    } catch (error) {
+      // The server closed a pooled connection just as the request went out on it (its idle timeout raced ours): a
+      // GET changes nothing, so it is sent once more, on a new connection. Node's documented pattern
+      // (request.reusedSocket); any other failure is the caller's to classify.
+      if (!(error instanceof StaleConnectionError) || signal.aborted) throw error;
+      return once();
+    }
   };
 }
