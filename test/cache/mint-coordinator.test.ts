@@ -88,6 +88,13 @@ describe('RedisMintCoordinator', { skip }, () => {
     assert.equal(await connection.client.exists('mc:lock:k-raced'), 0, 'the lock is released');
   });
 
+  it('releases its lock after the server forgot the release script (SCRIPT FLUSH, as after a restart)', async () => {
+    await connection.client.script('FLUSH');
+    const obtained = await coordinator.obtain('k-flushed', async () => token('after-flush', nowSeconds + 300), usable);
+    assert.deepEqual(obtained, { token: token('after-flush', nowSeconds + 300), mintedHere: true });
+    assert.equal(await connection.client.exists('mc:lock:k-flushed'), 0, 'the lock is released, by EVAL once EVALSHA was refused');
+  });
+
   it('what the cache holds under the lock is the token being refreshed: mints a new one', async () => {
     await cache.set('k-stale', token('old', nowSeconds + 30), 20);
     let mints = 0;

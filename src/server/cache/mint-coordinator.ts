@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { REDIS_UNAVAILABLE, type RedisConnection } from './redis-connection.js';
+import { redisScript, runRedisScript } from './redis-script.js';
 import type { CachedToken, TokenCache } from './token-cache.js';
 
 export interface Obtained {
@@ -38,7 +39,7 @@ export interface RedisMintCoordinatorOptions {
   readonly pollMs?: number;
 }
 
-const RELEASE_SCRIPT = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+const RELEASE_SCRIPT = redisScript("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end");
 
 /**
  * Collapses concurrent mints across replicas with a short Redis lock (SET NX PX) on top of the in-process
@@ -81,7 +82,7 @@ export class RedisMintCoordinator implements MintCoordinator {
             }
             return await mint();
           } finally {
-            if (acquired === 'OK') await this.connection.attempt((client) => client.eval(RELEASE_SCRIPT, 1, lockKey, owner));
+            if (acquired === 'OK') await this.connection.attempt((client) => runRedisScript(client, RELEASE_SCRIPT, lockKey, [owner]));
           }
         }
         const deadline = Date.now() + this.waitMs;

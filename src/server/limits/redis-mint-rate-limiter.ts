@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import { REDIS_UNAVAILABLE, type RedisClient, type RedisConnection } from '../cache/redis-connection.js';
+import { REDIS_UNAVAILABLE, type RedisConnection } from '../cache/redis-connection.js';
+import { redisScript, runRedisScript } from '../cache/redis-script.js';
 import type { MintRateLimiter, RateLimitDecision, RateLimitSettings } from './mint-rate-limiter.js';
 
 /**
@@ -32,17 +32,7 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
 return {allowed, retry}
 `;
 
-const SCRIPT_SHA = createHash('sha1').update(TOKEN_BUCKET_SCRIPT).digest('hex');
-
-/** EVALSHA, loading the script with EVAL only when the server does not know it yet (after a restart). */
-async function runBucketScript(client: RedisClient, key: string, args: readonly string[]): Promise<unknown> {
-  try {
-    return await client.evalsha(SCRIPT_SHA, 1, key, ...args);
-  } catch (error) {
-    if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-    return client.eval(TOKEN_BUCKET_SCRIPT, 1, key, ...args);
-  }
-}
+const BUCKET_SCRIPT = redisScript(TOKEN_BUCKET_SCRIPT);
 
 /**
  * Per-identity mint limit shared by all replicas. When Redis is unavailable it allows the mint (and the
@@ -59,7 +49,7 @@ export class RedisMintRateLimiter implements MintRateLimiter {
 
   async take(identityKey: string): Promise<RateLimitDecision> {
     const result = await this.connection.attempt((client) =>
-      runBucketScript(client, `${this.connection.keyPrefix}rl:${identityKey}`, [
+      runRedisScript(client, BUCKET_SCRIPT, `${this.connection.keyPrefix}rl:${identityKey}`, [
         String(this.settings.ratePerMinute / 60),
         String(this.settings.burst),
         String(this.now()),

@@ -1,0 +1,22 @@
+import { createHash } from 'node:crypto';
+import type { RedisClient } from './redis-connection.js';
+
+/** A Lua script sent by its SHA-1, so a request carries 40 bytes instead of the script's text. */
+export interface RedisScript {
+  readonly source: string;
+  readonly sha1: string;
+}
+
+export function redisScript(source: string): RedisScript {
+  return { source, sha1: createHash('sha1').update(source).digest('hex') };
+}
+
+/** EVALSHA, loading the script with EVAL only when the server does not know it yet (after a restart or failover). */
+export async function runRedisScript(client: RedisClient, script: RedisScript, key: string, args: readonly string[]): Promise<unknown> {
+  try {
+    return await client.evalsha(script.sha1, 1, key, ...args);
+  } catch (error) {
+    if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+    return client.eval(script.source, 1, key, ...args);
+  }
+}
