@@ -84,6 +84,8 @@ interface Variant {
   readonly name: string;
   readonly root: string;
   readonly main: string;
+  /** The NODE_OPTIONS its brokers run with: its own tree's deployment, so an A/B of a V8 flag is one run. */
+  readonly nodeOptions: string;
 }
 
 function parseVariants(specs: readonly string[] | undefined): Variant[] {
@@ -95,7 +97,7 @@ function parseVariants(specs: readonly string[] | undefined): Variant[] {
     if (!/^[A-Za-z0-9][A-Za-z0-9-]*$/.test(name)) throw new Error(`--variant name "${name}": letters, digits and dashes`);
     const root = resolve(spec.slice(at + 1));
     if (!existsSync(join(root, 'src', 'main.ts'))) throw new Error(`--variant ${name}: ${root}/src/main.ts not found`);
-    return { name, root, main: join(BUILD, `out-${name}`, 'src', 'main.js') };
+    return { name, root, main: join(BUILD, `out-${name}`, 'src', 'main.js'), nodeOptions: args['node-options'] ?? deploymentNodeOptions(root) };
   });
 }
 
@@ -399,12 +401,12 @@ interface Child {
 }
 
 /**
- * NODE_OPTIONS of the broker container in deploy/kubernetes/base/deployment.yaml (its heap bound), so the brokers
- * here run as deployed; the baseline gets the same flags.
+ * NODE_OPTIONS of the broker container in deploy/kubernetes/base/deployment.yaml (its heap and V8 flags), so the
+ * brokers here run as deployed. Each variant reads its own tree's; the baseline, floor and clients get this tree's.
  */
-function deploymentNodeOptions(): string {
+function deploymentNodeOptions(root: string = ROOT): string {
   try {
-    const text = readFileSync(join(ROOT, 'deploy', 'kubernetes', 'base', 'deployment.yaml'), 'utf8');
+    const text = readFileSync(join(root, 'deploy', 'kubernetes', 'base', 'deployment.yaml'), 'utf8');
     return /name: NODE_OPTIONS\s*\n\s*value:\s*"?([^"\n]+)"?/.exec(text)?.[1]?.trim() ?? '';
   } catch {
     return '';
@@ -456,7 +458,7 @@ async function startBroker(
 ): Promise<Child> {
   const port = await freePort();
   const profile = options.profileName === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', RESULTS, '--cpu-prof-name', `${options.profileName}.cpuprofile`];
-  const { child, tail } = spawnNode([...profile, variant.main, 'serve', '--config', configPath], { PORT: String(port) });
+  const { child, tail } = spawnNode([...profile, variant.main, 'serve', '--config', configPath], { PORT: String(port), NODE_OPTIONS: variant.nodeOptions });
   const url = `http://127.0.0.1:${port}`;
   await waitReady(child, url, '/readyz', (status, body) => status === 200 && (!options.redis || body.includes('"detail":"up"')), tail);
   return { process: child, port, url, stderrTail: tail };
@@ -1201,6 +1203,7 @@ async function main(): Promise<void> {
         missPool: MISS_POOL,
         nodeOptions: NODE_OPTIONS,
         variants: variants.map((v) => v.name),
+        variantNodeOptions: Object.fromEntries(variants.map((v) => [v.name, v.nodeOptions])),
         targetsJudgedOn: judged,
         note: 'median of each figure over the runs; errors summed; load1 = 1-minute load average during the run',
       },
