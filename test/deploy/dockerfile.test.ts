@@ -153,7 +153,7 @@ describe('Dockerfile', () => {
     ]);
     assert.deepEqual(args(runtime, 'COPY'), ['package.json package-lock.json ./', '--from=build /app/dist ./dist']);
     assert.deepEqual(args(runtime, 'WORKDIR'), ['/app']);
-    assert.deepEqual(args(runtime, 'ENV'), ['NODE_ENV=production']);
+    assert.deepEqual(args(runtime, 'ENV'), ['NODE_ENV=production', 'NODE_OPTIONS=--max-semi-space-size=8']);
     // tsconfig.build.json compiles src/ to dist/, where package.json's bin points.
     const pkg = JSON.parse(readText('package.json')) as { bin: Record<string, string> };
     assert.deepEqual(pkg.bin, { 'token-broker': 'dist/main.js' });
@@ -204,6 +204,17 @@ describe('Dockerfile', () => {
     assert.equal(at(container, 'securityContext.runAsUser'), uid);
     assert.equal(at(container, 'securityContext.runAsGroup'), gid);
     assert.equal(at(container, 'securityContext.readOnlyRootFilesystem'), true);
+  });
+
+  it('sets the V8 flags it was measured with, and the Kubernetes Deployment keeps them beside its heap bound', () => {
+    const env = args(runtime, 'ENV');
+    assert.ok(env.includes('NODE_OPTIONS=--max-semi-space-size=8'), `ENV: ${env.join(' | ')}`);
+    const imageFlags = (env.find((e) => e.startsWith('NODE_OPTIONS='))?.slice('NODE_OPTIONS='.length) ?? '').split(/\s+/);
+    const deployment = readYaml('deploy/kubernetes/base/deployment.yaml');
+    const container = named(arrayAt(deployment, 'spec.template.spec.containers'), 'broker');
+    // The Deployment's NODE_OPTIONS replaces the image's, so it must repeat every flag of it.
+    const deployed = String(at(named(arrayAt(container, 'env'), 'NODE_OPTIONS'), 'value')).split(/\s+/);
+    for (const flag of imageFlags) assert.ok(deployed.includes(flag), `the Deployment's NODE_OPTIONS lacks ${flag}`);
   });
 
   it('copies only files that exist in the build context and that .dockerignore keeps', () => {

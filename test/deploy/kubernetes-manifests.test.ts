@@ -209,7 +209,7 @@ describe('deploy/kubernetes: the Deployment', () => {
 
   it('sets requests and limits, with the Node.js heap below the memory limit', () => {
     assert.deepEqual(container.resources, { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '256Mi' } });
-    assert.deepEqual(container.env, [{ name: 'NODE_OPTIONS', value: '--max-old-space-size=192' }]);
+    assert.deepEqual(container.env, [{ name: 'NODE_OPTIONS', value: '--max-old-space-size=192 --max-semi-space-size=8' }]);
   });
 
   it('spreads replicas over nodes (required) and zones (preferred)', () => {
@@ -477,7 +477,7 @@ describe('kubectl kustomize', () => {
     );
     const broker = rendered.find((m) => m.kind === 'Deployment' && at(m, 'metadata.name') === 'token-broker');
     assert.deepEqual(at(broker, 'spec.template.spec.containers.0.env'), [
-      { name: 'NODE_OPTIONS', value: '--max-old-space-size=192' },
+      { name: 'NODE_OPTIONS', value: '--max-old-space-size=192 --max-semi-space-size=8' },
       { name: 'REDIS_URL', value: REDIS_URL },
     ]);
     assert.equal(rendered.filter((m) => m.kind === 'Secret').length, 0);
