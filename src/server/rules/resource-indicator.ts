@@ -41,6 +41,8 @@ export function parseResourceIndicator(text: string): ResourceIndicator {
   const authority = parts[2] ?? '';
   const rawPath = parts[3] ?? '';
   if (authority.includes('@')) throw malformed('must not carry a user name or password');
+  // URL parsing would decode "%2e" and map full-width letters in a host: the host must be what it will be compared as.
+  if (/[^\x21-\x7e]|%/.test(authority)) throw malformed('must write its host in ASCII, without percent-encoding (IDNA hosts as punycode)');
   if (text.includes('?')) throw malformed('must not have a query: a token is narrowed to an API by its path alone');
   let url: URL;
   try {
