@@ -7,7 +7,7 @@ import { TYK_API_ID } from './tyk-policies-schema.js';
  * API serves. Omitted: every `resource` parameter is refused (invalid_target), never silently ignored.
  */
 
-/** Why a gateway URL cannot name an API, or undefined when it can. Pure; shared with the tyk kit. */
+/** Why a gateway URL cannot name an API, or undefined when it can. Pure. */
 export function gatewayUrlProblem(text: string): string | undefined {
   let url: URL;
   try {
