@@ -2,6 +2,7 @@ import type { Router } from 'express';
 import type { Logger } from 'pino';
 import { createApp, type BrokerHttpHandler } from './http/create-app.js';
 import { createExchange } from './exchange/exchange-token.js';
+import { compileResourceTargets } from './rules/resource-targets.js';
 import { createTrustedIssuers, type TrustedIssuers } from './issuers/trusted-issuers.js';
 import { VerifiedTokenCache } from './issuers/verified-token-cache.js';
 import { compileRules } from './rules/compiled-rules.js';
@@ -144,9 +145,11 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     verifiedTokens,
   });
 
+  const resourceTargets = compileResourceTargets(config.apis, config.policies);
   const exchange = createExchange({
     config,
     resolveWorkload,
+    resourceTargets,
     minter:
       config.tokens.format === 'tyk-key' && config.tyk !== undefined
         ? createTykKeyMinter(config.tyk, config.tokens)

@@ -39,6 +39,9 @@ export const REASON_CODES = [
   'no_matching_rule',
   'scope_not_granted',
   'audience_not_allowed',
+  'malformed_resource',
+  'unknown_resource',
+  'resource_not_granted',
   'rate_limited',
   // dependencies and the broker itself
   'issuer_unavailable',
@@ -95,7 +98,7 @@ export function invalidRequest(code: ReasonCode, description: string, extra: Ext
   return new BrokerError(code, { oauthError: 'invalid_request', status: 400, description, ...extra });
 }
 
-/** A requested audience or scope the broker will not issue for: 400 invalid_target (RFC 8693). */
+/** A requested audience, scope or resource the broker will not issue for: 400 invalid_target (RFC 8693, RFC 8707). */
 export function invalidTarget(code: ReasonCode, description: string, extra: Extra = {}): BrokerError {
   return new BrokerError(code, { oauthError: 'invalid_target', status: 400, description, ...extra });
 }

@@ -23,7 +23,7 @@ function form(overrides: Record<string, unknown> = {}): Record<string, unknown> 
   return Object.fromEntries(Object.entries(base).filter(([, value]) => value !== undefined));
 }
 
-const REQUEST: ExchangeRequest = { subjectToken: TOKEN, audience: undefined, scope: undefined, requestedTokenType: undefined };
+const REQUEST: ExchangeRequest = { subjectToken: TOKEN, audience: undefined, scope: undefined, resource: undefined, requestedTokenType: undefined };
 
 describe('parseExchangeRequest: accepted', () => {
   const cases: readonly { name: string; form: Record<string, unknown>; authorization?: string; expected: ExchangeRequest }[] = [
@@ -35,6 +35,16 @@ describe('parseExchangeRequest: accepted', () => {
       name: 'a scope split on spaces, extra spaces ignored',
       form: form({ scope: ' payments-read  status-read ' }),
       expected: { ...REQUEST, scope: ['payments-read', 'status-read'] },
+    },
+    {
+      name: 'a resource, its scheme and host in lower case, its path as sent',
+      form: form({ resource: 'HTTPS://Gateway.Example.COM/orders/v1' }),
+      expected: { ...REQUEST, resource: { origin: 'https://gateway.example.com', path: '/orders/v1' } },
+    },
+    {
+      name: 'a resource with the default port and no path: the origin alone, path "/"',
+      form: form({ resource: 'https://gateway.example.com:443' }),
+      expected: { ...REQUEST, resource: { origin: 'https://gateway.example.com', path: '/' } },
     },
     {
       name: 'a requested token type, passed through for the exchange to judge',
@@ -101,11 +111,17 @@ describe('parseExchangeRequest: refused', () => {
     { name: 'audience twice', form: form({ audience: ['tyk', 'tyk-internal'] }), error: 'invalid_request', reason: 'invalid_request' },
     { name: 'scope twice', form: form({ scope: ['a', 'b'] }), error: 'invalid_request', reason: 'invalid_request' },
     { name: 'requested_token_type twice', form: form({ requested_token_type: [TOKEN_TYPE_JWT, TOKEN_TYPE_JWT] }), error: 'invalid_request', reason: 'invalid_request' },
-    { name: 'resource twice', form: form({ resource: ['https://a', 'https://b'] }), error: 'invalid_request', reason: 'invalid_request' },
+    { name: 'resource twice (one token serves one API)', form: form({ resource: ['https://a', 'https://b'] }), error: 'invalid_request', reason: 'invalid_request' },
     { name: 'a parameter given as a nested object', form: form({ audience: { x: 'y' } }), error: 'invalid_request', reason: 'invalid_request' },
     { name: 'an actor_token', form: form({ actor_token: TOKEN, actor_token_type: TOKEN_TYPE_JWT }), error: 'invalid_request', reason: 'invalid_request' },
     { name: 'an actor_token_type alone', form: form({ actor_token_type: TOKEN_TYPE_JWT }), error: 'invalid_request', reason: 'invalid_request' },
-    { name: 'a resource', form: form({ resource: 'https://api.example' }), error: 'invalid_request', reason: 'invalid_request' },
+    { name: 'a relative resource', form: form({ resource: '/orders/' }), error: 'invalid_target', reason: 'malformed_resource' },
+    { name: 'a resource with a fragment', form: form({ resource: 'https://gateway.example.com/orders/#x' }), error: 'invalid_target', reason: 'malformed_resource' },
+    { name: 'a resource with userinfo', form: form({ resource: 'https://me@gateway.example.com/orders/' }), error: 'invalid_target', reason: 'malformed_resource' },
+    { name: 'a resource with a query', form: form({ resource: 'https://gateway.example.com/orders/?all=1' }), error: 'invalid_target', reason: 'malformed_resource' },
+    { name: 'an empty resource', form: form({ resource: '' }), error: 'invalid_target', reason: 'malformed_resource' },
+    { name: 'a resource with a dot segment', form: form({ resource: 'https://gateway.example.com/orders/../admin/' }), error: 'invalid_target', reason: 'malformed_resource' },
+    { name: 'a resource that is a URN', form: form({ resource: 'urn:example:orders' }), error: 'invalid_target', reason: 'unknown_resource' },
     { name: 'an empty scope', form: form({ scope: '' }), error: 'invalid_request', reason: 'invalid_request' },
     { name: 'a scope of spaces only', form: form({ scope: '   ' }), error: 'invalid_request', reason: 'invalid_request' },
     { name: 'an empty audience', form: form({ audience: '' }), error: 'invalid_request', reason: 'invalid_request' },

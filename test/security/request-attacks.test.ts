@@ -22,7 +22,8 @@ const FORM = 'application/x-www-form-urlencoded';
 
 const DESCRIPTIONS = {
   grantRequired: 'The "grant_type" parameter is required.',
-  once: (name: string) => `The "${name}" parameter must be given at most once.`,
+  once: (name: string) =>
+    name === 'resource' ? 'The "resource" parameter must be given at most once: exchange once per API.' : `The "${name}" parameter must be given at most once.`,
   undecodable: 'The request body could not be decoded as a form.',
   mediaType: 'The request body must be application/x-www-form-urlencoded (RFC 8693).',
   notJws: 'The subject token is not a compact JWS (three base64url segments separated by dots).',

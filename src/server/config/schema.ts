@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../protocol.js';
 import { tykPoliciesSchema } from './tyk-policies-schema.js';
+import { tykApisSchema } from './tyk-apis-schema.js';
 
 /**
  * The broker's configuration: shape, defaults and documentation in one place. The published JSON Schema
@@ -354,6 +355,7 @@ export const brokerConfigSchema = z
       .default({ enabled: false }),
     tyk: tykSchema.optional(),
     policies: tykPoliciesSchema,
+    apis: tykApisSchema,
     limits: limitsSchema,
     audit: auditSchema,
     logging: loggingSchema,

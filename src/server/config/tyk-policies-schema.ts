@@ -3,8 +3,9 @@ import { ROUTE_METHODS, routePathProblem } from './tyk-route-pattern.js';
 
 /**
  * What each Tyk policy the rules grant opens: its APIs, the routes on each, its rate limit and quota. Read by
- * `token-broker tyk policies` (which writes the Tyk policies), `explain` and `test-rules`; the exchange itself
- * never reads it, so a configuration without it behaves as before.
+ * `token-broker tyk policies` (which writes the Tyk policies), `explain` and `test-rules`; the exchange reads it
+ * only to narrow a token to the API an RFC 8707 `resource` names (with the `apis` block), so a configuration
+ * without it behaves as before.
  */
 
 /** Tyk API ids end up in URLs (/tyk/cache/jwks/{apiID}) and file names: a safe alphabet. */

@@ -178,6 +178,33 @@ function crossFieldProblems(config: BrokerConfig): ConfigProblem[] {
       add(['issuers', i, 'kind'], 'kubernetes lookups need kind: kubernetes tokens (namespace, service account, pod claims)');
     }
   });
+  problems.push(...apisProblems(config).map((p) => ({ path: formatPath(p.path), message: p.message })));
+  return problems;
+}
+
+/**
+ * The `apis` block: each API once, each URL naming one API, and `policies` present to say which policy opens
+ * which API; otherwise a `resource` would be matched against something the operator did not mean.
+ */
+function apisProblems(config: BrokerConfig): { path: readonly PropertyKey[]; message: string }[] {
+  const problems: { path: readonly PropertyKey[]; message: string }[] = [];
+  if (config.apis === undefined) return problems;
+  if (config.policies === undefined) {
+    problems.push({ path: ['apis'], message: 'needs the policies block: it says which policies open each API, and a resource narrows to those' });
+  }
+  const apiIds = new Set<string>();
+  const urls = new Map<string, string>();
+  config.apis.forEach((api, i) => {
+    if (apiIds.has(api.apiId)) problems.push({ path: ['apis', i, 'apiId'], message: `API "${api.apiId}" is listed twice; merge its urls into one entry` });
+    apiIds.add(api.apiId);
+    api.urls.forEach((text, j) => {
+      const url = new URL(text);
+      const normal = `${url.origin}${url.pathname}`;
+      const other = urls.get(normal);
+      if (other !== undefined) problems.push({ path: ['apis', i, 'urls', j], message: `the same URL is already API "${other}"'s` });
+      else urls.set(normal, api.apiId);
+    });
+  });
   return problems;
 }
 

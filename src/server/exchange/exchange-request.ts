@@ -1,3 +1,5 @@
+import type { ResourceIndicator } from '../rules/resource-indicator.js';
+
 /** An RFC 8693 token-exchange request after parsing, before any verification. */
 export interface ExchangeRequest {
   readonly subjectToken: string;
@@ -5,6 +7,8 @@ export interface ExchangeRequest {
   readonly audience: string | undefined;
   /** Requested policy IDs (the `scope` parameter); undefined means everything the rules grant. */
   readonly scope: readonly string[] | undefined;
+  /** The API the token is for (RFC 8707 `resource`); undefined means every API the policies open. */
+  readonly resource: ResourceIndicator | undefined;
   readonly requestedTokenType: string | undefined;
 }
 

@@ -5,6 +5,7 @@ import type { ResolveWorkload } from './resolve-workload.js';
 import { rateLimitKey } from '../limits/rate-limit-key.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import { decideGrant } from '../rules/decide-grant.js';
+import type { ResourceTargets } from '../rules/resource-targets.js';
 import { mintInputOf, type MintInput } from '../mint/access-token-claims.js';
 import { tokenCacheKey } from '../cache/cache-key.js';
 import type { BrokerConfig } from '../config/schema.js';
@@ -19,6 +20,8 @@ export interface ExchangeDependencies {
   readonly config: Pick<BrokerConfig, 'tokens' | 'server' | 'cache'>;
   /** From a subject token to the identity the rules judge; the same resolver serves POST /v1/explain. */
   readonly resolveWorkload: ResolveWorkload;
+  /** What an RFC 8707 `resource` may name (the `apis` and `policies` blocks, compiled once). */
+  readonly resourceTargets: ResourceTargets;
   /** Produces the credential: a signed JWT, or a Tyk key. */
   readonly minter: AccessTokenMinter;
   readonly cache: TokenCache;
@@ -47,7 +50,7 @@ function rateLimited(retryAfterSeconds: number): BrokerError {
 
 /**
  * The use case, read top to bottom: verify the subject token, establish the workload identity, decide the grant
- * (rules, scope, audience), then serve from the cache or mint.
+ * (rules, scope, resource, audience), then serve from the cache or mint.
  */
 export function createExchange(deps: ExchangeDependencies): ExchangeToken {
   const { tokens } = deps.config;
@@ -73,7 +76,7 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
       throw invalidRequest('unsupported_token_type', `This broker issues ${deps.minter.issuedTokenType} tokens; requested_token_type "${request.requestedTokenType.slice(0, 120)}" is not supported.`);
     }
     const { identity, rules } = await resolveWorkload(request.subjectToken, record);
-    const decided = decideGrant(rules, identity, request, tokens);
+    const decided = decideGrant(rules, identity, request, tokens, deps.resourceTargets);
     record.evaluated(decided.evaluation);
     if (!decided.granted) throw decided.refusal;
     // What the credential will say, derived once: the minter reads only this, and the cache key hashes all of it.

@@ -1,6 +1,8 @@
 import { BrokerError, type ReasonCode } from '../errors.js';
 import { argoContextOf, type WorkloadIdentity } from '../identity/workload-identity.js';
 import { decideGrant } from '../rules/decide-grant.js';
+import { compileResourceTargets } from '../rules/resource-targets.js';
+import type { ResourceIndicator } from '../rules/resource-indicator.js';
 import { buildAccessTokenClaims } from '../mint/access-token-claims.js';
 import type { BrokerConfig } from '../config/schema.js';
 import type { CompiledRules } from '../rules/compiled-rules.js';
@@ -72,8 +74,8 @@ export interface DeniedOutcome {
 export interface Explanation {
   readonly verification: ExplanationVerification;
   readonly identity: ExplainedIdentity;
-  /** What was asked: the scope (absent: everything granted) and the audience after defaulting. */
-  readonly request: { readonly scope?: readonly string[]; readonly audience: string };
+  /** What was asked: the scope (absent: everything granted), the resource (absent: none) and the audience after defaulting. */
+  readonly request: { readonly scope?: readonly string[]; readonly resource?: string; readonly audience: string };
   readonly rules: readonly ExplainedRule[];
   /** Granted without asking. */
   readonly granted: readonly string[];
@@ -95,13 +97,15 @@ export interface RefusalExplanation {
 }
 
 export interface ExplainInput {
-  readonly config: Pick<BrokerConfig, 'tokens' | 'server'>;
+  readonly config: Pick<BrokerConfig, 'tokens' | 'server' | 'apis' | 'policies'>;
   readonly rules: CompiledRules;
   readonly identity: WorkloadIdentity;
   /** Requested policies (the `scope` parameter); undefined: everything granted. */
   readonly scope?: readonly string[] | undefined;
   /** Requested audience; undefined: tokens.audience. */
   readonly audience?: string | undefined;
+  /** The API asked for (RFC 8707 `resource`); undefined: none. */
+  readonly resource?: ResourceIndicator | undefined;
   readonly nowSeconds: number;
   readonly verification: ExplanationVerification;
   readonly notes?: readonly string[];
@@ -137,14 +141,16 @@ export function deniedOutcome(error: BrokerError): DeniedOutcome {
 
 /**
  * Explains what an exchange would decide for this identity: the exchange's own decision (`decideGrant`: every
- * rule, the requested scope, the audience), then the claims it would mint (where a `sub` template variable the
+ * rule, the requested scope and resource, the audience), then the claims it would mint (where a `sub` template variable the
  * identity lacks refuses with missing_claim, as it does at the exchange). Nothing is minted. Pure: the same input
  * gives the same explanation.
  */
 export function explainDecision(input: ExplainInput): Explanation {
   const { tokens } = input.config;
   const { identity, rules } = input;
-  const decided = decideGrant(rules, identity, { scope: input.scope, audience: input.audience }, tokens);
+  // Compiled per explanation: explain is rare, and a resource-free one needs no tables at all.
+  const targets = input.resource === undefined ? undefined : compileResourceTargets(input.config.apis, input.config.policies);
+  const decided = decideGrant(rules, identity, { scope: input.scope, audience: input.audience, resource: input.resource }, tokens, targets);
   const decision = decided.evaluation;
   const explainedRules = rules.rules.map((rule, i): ExplainedRule => {
     const verdict = decision.verdicts[i];
@@ -177,7 +183,11 @@ export function explainDecision(input: ExplainInput): Explanation {
   return {
     verification: input.verification,
     identity: explainIdentity(identity),
-    request: { ...(input.scope !== undefined && { scope: [...input.scope] }), audience },
+    request: {
+      ...(input.scope !== undefined && { scope: [...input.scope] }),
+      ...(input.resource !== undefined && { resource: `${input.resource.origin}${input.resource.path}` }),
+      audience,
+    },
     rules: explainedRules,
     granted: [...decision.policies],
     requestable: [...decision.requestable],

@@ -1,16 +1,18 @@
 import { explainDecision, type Explanation } from './explain-decision.js';
 import type { BrokerConfig } from '../config/schema.js';
 import type { ResolveWorkload } from '../exchange/resolve-workload.js';
+import type { ResourceIndicator } from '../rules/resource-indicator.js';
 
-/** What POST /v1/explain asks: the caller's own subject token, and optionally the scope and audience of an exchange. */
+/** What POST /v1/explain asks: the caller's own subject token, and optionally the scope, resource and audience of an exchange. */
 export interface ExplainRequest {
   readonly subjectToken: string;
   readonly scope: readonly string[] | undefined;
+  readonly resource: ResourceIndicator | undefined;
   readonly audience: string | undefined;
 }
 
 export interface WorkloadExplainerDependencies {
-  readonly config: Pick<BrokerConfig, 'tokens' | 'server'>;
+  readonly config: Pick<BrokerConfig, 'tokens' | 'server' | 'apis' | 'policies'>;
   /** The exchange's own resolution (verification, pod binding, labels), so both judge the same identity. */
   readonly resolveWorkload: ResolveWorkload;
   readonly now: () => number;
@@ -32,6 +34,7 @@ export function createWorkloadExplainer(deps: WorkloadExplainerDependencies): Ex
       rules,
       identity,
       scope: request.scope,
+      resource: request.resource,
       audience: request.audience,
       nowSeconds: Math.floor(deps.now() / 1000),
       verification: 'verified',

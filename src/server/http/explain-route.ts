@@ -33,7 +33,7 @@ export function explainRoutes(explain: ExplainWorkload, logger: Logger): Router 
     try {
       const form = req.body !== null && typeof req.body === 'object' ? (req.body as Record<string, unknown>) : {};
       const request = parseExchangeRequest(form, req.headers.authorization);
-      const explanation = await explain({ subjectToken: request.subjectToken, scope: request.scope, audience: request.audience });
+      const explanation = await explain({ subjectToken: request.subjectToken, scope: request.scope, resource: request.resource, audience: request.audience });
       const { identity, outcome } = explanation;
       logger.info(
         {

@@ -1,6 +1,7 @@
 import { invalidRequest, BrokerError } from '../errors.js';
 import { ACCEPTED_SUBJECT_TOKEN_TYPES, GRANT_TYPE_TOKEN_EXCHANGE } from '../protocol.js';
 import type { ExchangeRequest } from '../exchange/exchange-request.js';
+import { parseResourceIndicator } from '../rules/resource-indicator.js';
 
 const KNOWN_PARAMETERS = new Set([
   'grant_type',
@@ -17,7 +18,13 @@ const KNOWN_PARAMETERS = new Set([
 function single(form: Record<string, unknown>, name: string): string | undefined {
   const value = form[name];
   if (value === undefined) return undefined;
-  if (typeof value !== 'string') throw invalidRequest('invalid_request', `The "${name}" parameter must be given at most once.`);
+  if (typeof value !== 'string') {
+    // RFC 8707 allows several resources; one token here serves one API, so say how to get the others.
+    if (name === 'resource' && Array.isArray(value)) {
+      throw invalidRequest('invalid_request', 'The "resource" parameter must be given at most once: exchange once per API.');
+    }
+    throw invalidRequest('invalid_request', `The "${name}" parameter must be given at most once.`);
+  }
   return value;
 }
 
@@ -69,9 +76,8 @@ export function parseExchangeRequest(form: Record<string, unknown>, authorizatio
   if (form.actor_token !== undefined || form.actor_token_type !== undefined) {
     throw invalidRequest('invalid_request', 'Delegation (actor_token) is not supported.');
   }
-  if (form.resource !== undefined) {
-    throw invalidRequest('invalid_request', 'The "resource" parameter is not supported; use "audience".');
-  }
+  const resourceText = single(form, 'resource');
+  const resource = resourceText === undefined ? undefined : parseResourceIndicator(resourceText);
   const scopeText = single(form, 'scope');
   const scope = scopeText === undefined ? undefined : scopeText.split(' ').filter((s) => s !== '');
   if (scope !== undefined && scope.length === 0) throw invalidRequest('invalid_request', 'The "scope" parameter is empty.');
@@ -81,6 +87,7 @@ export function parseExchangeRequest(form: Record<string, unknown>, authorizatio
     subjectToken,
     audience,
     scope,
+    resource,
     requestedTokenType: single(form, 'requested_token_type'),
   };
 }

@@ -37,7 +37,7 @@ export function logExchange(logger: Logger, outcome: ExchangeOutcome): void {
     facts: outcome.facts !== undefined && Object.keys(outcome.facts).length > 0 ? outcome.facts : undefined,
     detail: outcome.detail,
     // Which rules were considered and why each did not match: for the operator, never in the response.
-    verdicts: outcome.reason === 'no_matching_rule' || outcome.reason === 'scope_not_granted' ? outcome.verdicts : undefined,
+    verdicts: outcome.reason === 'no_matching_rule' || outcome.reason === 'scope_not_granted' || outcome.reason === 'resource_not_granted' ? outcome.verdicts : undefined,
   };
   if (outcome.outcome === 'error') logger.error(line, 'exchange failed');
   else if (outcome.outcome === 'rejected') logger.info(line, 'exchange rejected');

@@ -25,7 +25,7 @@ export interface ExchangeOutcome {
   readonly subject?: string;
   readonly policies?: readonly string[];
   readonly matchedRules?: readonly string[];
-  /** Why each rule did or did not match: only on `no_matching_rule` and `scope_not_granted`, logged, never sent to the client. */
+  /** Why each rule did or did not match: only on `no_matching_rule`, `scope_not_granted` and `resource_not_granted`, logged, never sent to the client. */
   readonly verdicts?: readonly RuleVerdict[];
   readonly jti?: string;
   readonly expiresAt?: number;

@@ -6,7 +6,7 @@ import type { ExchangeObserver, ExchangeOutcome } from './exchange-outcome.js';
 import type { ExchangeResponse } from '../exchange/exchange-request.js';
 
 /** The refusals whose log line explains each rule's verdict. */
-const REFUSED_BY_RULES: ReadonlySet<string> = new Set(['no_matching_rule', 'scope_not_granted']);
+const REFUSED_BY_RULES: ReadonlySet<string> = new Set(['no_matching_rule', 'scope_not_granted', 'resource_not_granted']);
 
 /** What an exchange ended with, when it issued or served a token. */
 export type ExchangeSuccess = Pick<ExchangeResponse, 'accessToken' | 'cached' | 'policies' | 'jti' | 'expiresAt' | 'expiresIn'>;

@@ -3,6 +3,8 @@ import { evaluateRules, type PolicyDecision } from './evaluate-rules.js';
 import type { CompiledRules } from './compiled-rules.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import type { TokensConfig } from '../config/schema.js';
+import type { ResourceIndicator } from './resource-indicator.js';
+import { narrowToResource, type ResourceTargets } from './resource-targets.js';
 
 /** What the minted token grants and to whom: everything that determines its claims except time and jti. */
 export interface Grant {
@@ -12,10 +14,12 @@ export interface Grant {
   readonly ttlSeconds: number;
 }
 
-/** What the caller asked for on top of its identity: RFC 8693 `scope` and `audience`. */
+/** What the caller asked for on top of its identity: RFC 8693 `scope` and `audience`, RFC 8707 `resource`. */
 export interface GrantRequest {
   /** Requested policies; undefined: everything granted. */
   readonly scope?: readonly string[] | undefined;
+  /** The API the token is for; undefined: every API the policies open. Narrows after `scope` (both: the intersection). */
+  readonly resource?: ResourceIndicator | undefined;
   /** Requested audience; undefined: tokens.audience. */
   readonly audience?: string | undefined;
 }
@@ -52,15 +56,23 @@ export function selectPolicies(evaluation: PolicyDecision, scope: readonly strin
 }
 
 /**
- * The one decision of an exchange, in its order: apply every rule, narrow to the requested scope, check the
- * audience. POST /token, POST /v1/explain, `token-broker explain` and `test-rules` all call this, so an
- * explanation cannot disagree with the exchange. Time is not an input: the subject token's time checks happen
- * when it is verified, before an identity exists. Pure.
+ * The one decision of an exchange, in its order: apply every rule, narrow to the requested scope, then to the
+ * policies opening the requested resource's API, check the audience. POST /token, POST /v1/explain,
+ * `token-broker explain` and `test-rules` all call this, so an explanation cannot disagree with the exchange.
+ * Without `targets` (no `apis` configured) a resource is refused, never ignored. Time is not an input: the
+ * subject token's time checks happen when it is verified, before an identity exists. Pure.
  */
-export function decideGrant(rules: CompiledRules, identity: WorkloadIdentity, request: GrantRequest, tokens: TokensConfig): GrantDecision {
+export function decideGrant(
+  rules: CompiledRules,
+  identity: WorkloadIdentity,
+  request: GrantRequest,
+  tokens: TokensConfig,
+  targets?: ResourceTargets,
+): GrantDecision {
   const evaluation = evaluateRules(rules, identity, tokens);
   try {
-    const policies = selectPolicies(evaluation, request.scope);
+    const selected = selectPolicies(evaluation, request.scope);
+    const policies = request.resource === undefined ? selected : narrowToResource(selected, request.resource, targets);
     const audience = request.audience ?? tokens.audience;
     // A small list (one entry unless configured): includes() beats building a Set per exchange.
     const allowedAudiences = tokens.allowedAudiences ?? [tokens.audience];

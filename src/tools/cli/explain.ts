@@ -9,7 +9,8 @@ import { renderExplanation } from '../explain/render-explanation.js';
 import { openedRoutes, renderOpenedRoutes } from '../tyk-kit/opened-routes.js';
 import type { ConfigProblem } from '../../server/config/validate-config.js';
 import type { BrokerConfig } from '../../server/config/schema.js';
-import type { BrokerError } from '../../server/errors.js';
+import { BrokerError } from '../../server/errors.js';
+import { parseResourceIndicator, type ResourceIndicator } from '../../server/rules/resource-indicator.js';
 
 export const EXPLAIN_USAGE = `Usage: token-broker explain --config FILE (--token FILE | --identity FILE) [options]
 
@@ -23,6 +24,8 @@ export const EXPLAIN_USAGE = `Usage: token-broker explain --config FILE (--token
                       Kubernetes API would return.
   --scope "A B"       The scope parameter of the exchange (default: every granted policy).
   --audience A        The audience parameter of the exchange (default: tokens.audience).
+  --resource URL      The resource parameter of the exchange (RFC 8707; needs the apis block), e.g.
+                      https://gateway.example.com/orders/.
   --format text|json  Output format (default: text).
 
 Exit status: 0 granted; 1 denied, or the configuration is invalid; 2 usage error or unreadable input.`;
@@ -84,7 +87,19 @@ interface ExplainOptions {
   readonly input: { readonly kind: 'token' | 'identity'; readonly path: string };
   readonly scope: string[] | undefined;
   readonly audience: string | undefined;
+  readonly resource: ResourceIndicator | undefined;
   readonly format: 'text' | 'json';
+}
+
+/** The --resource value, parsed as POST /token parses the parameter; a malformed one is a usage error. */
+function resourceOf(value: string | undefined): ResourceIndicator | undefined {
+  if (value === undefined) return undefined;
+  try {
+    return parseResourceIndicator(value);
+  } catch (error) {
+    if (error instanceof BrokerError) throw new InputError(`--resource: ${error.description} (${error.code})`);
+    throw error;
+  }
 }
 
 function parseOptions(args: readonly string[]): ExplainOptions {
@@ -98,6 +113,7 @@ function parseOptions(args: readonly string[]): ExplainOptions {
         identity: { type: 'string' },
         scope: { type: 'string' },
         audience: { type: 'string' },
+        resource: { type: 'string' },
         format: { type: 'string' },
       },
       strict: true,
@@ -116,6 +132,7 @@ function parseOptions(args: readonly string[]): ExplainOptions {
     input: values.token !== undefined ? { kind: 'token', path: values.token } : { kind: 'identity', path: values.identity ?? '' },
     scope: scopeOf(values.scope),
     audience: values.audience,
+    resource: resourceOf(values.resource),
     format,
   };
 }
@@ -157,7 +174,7 @@ export async function explain(args: readonly string[], env: ConfigEnvironment): 
     const result: Explanation | RefusalExplanation =
       resolution.kind === 'refused'
         ? refusal(verification, resolution)
-        : explainDecision({ config, rules, identity: resolution.identity, scope: options.scope, audience: options.audience, nowSeconds, verification, notes: resolution.notes });
+        : explainDecision({ config, rules, identity: resolution.identity, scope: options.scope, audience: options.audience, resource: options.resource, nowSeconds, verification, notes: resolution.notes });
     // JSON is often piped on: the warning also goes where a human still sees it.
     if (input.kind === 'token' && options.format === 'json') console.error(`token-broker explain: ${UNVERIFIED_NOTE}`);
     // Only with a policies block: without one the output stays what it was.

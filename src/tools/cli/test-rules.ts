@@ -7,11 +7,24 @@ import { caseMismatch, parseRuleTestCases, type RuleTestCase } from '../explain/
 import { InputError, formatProblems, loadRules, parseYamlInput, readInputFile } from './explain.js';
 import type { ConfigEnvironment } from '../../server/config/load-config.js';
 import { formatPath, type ConfigProblem } from '../../server/config/validate-config.js';
+import { BrokerError } from '../../server/errors.js';
+import { parseResourceIndicator, type ResourceIndicator } from '../../server/rules/resource-indicator.js';
+
+/** A case's resource as POST /token parses it: the indicator, or the refusal a malformed one gets. */
+function resourceOf(text: string | undefined): ResourceIndicator | BrokerError | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return parseResourceIndicator(text);
+  } catch (error) {
+    if (error instanceof BrokerError) return error;
+    throw error;
+  }
+}
 
 export const TEST_RULES_USAGE = `Usage: token-broker test-rules --config FILE CASES.yaml
 
   Checks the rules against expectations, offline: for each case, what POST /token would answer for an identity
-  (and optional scope and audience) must be exactly the expected policies, or a denial with the expected reason.
+  (and optional scope, audience and resource) must be exactly the expected policies, or a denial with the expected reason.
 
   CASES.yaml:
     cases:
@@ -20,7 +33,7 @@ export const TEST_RULES_USAGE = `Usage: token-broker test-rules --config FILE CA
         expect: {policies: [payments-read, payments-write]}
       - name: nothing for the default service account
         identity: {file: identities/default-sa.yaml}   # relative to CASES.yaml
-        scope: payments-write                          # optional; also audience
+        scope: payments-write                          # optional; also audience and resource
         expect: {denied: no_matching_rule}
 
 Exit status: 0 every case passes; 1 a case fails, or the configuration is invalid; 2 usage error, or the cases
@@ -98,7 +111,11 @@ export async function testRules(args: readonly string[], env: ConfigEnvironment)
       }
       let outcome: GrantedOutcome | DeniedOutcome;
       let matched: readonly string[] = [];
-      if (resolution.kind === 'refused') {
+      // A malformed resource is refused before the token is looked at, as POST /token refuses it.
+      const resource = resourceOf(testCase.resource);
+      if (resource instanceof BrokerError) {
+        outcome = deniedOutcome(resource);
+      } else if (resolution.kind === 'refused') {
         outcome = deniedOutcome(resolution.error);
       } else {
         const explanation = explainDecision({
@@ -107,6 +124,7 @@ export async function testRules(args: readonly string[], env: ConfigEnvironment)
           identity: resolution.identity,
           scope: testCase.scope,
           audience: testCase.audience,
+          resource,
           nowSeconds,
           verification: 'identity fixture',
         });

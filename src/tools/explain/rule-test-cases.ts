@@ -34,6 +34,7 @@ const caseSchema = z.strictObject({
     .optional()
     .describe('The `scope` parameter: space-separated, or a list.'),
   audience: z.string().min(1).optional(),
+  resource: z.string().optional().describe('The `resource` parameter (RFC 8707), a URL of the gateway; judged as POST /token judges it.'),
   expect: expectationSchema,
 });
 
@@ -51,6 +52,8 @@ export interface RuleTestCase {
   readonly identityPath: readonly PropertyKey[];
   readonly scope: readonly string[] | undefined;
   readonly audience: string | undefined;
+  /** As written: parsed when the case runs, so that a case may expect malformed_resource. */
+  readonly resource?: string | undefined;
   readonly expect: CaseExpectation;
 }
 
@@ -89,7 +92,15 @@ export function parseRuleTestCases(
       scope = [...entry.scope];
     }
     const expect: CaseExpectation = entry.expect.denied !== undefined ? { denied: entry.expect.denied } : { policies: entry.expect.policies ?? [] };
-    if (identity !== undefined) cases.push({ name: entry.name, identity, identityPath, scope, audience: entry.audience, expect });
+    if (identity !== undefined) cases.push({
+        name: entry.name,
+        identity,
+        identityPath,
+        scope,
+        audience: entry.audience,
+        ...(entry.resource !== undefined && { resource: entry.resource }),
+        expect,
+      });
   });
   return problems.length > 0 ? { ok: false, problems } : { ok: true, cases };
 }
