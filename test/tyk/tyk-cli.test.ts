@@ -21,7 +21,7 @@ const work = useScratchDir('tyk-cli-');
 /** What the example configuration's rules can grant, worked out here independently of src/tools/tyk-kit. */
 let examplePolicies: readonly string[] = [];
 let exampleWarnings = '';
-/** The example configuration without its policies block. */
+/** The example configuration without its policies block (nor its apis block, which needs it). */
 let WHOLE_API_CONFIG = '';
 before(async () => {
   const config = await loadConfigFile(EXAMPLE_CONFIG, {});
@@ -31,7 +31,7 @@ before(async () => {
   // The example as committed; if it grows, the expectations above follow it.
   for (const policy of ['payments-read', 'payments-write', 'ledger-write', 'status-read']) assert.ok(examplePolicies.includes(policy), policy);
   // A configuration without a policies block, as before routes existed: every policy gets the whole --api-id API.
-  const { policies: _described, ...withoutPolicies } = parse(await readFile(EXAMPLE_CONFIG, 'utf8')) as Record<string, unknown>;
+  const { policies: _described, apis: _served, ...withoutPolicies } = parse(await readFile(EXAMPLE_CONFIG, 'utf8')) as Record<string, unknown>;
   WHOLE_API_CONFIG = await work.write('whole-api.yaml', stringify(withoutPolicies));
 });
 
@@ -39,9 +39,9 @@ function templateWarning(policy: string): string {
   return `token-broker tyk: warning: policy "${policy}" is a template resolved per request; it is not statically grantable and was left out\n`;
 }
 
-/** The example configuration with its rules replaced and without its policies block, written to the work directory. */
+/** The example configuration with its rules replaced and without its policies and apis blocks, written to the work directory. */
 async function exampleWithRules(file: string, rules: readonly object[]): Promise<string> {
-  const { policies: _described, ...example } = parse(await readFile(EXAMPLE_CONFIG, 'utf8')) as Record<string, unknown>;
+  const { policies: _described, apis: _served, ...example } = parse(await readFile(EXAMPLE_CONFIG, 'utf8')) as Record<string, unknown>;
   const path = await work.write(file, stringify({ ...example, rules }));
   return path;
 }
