@@ -254,6 +254,27 @@ describe('token-broker tyk, in process: arguments and outcomes', () => {
     });
   }
 
+  it('tyk api without --listen-path: the listen path of the API in the configuration\'s apis block', async () => {
+    const { code, stdout } = await runInProcess(['api', '--config', EXAMPLE_CONFIG, '--api-id', 'orders', '--upstream', 'http://orders.payments.svc:8080']);
+    assert.equal(code, 0);
+    const definition = JSON.parse(stdout) as { 'x-tyk-api-gateway': { server: { listenPath: { value: string } } } };
+    assert.equal(definition['x-tyk-api-gateway'].server.listenPath.value, '/orders/');
+  });
+
+  // Argument lists are built at run time: WHOLE_API_CONFIG is written by before().
+  const listenPathErrors: readonly [string, () => readonly string[], string][] = [
+    ['a --listen-path other than the apis block\'s', () => ['api', ...API_ARGS, '--listen-path', '/shop/'], '--listen-path /shop/ is not where the configuration\'s apis block serves "orders" (/orders/)'],
+    ['no --listen-path and no apis block', () => ['api', '--config', WHOLE_API_CONFIG, '--api-id', 'orders', '--upstream', 'http://orders'], '--listen-path is required: the configuration\'s apis block does not list "orders"'],
+  ];
+  for (const [name, args, message] of listenPathErrors) {
+    it(`tyk api, ${name}: exit 2 and the usage, and no definition`, async () => {
+      const { code, stdout, stderr } = await runInProcess(args());
+      assert.equal(code, 2);
+      assert.equal(stdout, '');
+      assert.ok(stderr.startsWith(`token-broker tyk: ${message}\n\nUsage: token-broker tyk`), stderr);
+    });
+  }
+
   it('record format with limits: one object id -> policy', async () => {
     const { code, stdout } = await runInProcess([
       'policies', '--config', WHOLE_API_CONFIG, '--api-id', 'orders', '--api-name', 'Orders', '--org-id', 'acme', '--format', 'record',

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfigFile, ConfigError } from '../../server/config/load-config.js';
 import type { BrokerConfig } from '../../server/config/schema.js';
+import { chooseListenPath } from '../tyk-kit/api-listen-path.js';
 import { grantablePolicies } from '../tyk-kit/grantable-policies.js';
 import { DEFAULT_JWKS_CACHE_SECONDS, DEFAULT_TYK_ORG_ID, type TykApiOptions } from '../tyk-kit/tyk-api-options.js';
 import { buildTykOasApiDefinition } from '../tyk-kit/tyk-oas-api-definition.js';
@@ -11,9 +12,11 @@ import { buildTykPolicies, buildDescribedTykPolicy, tykPolicyRecord, DEFAULT_POL
 
 export const TYK_USAGE = `Usage: token-broker tyk <api|policies> --config FILE --api-id ID [options]
 
-  tyk api --config FILE --api-id ID --listen-path PATH --upstream URL [options]
+  tyk api --config FILE --api-id ID --upstream URL [--listen-path PATH] [options]
       Print (JSON) a Tyk API definition that accepts exactly the broker's tokens: signature by the broker's
       JWKS, signing family, issuer, audiences, policy claim and scope-to-policy mapping.
+      --listen-path PATH          Where Tyk listens, such as /orders/ (default: the API's listen path in the
+                                  configuration's apis block; when given, it must be that one)
       --format oas|classic        Tyk OAS definition (default; needs Tyk v5.10+ for issuer and audience
                                   checks) or classic definition (never checks iss or aud)
       --name NAME                 API name (default: the API id)
@@ -77,10 +80,11 @@ function apiIdFlag(value: string | undefined): string {
   return apiId;
 }
 
-function listenPathFlag(value: string | undefined): string {
-  const path = required(value, 'listen-path');
-  if (!path.startsWith('/') || /\s/.test(path)) throw new UsageError(`--listen-path must be a path starting with "/", such as /orders/, got "${path}"`);
-  return path;
+/** Undefined when not given: the configuration's apis block may name it (chooseListenPath). */
+function listenPathFlag(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (!value.startsWith('/') || /\s/.test(value)) throw new UsageError(`--listen-path must be a path starting with "/", such as /orders/, got "${value}"`);
+  return value;
 }
 
 function upstreamFlag(value: string | undefined): string {
@@ -136,16 +140,19 @@ async function apiCommand(args: readonly string[]): Promise<number> {
   });
   const configPath = required(values.config, 'config');
   const apiId = apiIdFlag(values['api-id']);
-  const options: TykApiOptions = {
+  const listenPathGiven = listenPathFlag(values['listen-path']);
+  const flags = {
     apiId,
     name: nameFlag(values.name, 'name', apiId),
     orgId: values['org-id'] ?? DEFAULT_TYK_ORG_ID,
-    listenPath: listenPathFlag(values['listen-path']),
     upstreamUrl: upstreamFlag(values.upstream),
     jwksCacheSeconds: integerFlag(values['jwks-cache-seconds'], 'jwks-cache-seconds', DEFAULT_JWKS_CACHE_SECONDS, 1, 86400),
   };
   const format = oneOf(values.format, 'format', ['oas', 'classic'] as const);
   const loaded = await loadConfig(configPath);
+  const listenPath = chooseListenPath(loaded, apiId, listenPathGiven);
+  if ('problem' in listenPath) throw new UsageError(listenPath.problem);
+  const options: TykApiOptions = { ...flags, listenPath: listenPath.listenPath };
   warnTemplated(loaded);
   if (format === 'classic' && values['jwks-cache-seconds'] !== undefined) {
     console.error('token-broker tyk: warning: classic API definitions have no per-API JWKS cache timeout; Tyk applies its gateway-wide one (240 s by default)');
