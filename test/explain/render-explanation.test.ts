@@ -1,4 +1,5 @@
 import { describe, it } from 'node:test';
+import { parseResourceIndicator } from '../../src/server/rules/resource-indicator.js';
 import assert from 'node:assert/strict';
 import { validateConfig } from '../../src/server/config/validate-config.js';
 import { compileRules } from '../../src/server/rules/compiled-rules.js';
@@ -85,6 +86,13 @@ Outcome: GRANTED
       }
     }`,
     );
+  });
+
+  it('a resource asked for is shown under Request, after the scope; its refusal is the outcome', () => {
+    const lines = render({ resource: parseResourceIndicator('https://gateway.example.com/orders/') }).split('\n');
+    const scopeAt = lines.indexOf('  scope            (not given: every granted policy)');
+    assert.equal(lines[scopeAt + 1], '  resource         https://gateway.example.com/orders/');
+    assert.ok(lines.includes('Outcome: DENIED (unknown_resource)'), lines.join('\n'));
   });
 
   it('a denial of an unverified token: the banner first, the reason, the notes last', () => {

@@ -56,6 +56,8 @@ export function renderExplanation(explanation: Explanation | RefusalExplanation,
     '',
     'Request',
     row('scope', request.scope === undefined ? '(not given: every granted policy)' : list(request.scope)),
+    // Shown only when asked for: most exchanges name no resource, and their explanation reads as before.
+    ...(request.resource === undefined ? [] : [row('resource', request.resource)]),
     row('audience', request.audience),
     '',
     'Rules',
