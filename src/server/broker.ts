@@ -26,6 +26,13 @@ import type { BrokerConfig } from './config/schema.js';
 import { recordSigningKeyStates, type SigningKeySet } from './mint/signing-key-set.js';
 import type { ReadinessReport } from './http/health-routes.js';
 import type { TokenCache } from './cache/token-cache.js';
+// denies (the kill switch) -------------------------------------------------------------------------------------
+import { DenyList } from './deny/deny-list.js';
+import { staticDeniesOf } from './deny/static-denies.js';
+import { RedisDenyStore } from './deny/redis-deny-store.js';
+import { startDenySync, type DenySync } from './deny/redis-deny-sync.js';
+import { denyKind } from './deny/deny.js';
+// ------------------------------------------------------------------------------------------------------------
 // explain (POST /v1/explain) ------------------------------------------------------------------------------
 import { createWorkloadResolver } from './exchange/resolve-workload.js';
 import { subjectTemplateNeedsPod } from './mint/access-token-claims.js';
@@ -51,6 +58,12 @@ export interface Broker {
   readonly verifiedTokens: VerifiedTokenCache;
   /** Present when Redis is configured. */
   readonly redis: RedisConnection | undefined;
+  /** The denies this replica enforces (static, and shared from Redis). */
+  readonly denies: DenyList;
+  /** The shared denies in Redis; present when Redis is configured. */
+  readonly denyStore: RedisDenyStore | undefined;
+  /** Re-reads the shared denies now (no-op without Redis). */
+  refreshDenies(): Promise<void>;
   readiness(): ReadinessReport;
   /** Loads every issuer's keys now, and keeps retrying the ones that fail until they load. */
   warmUp(): Promise<void>;
@@ -109,6 +122,23 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
 
   const observe = createExchangeObserver({ metrics, logger, auditStream });
 
+  // Denies: static from the configuration, shared from Redis (kept current by pub/sub and a poll).
+  const denies = new DenyList(staticDeniesOf(config.denies.static, now()), {
+    onChange(change, deny) {
+      metrics.denyChanges.inc({ change });
+      logger.info({ denyId: deny.id, denyKind: denyKind(deny), change }, change === 'added' ? 'deny in force on this replica' : 'deny no longer in force on this replica');
+    },
+    onSnapshot(snapshot) {
+      metrics.deniesActive.set({ source: 'static' }, snapshot.staticDenies.length);
+      metrics.deniesActive.set({ source: 'shared' }, snapshot.sharedDenies.length);
+    },
+  });
+  const denyStore = redis !== undefined ? new RedisDenyStore(redis) : undefined;
+  const denySync: DenySync | undefined =
+    redis !== undefined && denyStore !== undefined
+      ? startDenySync({ connection: redis, store: denyStore, list: denies, pollMs: config.denies.pollSeconds * 1000, logger: logger.child({ component: 'denies' }) })
+      : undefined;
+
   // One metadata source per distinct cluster configuration: the top-level block, and each issuer's own.
   const sources = new Map<NonNullable<BrokerConfig['kubernetes']>, KubernetesMetadataSource>();
   const clusters = new Map<string, ClusterAccess>();
@@ -158,6 +188,8 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     coordinator,
     rateLimiter,
     now,
+    denies,
+    onRevokedTokenSkipped: () => metrics.denyHits.inc({ kind: 'jti' }),
   });
 
   // explain (POST /v1/explain), built only when enabled ----------------------------------------------------
@@ -215,10 +247,14 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     cache,
     verifiedTokens,
     redis,
+    denies,
+    denyStore,
+    refreshDenies: async () => denySync?.refresh(),
     readiness,
     warmUp,
     async close() {
       closed = true;
+      await denySync?.close();
       if (retryTimer) clearTimeout(retryTimer);
       for (const source of sources.values()) source.close();
       await cache.close();

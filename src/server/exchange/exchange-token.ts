@@ -15,6 +15,11 @@ import type { MintCoordinator } from '../cache/mint-coordinator.js';
 import type { MintRateLimiter } from '../limits/mint-rate-limiter.js';
 import type { ExchangeRequest, ExchangeResponse } from './exchange-request.js';
 import type { ExchangeRecord } from '../observability/exchange-record.js';
+import type { DenyList } from '../deny/deny-list.js';
+import { denySubjectOf } from '../deny/deny-subject.js';
+import { deniedError } from '../deny/denied-error.js';
+import type { DenySubject } from '../deny/deny-match.js';
+import type { Deny } from '../deny/deny.js';
 
 export interface ExchangeDependencies {
   readonly config: Pick<BrokerConfig, 'tokens' | 'server' | 'cache'>;
@@ -30,6 +35,10 @@ export interface ExchangeDependencies {
   readonly rateLimiter: MintRateLimiter;
   readonly now: () => number;
   readonly newJti?: () => string;
+  /** Operators' denies (static and shared); absent or empty, the exchange pays one property read. */
+  readonly denies?: DenyList;
+  /** A cached token was not served because a deny revokes it (metrics). */
+  readonly onRevokedTokenSkipped?: (deny: Deny) => void;
 }
 
 /**
@@ -76,6 +85,22 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
       throw invalidRequest('unsupported_token_type', `This broker issues ${deps.minter.issuedTokenType} tokens; requested_token_type "${request.requestedTokenType.slice(0, 120)}" is not supported.`);
     }
     const { identity, rules } = await resolveWorkload(request.subjectToken, record);
+    // Denies are judged on the established identity, before the rules and before the cache: a denied workload is
+    // never served, not even a token cached before the deny.
+    const denies = deps.denies?.snapshot;
+    let denySubject: DenySubject | undefined;
+    if (denies !== undefined && !denies.empty) {
+      denySubject = denySubjectOf(identity);
+      const deny = denies.refusing(denySubject, deps.now());
+      if (deny !== undefined) throw deniedError(deny);
+    }
+    // A token revoked by jti is never handed out again; the workload gets a fresh one.
+    const servable = (token: CachedToken): boolean => {
+      if (denySubject === undefined || denies === undefined) return true;
+      const deny = denies.revoking(token.jti, denySubject, deps.now());
+      if (deny !== undefined) deps.onRevokedTokenSkipped?.(deny);
+      return deny === undefined;
+    };
     const decided = decideGrant(rules, identity, request, tokens, deps.resourceTargets);
     record.evaluated(decided.evaluation);
     if (!decided.granted) throw decided.refusal;
@@ -86,7 +111,7 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
     const lookup = await deps.cache.get(cacheKey);
     let result: CachedToken;
     let mintedHere = false;
-    if (lookup.status === 'hit' && lookup.value.expiresAt - nowSeconds() > refreshBeforeSeconds) {
+    if (lookup.status === 'hit' && lookup.value.expiresAt - nowSeconds() > refreshBeforeSeconds && servable(lookup.value)) {
       record.cacheAnswered('hit');
       result = lookup.value;
     } else {
@@ -94,7 +119,7 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
       const obtained = await deps.coordinator.obtain(
         cacheKey,
         () => mint(identity, input, cacheKey),
-        (peer) => peer.expiresAt - nowSeconds() > refreshBeforeSeconds,
+        (peer) => peer.expiresAt - nowSeconds() > refreshBeforeSeconds && servable(peer),
       );
       result = obtained.token;
       mintedHere = obtained.mintedHere;
