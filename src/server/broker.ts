@@ -30,6 +30,9 @@ import type { TokenCache } from './cache/token-cache.js';
 import { DenyList } from './deny/deny-list.js';
 import { staticDeniesOf } from './deny/static-denies.js';
 import { RedisDenyStore } from './deny/redis-deny-store.js';
+import { MemoryDenyStore } from './deny/memory-deny-store.js';
+import type { DenyStore } from './deny/deny-store.js';
+import { REDIS_UNAVAILABLE } from './cache/redis-connection.js';
 import { startDenySync, type DenySync } from './deny/redis-deny-sync.js';
 import { denyKind } from './deny/deny.js';
 // ------------------------------------------------------------------------------------------------------------
@@ -60,9 +63,9 @@ export interface Broker {
   readonly redis: RedisConnection | undefined;
   /** The denies this replica enforces (static, and shared from Redis). */
   readonly denies: DenyList;
-  /** The shared denies in Redis; present when Redis is configured. */
-  readonly denyStore: RedisDenyStore | undefined;
-  /** Re-reads the shared denies now (no-op without Redis). */
+  /** Denies added at run time: in Redis when configured (shared), else in this process's memory. */
+  readonly denyStore: DenyStore;
+  /** Re-reads the denies added at run time now. */
   refreshDenies(): Promise<void>;
   readiness(): ReadinessReport;
   /** Loads every issuer's keys now, and keeps retrying the ones that fail until they load. */
@@ -133,11 +136,17 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
       metrics.deniesActive.set({ source: 'shared' }, snapshot.sharedDenies.length);
     },
   });
-  const denyStore = redis !== undefined ? new RedisDenyStore(redis) : undefined;
+  const redisDenies = redis !== undefined ? new RedisDenyStore(redis) : undefined;
+  const denyStore: DenyStore = redisDenies ?? new MemoryDenyStore();
   const denySync: DenySync | undefined =
-    redis !== undefined && denyStore !== undefined
-      ? startDenySync({ connection: redis, store: denyStore, list: denies, pollMs: config.denies.pollSeconds * 1000, logger: logger.child({ component: 'denies' }) })
+    redis !== undefined && redisDenies !== undefined
+      ? startDenySync({ connection: redis, store: redisDenies, list: denies, pollMs: config.denies.pollSeconds * 1000, logger: logger.child({ component: 'denies' }) })
       : undefined;
+  async function refreshDenies(): Promise<void> {
+    if (denySync !== undefined) return denySync.refresh();
+    const read = await denyStore.read();
+    if (read !== REDIS_UNAVAILABLE) denies.replaceShared(read.denies);
+  }
 
   // One metadata source per distinct cluster configuration: the top-level block, and each issuer's own.
   const sources = new Map<NonNullable<BrokerConfig['kubernetes']>, KubernetesMetadataSource>();
@@ -189,6 +198,7 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     rateLimiter,
     now,
     denies,
+    recordHolder: config.tokens.format === 'tyk-key',
     onRevokedTokenSkipped: () => metrics.denyHits.inc({ kind: 'jti' }),
   });
 
@@ -249,7 +259,7 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     redis,
     denies,
     denyStore,
-    refreshDenies: async () => denySync?.refresh(),
+    refreshDenies,
     readiness,
     warmUp,
     async close() {

@@ -1,21 +1,15 @@
 import { REDIS_UNAVAILABLE, type RedisConnection } from '../cache/redis-connection.js';
 import { MAX_DENIES, parseStoredDeny, type Deny } from './deny.js';
 import { denyInForce } from './deny-match.js';
+import type { AddResult, DenyStore, SharedDenies } from './deny-store.js';
 
-/** What a read of the shared denies found: the denies, and the fields of entries that are not denies. */
-export interface SharedDenies {
-  readonly denies: readonly Deny[];
-  readonly malformed: readonly { readonly field: string; readonly problem: string }[];
-}
-
-export type AddResult = 'added' | 'exists' | 'too_many' | typeof REDIS_UNAVAILABLE;
 
 /**
  * The shared denies in Redis: one hash `{prefix}deny:entries` (field: deny id, value: the deny as JSON), and a
  * pub/sub channel `{prefix}deny:changes` on which every change is announced so replicas re-read at once. The hash
  * has no TTL: an expired deny refuses nothing and is pruned on the next add.
  */
-export class RedisDenyStore {
+export class RedisDenyStore implements DenyStore {
   readonly key: string;
   readonly channel: string;
 

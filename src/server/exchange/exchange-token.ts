@@ -10,7 +10,7 @@ import { mintInputOf, type MintInput } from '../mint/access-token-claims.js';
 import { tokenCacheKey } from '../cache/cache-key.js';
 import type { BrokerConfig } from '../config/schema.js';
 import type { AccessTokenMinter } from '../mint/access-token-minter.js';
-import type { TokenCache, CachedToken } from '../cache/token-cache.js';
+import type { TokenCache, CachedToken, TokenHolder } from '../cache/token-cache.js';
 import type { MintCoordinator } from '../cache/mint-coordinator.js';
 import type { MintRateLimiter } from '../limits/mint-rate-limiter.js';
 import type { ExchangeRequest, ExchangeResponse } from './exchange-request.js';
@@ -37,6 +37,8 @@ export interface ExchangeDependencies {
   readonly newJti?: () => string;
   /** Operators' denies (static and shared); absent or empty, the exchange pays one property read. */
   readonly denies?: DenyList;
+  /** Record the holder's facets with each minted token (tyk-key mode), so a later deny can delete its key. */
+  readonly recordHolder?: boolean;
   /** A cached token was not served because a deny revokes it (metrics). */
   readonly onRevokedTokenSkipped?: (deny: Deny) => void;
 }
@@ -74,7 +76,10 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
     const issuedAt = nowSeconds();
     const jti = newJti();
     const token = await deps.minter.mint(input, { nowSeconds: issuedAt, jti });
-    const minted: CachedToken = { token, expiresAt: issuedAt + input.ttlSeconds, jti, policies: input.policies };
+    const minted: CachedToken =
+      deps.recordHolder === true
+        ? { token, expiresAt: issuedAt + input.ttlSeconds, jti, policies: input.policies, holder: denySubjectOf(identity) as TokenHolder }
+        : { token, expiresAt: issuedAt + input.ttlSeconds, jti, policies: input.policies };
     await deps.cache.set(cacheKey, minted, input.ttlSeconds - refreshBeforeSeconds);
     return minted;
   }

@@ -1,0 +1,235 @@
+import { parseArgs } from 'node:util';
+import { pino, type Logger } from 'pino';
+import { loadConfigFile, ConfigError, type ConfigEnvironment } from '../../server/config/load-config.js';
+import { RedisConnection, createRedisClient } from '../../server/cache/redis-connection.js';
+import { RedisDenyStore } from '../../server/deny/redis-deny-store.js';
+import { RedisAuditStream } from '../../server/observability/audit-stream.js';
+import { addDeny, listDenies, removeDeny, type DenyOperations } from '../../server/deny/deny-operations.js';
+import { DENY_FACETS, isDenyId, type Deny } from '../../server/deny/deny.js';
+import { REDACT_PATHS, REDACTION_CENSOR } from '../../server/observability/log-redaction.js';
+import type { BrokerConfig } from '../../server/config/schema.js';
+import { createIssuedTokenRevoker } from '../../server/deny/tyk-key-revocation.js';
+import { RedisTokenCache } from '../../server/cache/redis-token-cache.js';
+
+export const DENY_USAGE = `Usage: token-broker deny add|list|remove --config FILE [options]
+
+  The kill switch. Denies live in the Redis of the configuration (cache.redis), shared by every replica; each
+  replica applies a change within a second (pub/sub, with a poll as safety net). A denied workload is refused
+  with 403 access_denied (reason denied) and the deny's reason; no cached token is served to it.
+
+  deny add --config FILE FACET... --until DURATION --reason TEXT [--by NAME]
+    --issuer NAME            A configured issuer name (issuers[].name).
+    --namespace NAME
+    --service-account NAME
+    --workflow NAME          An Argo workflow run (pod label workflows.argoproj.io/workflow).
+    --jti ID                 One issued access token (its jti, from the token response or the audit record):
+                             the cache never serves it again; in tyk-key mode its Tyk key is deleted.
+                             At least one facet; all given must match, exactly (no globs).
+    --until DURATION         How long: 90s, 30m, 2h, 7d (at most 30d).
+    --reason TEXT            Sent to the refused workload and logged (at most 200 characters).
+    --by NAME                Who adds it, for the audit record (default: cli).
+  deny list --config FILE [--format text|json]
+  deny remove --config FILE ID [--by NAME]
+
+  Each add and remove writes an audit record: a JSON line on stderr, and the Redis audit stream when
+  audit.redisStream is configured.
+
+Exit status: 0 done; 1 Redis unreachable, no such deny, or too many denies; 2 usage error or invalid
+configuration.`;
+
+const FLAG_OF: Record<(typeof DENY_FACETS)[number], string> = {
+  issuer: 'issuer',
+  namespace: 'namespace',
+  serviceAccount: 'service-account',
+  workflow: 'workflow',
+  jti: 'jti',
+};
+
+class UsageError extends Error {}
+
+function usage(message: string): never {
+  throw new UsageError(message);
+}
+
+/** One line per deny, for a person at a terminal during an incident. */
+export function formatDenyTable(denies: readonly Deny[]): string {
+  if (denies.length === 0) return 'no denies in force';
+  const rows = denies.map((deny) => [
+    deny.id,
+    DENY_FACETS.filter((facet) => deny.match[facet] !== undefined)
+      .map((facet) => `${facet}=${deny.match[facet]}`)
+      .join(','),
+    deny.until === undefined ? 'until removed' : new Date(deny.until).toISOString(),
+    deny.createdBy,
+    deny.reason,
+  ]);
+  const header = ['ID', 'MATCH', 'UNTIL', 'BY', 'REASON'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
+  return [header, ...rows].map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ')).join('\n');
+}
+
+/** A deny as JSON for scripts: times in RFC 3339. */
+export function denyJson(deny: Deny): Record<string, unknown> {
+  return {
+    id: deny.id,
+    match: deny.match,
+    until: deny.until === undefined ? null : new Date(deny.until).toISOString(),
+    reason: deny.reason,
+    createdAt: new Date(deny.createdAt).toISOString(),
+    createdBy: deny.createdBy,
+  };
+}
+
+async function withOperations(configPath: string, env: ConfigEnvironment, run: (ops: DenyOperations) => Promise<number>): Promise<number> {
+  let config: BrokerConfig;
+  try {
+    config = await loadConfigFile(configPath, env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(error.message);
+    return 2;
+  }
+  const redisConfig = config.cache.redis;
+  if (redisConfig === undefined) {
+    console.error(
+      `token-broker deny: ${configPath} has no cache.redis: shared denies live in Redis. Without Redis, use the admin endpoint of the replica (admin block) or denies.static.`,
+    );
+    return 2;
+  }
+  // Audit lines and Redis state go to stderr as JSON; stdout is the command's answer.
+  const logger: Logger = pino({ level: 'info', base: { service: 'token-broker', component: 'deny-cli' }, timestamp: pino.stdTimeFunctions.isoTime, redact: { paths: [...REDACT_PATHS], censor: REDACTION_CENSOR } }, pino.destination(2));
+  const connection = new RedisConnection(createRedisClient({ ...redisConfig, commandTimeoutMs: Math.max(redisConfig.commandTimeoutMs, 2000) }), redisConfig.keyPrefix, logger.child({}, { level: 'error' }));
+  try {
+    try {
+      await connection.waitUntilUp(5000);
+    } catch {
+      console.error('token-broker deny: cannot reach Redis (cache.redis) within 5 s; nothing was changed.');
+      return 1;
+    }
+    const ops: DenyOperations = {
+      store: new RedisDenyStore(connection),
+      logger,
+      auditStream: config.audit.redisStream === undefined ? undefined : new RedisAuditStream(connection, config.audit.redisStream.key, config.audit.redisStream.maxLen),
+      now: Date.now,
+      // The CLI shares the replicas' cache through Redis: the same scan finds what any replica cached.
+      revokeIssued: createIssuedTokenRevoker(config, new RedisTokenCache(connection), logger),
+    };
+    return await run(ops);
+  } finally {
+    logger.flush();
+    await connection.close();
+  }
+}
+
+async function add(args: readonly string[], env: ConfigEnvironment): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: [...args],
+    allowPositionals: true,
+    strict: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      issuer: { type: 'string' },
+      namespace: { type: 'string' },
+      'service-account': { type: 'string' },
+      workflow: { type: 'string' },
+      jti: { type: 'string' },
+      until: { type: 'string' },
+      reason: { type: 'string' },
+      by: { type: 'string' },
+      format: { type: 'string' },
+    },
+  });
+  if (positionals.length > 0) usage(`unexpected argument "${positionals[0]}"`);
+  if (values.config === undefined) usage('--config FILE is required');
+  const match: Record<string, string> = {};
+  for (const facet of DENY_FACETS) {
+    const value = values[FLAG_OF[facet] as keyof typeof values];
+    if (typeof value === 'string') match[facet] = value;
+  }
+  if (Object.keys(match).length === 0) usage('name at least one of --issuer, --namespace, --service-account, --workflow, --jti');
+  if (values.until === undefined) usage('--until DURATION is required (e.g. 30m, 2h, 7d; at most 30d)');
+  if (values.reason === undefined) usage('--reason TEXT is required');
+  const format = values.format ?? 'text';
+  if (format !== 'text' && format !== 'json') usage('--format is text or json');
+  return withOperations(values.config, env, async (ops) => {
+    const outcome = await addDeny(ops, { match, until: values.until, reason: values.reason }, values.by ?? 'cli');
+    switch (outcome.status) {
+      case 'invalid':
+        console.error(`token-broker deny add: invalid deny\n${outcome.problems.map((p) => `  ${p.field.replace(/^match\./, '')}: ${p.message}`).join('\n')}`);
+        return 2;
+      case 'unavailable':
+        console.error('token-broker deny add: Redis failed during the write; run deny list to see whether the deny was stored.');
+        return 1;
+      case 'too_many':
+        console.error('token-broker deny add: 1000 denies are in force already; remove some first (deny list, deny remove), or deny a broader facet.');
+        return 1;
+      case 'added':
+        if (format === 'json') console.log(JSON.stringify({ ...denyJson(outcome.deny), ...(outcome.tykKeys !== undefined && { tykKeys: outcome.tykKeys }) }));
+        else {
+          console.log(`added deny ${outcome.deny.id}, in force until ${new Date(outcome.deny.until ?? 0).toISOString()}`);
+          if (outcome.tykKeys !== undefined) console.log(`deleted ${outcome.tykKeys.deleted} issued Tyk key(s)${outcome.tykKeys.failed > 0 ? `; ${outcome.tykKeys.failed} deletion(s) FAILED, see stderr` : ''}`);
+        }
+        return outcome.tykKeys !== undefined && outcome.tykKeys.failed > 0 ? 1 : 0;
+    }
+  });
+}
+
+async function list(args: readonly string[], env: ConfigEnvironment): Promise<number> {
+  const { values, positionals } = parseArgs({ args: [...args], allowPositionals: true, strict: true, options: { config: { type: 'string', short: 'c' }, format: { type: 'string' } } });
+  if (positionals.length > 0) usage(`unexpected argument "${positionals[0]}"`);
+  if (values.config === undefined) usage('--config FILE is required');
+  const format = values.format ?? 'text';
+  if (format !== 'text' && format !== 'json') usage('--format is text or json');
+  return withOperations(values.config, env, async (ops) => {
+    const denies = await listDenies(ops);
+    if (denies === 'unavailable') {
+      console.error('token-broker deny list: Redis failed during the read.');
+      return 1;
+    }
+    console.log(format === 'json' ? JSON.stringify(denies.map(denyJson)) : formatDenyTable(denies));
+    return 0;
+  });
+}
+
+async function remove(args: readonly string[], env: ConfigEnvironment): Promise<number> {
+  const { values, positionals } = parseArgs({ args: [...args], allowPositionals: true, strict: true, options: { config: { type: 'string', short: 'c' }, by: { type: 'string' } } });
+  if (values.config === undefined) usage('--config FILE is required');
+  const [id, ...rest] = positionals;
+  if (id === undefined || rest.length > 0) usage('give exactly one deny ID (see deny list)');
+  if (!isDenyId(id)) usage(`"${id.slice(0, 80)}" is not a deny id`);
+  return withOperations(values.config, env, async (ops) => {
+    const outcome = await removeDeny(ops, id, values.by ?? 'cli');
+    if (outcome.status === 'unavailable') {
+      console.error('token-broker deny remove: Redis failed during the write; run deny list to see whether it is gone.');
+      return 1;
+    }
+    if (outcome.status === 'not_found') {
+      console.error(`token-broker deny remove: no deny ${id} in Redis (static denies are removed from the configuration)`);
+      return 1;
+    }
+    console.log(`removed deny ${id}`);
+    return 0;
+  });
+}
+
+/** `token-broker deny add|list|remove ...`. */
+export async function deny(args: readonly string[], env: ConfigEnvironment): Promise<number> {
+  const [sub, ...rest] = args;
+  try {
+    switch (sub) {
+      case 'add':
+        return await add(rest, env);
+      case 'list':
+        return await list(rest, env);
+      case 'remove':
+        return await remove(rest, env);
+      default:
+        usage(sub === undefined ? 'give add, list or remove' : `unknown sub-command "${sub}"`);
+    }
+  } catch (error) {
+    const message = error instanceof UsageError ? error.message : error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS') ? error.message : undefined;
+    if (message === undefined) throw error;
+    console.error(`token-broker deny: ${message}\n\n${DENY_USAGE}`);
+    return 2;
+  }
+}
