@@ -35,6 +35,9 @@ import type { DenyStore } from './deny/deny-store.js';
 import { REDIS_UNAVAILABLE } from './cache/redis-connection.js';
 import { startDenySync, type DenySync } from './deny/redis-deny-sync.js';
 import { denyKind } from './deny/deny.js';
+import { createAdminApp } from './http/admin-app.js';
+import { createIssuedTokenRevoker } from './deny/tyk-key-revocation.js';
+import type { Express } from 'express';
 // ------------------------------------------------------------------------------------------------------------
 // explain (POST /v1/explain) ------------------------------------------------------------------------------
 import { createWorkloadResolver } from './exchange/resolve-workload.js';
@@ -67,6 +70,8 @@ export interface Broker {
   readonly denyStore: DenyStore;
   /** Re-reads the denies added at run time now. */
   refreshDenies(): Promise<void>;
+  /** The admin listener's application (config `admin`); undefined when the admin endpoint is off. */
+  readonly adminApp: Express | undefined;
   readiness(): ReadinessReport;
   /** Loads every issuer's keys now, and keeps retrying the ones that fail until they load. */
   warmUp(): Promise<void>;
@@ -202,6 +207,25 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     onRevokedTokenSkipped: () => metrics.denyHits.inc({ kind: 'jti' }),
   });
 
+  // The admin endpoint, built only when configured; `serve` gives it its own listener.
+  const adminApp =
+    config.admin === undefined
+      ? undefined
+      : createAdminApp({
+          operations: {
+            store: denyStore,
+            logger: logger.child({ component: 'admin' }),
+            auditStream,
+            now,
+            revokeIssued: createIssuedTokenRevoker(config, cache, logger.child({ component: 'admin' })),
+            afterChange: refreshDenies,
+          },
+          denies,
+          bearerTokenFile: config.admin.bearerTokenFile,
+          logger: logger.child({ component: 'admin' }),
+          now,
+        });
+
   // explain (POST /v1/explain), built only when enabled ----------------------------------------------------
   const explain = config.explain.enabled ? createWorkloadExplainer({ config, resolveWorkload, now }) : undefined;
   // ----------------------------------------------------------------------------------------------------------
@@ -260,6 +284,7 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     denies,
     denyStore,
     refreshDenies,
+    adminApp,
     readiness,
     warmUp,
     async close() {

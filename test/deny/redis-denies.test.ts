@@ -148,6 +148,6 @@ describe('shared denies in Redis, across replicas', { skip }, () => {
     assert.equal(next.status, 'added');
     if (next.status !== 'added') return;
     assert.deepEqual(await raw.hkeys(`${prefix}deny:entries`), [next.deny.id], 'the expired deny was pruned');
-    assert.deepEqual(((await listDenies(operationsOf(one, b.clock.now))) as { id: string }[]).map((d) => d.id), [next.deny.id]);
+    assert.deepEqual(((await listDenies(operationsOf(one, b.clock.now))) as readonly { id: string }[]).map((d) => d.id), [next.deny.id]);
   });
 });

@@ -59,6 +59,8 @@ interface Started {
   readonly keyDirectory?: SigningKeyDirectory;
   /** Re-reads server.tls's files, closed on shutdown (absent without TLS). */
   readonly tlsReloader?: TlsReloader;
+  /** The admin listener (config `admin`), on its own port; absent when off. */
+  readonly adminServer?: RunningServer;
 }
 
 type TlsSettings = NonNullable<BrokerConfig['server']['tls']>;
@@ -143,8 +145,14 @@ async function startConfigured(path: string, env: ServeEnvironment): Promise<Sta
     },
     'token broker listening',
   );
+  // The admin endpoint has its own listener, never the public one (validation refuses a shared port).
+  const adminServer =
+    broker.adminApp === undefined || config.admin === undefined
+      ? undefined
+      : await listen(broker.adminApp, { port: config.admin.port, host: config.admin.host, headersTimeoutSeconds: config.server.headersTimeoutSeconds, requestTimeoutSeconds: config.server.requestTimeoutSeconds });
+  if (adminServer !== undefined) logger.info({ port: adminServer.port, host: config.admin?.host }, 'admin endpoint listening');
   void broker.warmUp();
-  return { broker, server, config, logger, keyDirectory: signingKeys, ...(tlsReloader !== undefined && { tlsReloader }) };
+  return { broker, server, config, logger, keyDirectory: signingKeys, ...(tlsReloader !== undefined && { tlsReloader }), ...(adminServer !== undefined && { adminServer }) };
 }
 
 export const SERVE_USAGE = `Usage: token-broker serve [--config FILE]
@@ -173,14 +181,14 @@ export async function serve(configPath: string | undefined, env: ServeEnvironmen
     console.error(error instanceof ConfigError ? error.message : `token-broker: cannot start: ${error instanceof Error ? error.message : String(error)}`);
     return 2;
   }
-  const { broker, server, config, logger, keyDirectory, tlsReloader } = started;
+  const { broker, server, config, logger, keyDirectory, tlsReloader, adminServer } = started;
   return new Promise((resolve) => {
     let stopping = false;
     const stop = async (signal: string) => {
       if (stopping) return;
       stopping = true;
       logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
-      const result = await server.shutdown(config.server.shutdownTimeoutSeconds);
+      const [result] = await Promise.all([server.shutdown(config.server.shutdownTimeoutSeconds), adminServer?.shutdown(config.server.shutdownTimeoutSeconds)]);
       await broker.close();
       await keyDirectory?.close();
       await tlsReloader?.close();
