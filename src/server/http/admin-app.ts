@@ -70,7 +70,8 @@ export function createAdminApp(deps: AdminDependencies): Express {
       return;
     }
     const header = req.headers.authorization ?? '';
-    const presented = header.startsWith('Bearer ') ? header.slice('Bearer '.length) : '';
+    // The scheme is case-insensitive (RFC 7235); the secret is compared exactly.
+    const presented = /^bearer /i.test(header) ? header.slice('Bearer '.length) : '';
     // Digests have one length whatever was sent: the comparison leaks neither the secret nor its length.
     if (!timingSafeEqual(digest(presented), digest(secret)) || presented === '') {
       deps.logger.warn({ path: req.path.slice(0, 100), hadCredentials: header !== '' }, 'admin request refused: wrong or missing bearer secret');
