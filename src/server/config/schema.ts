@@ -357,7 +357,11 @@ const staticDenySchema = z
     serviceAccount: denyFacetValue.optional(),
     workflow: denyFacetValue.optional().describe('An Argo workflow run (its pod label workflows.argoproj.io/workflow; needs the Kubernetes API).'),
     jti: denyFacetValue.optional().describe('One issued access token: the cache never serves it again.'),
-    until: z.iso.datetime({ offset: true }).optional().describe('RFC 3339 time after which the deny refuses nothing. Omitted: in force while configured.'),
+    until: z
+      .string()
+      .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/, 'must be an RFC 3339 time, e.g. 2026-12-08T06:00:00Z')
+      .refine((text) => !Number.isNaN(Date.parse(text)), 'must be a real time')
+      .optional().describe('RFC 3339 time after which the deny refuses nothing. Omitted: in force while configured.'),
     reason: z.string().min(1).max(200).describe('Sent to the refused workload (error_description) and logged; control characters are replaced by spaces.'),
   })
   .refine((deny) => deny.issuer !== undefined || deny.namespace !== undefined || deny.serviceAccount !== undefined || deny.workflow !== undefined || deny.jti !== undefined, {
