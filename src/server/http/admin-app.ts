@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
@@ -49,7 +49,10 @@ export function createAdminApp(deps: AdminDependencies): Express {
   app.disable('x-powered-by');
   app.disable('etag');
   app.set('query parser', 'simple');
-  app.use((_req, res, next) => {
+  app.use((req, res, next) => {
+    // The same request id rule as the public listener: the caller's when well-formed, else a fresh one.
+    const incoming = req.headers['x-request-id'];
+    res.set('X-Request-Id', typeof incoming === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(incoming) ? incoming : randomUUID());
     res.set('X-Content-Type-Options', 'nosniff');
     next();
   });
