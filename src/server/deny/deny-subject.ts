@@ -6,7 +6,7 @@ import type { DenySubject } from './deny-match.js';
  * namespace and service account (for kubernetes issuers only), and the Argo workflow run when the pod's labels were
  * read from the cluster. Pure.
  */
-export function denySubjectOf(identity: WorkloadIdentity): DenySubject {
+export function denySubjectOf(identity: WorkloadIdentity): DenySubject & { readonly issuer: string } {
   const { workflow } = argoContextOf(identity);
   return {
     issuer: identity.issuerName,

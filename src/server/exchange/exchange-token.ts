@@ -10,7 +10,7 @@ import { mintInputOf, type MintInput } from '../mint/access-token-claims.js';
 import { tokenCacheKey } from '../cache/cache-key.js';
 import type { BrokerConfig } from '../config/schema.js';
 import type { AccessTokenMinter } from '../mint/access-token-minter.js';
-import type { TokenCache, CachedToken, TokenHolder } from '../cache/token-cache.js';
+import type { TokenCache, CachedToken } from '../cache/token-cache.js';
 import type { MintCoordinator } from '../cache/mint-coordinator.js';
 import type { MintRateLimiter } from '../limits/mint-rate-limiter.js';
 import type { ExchangeRequest, ExchangeResponse } from './exchange-request.js';
@@ -78,10 +78,17 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
     const token = await deps.minter.mint(input, { nowSeconds: issuedAt, jti });
     const minted: CachedToken =
       deps.recordHolder === true
-        ? { token, expiresAt: issuedAt + input.ttlSeconds, jti, policies: input.policies, holder: denySubjectOf(identity) as TokenHolder }
+        ? { token, expiresAt: issuedAt + input.ttlSeconds, jti, policies: input.policies, holder: denySubjectOf(identity) }
         : { token, expiresAt: issuedAt + input.ttlSeconds, jti, policies: input.policies };
     await deps.cache.set(cacheKey, minted, input.ttlSeconds - refreshBeforeSeconds);
     return minted;
+  }
+
+  /** Whether a cached token may be served: no deny in force revokes it (counted when one does). */
+  function servable(token: CachedToken, subject: DenySubject): boolean {
+    const deny = deps.denies?.snapshot.revoking(token.jti, subject, deps.now());
+    if (deny !== undefined) deps.onRevokedTokenSkipped?.(deny);
+    return deny === undefined;
   }
 
   return async function exchangeToken(request, record) {
@@ -99,13 +106,6 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
       const deny = denies.refusing(denySubject, deps.now());
       if (deny !== undefined) throw deniedError(deny);
     }
-    // A token revoked by jti is never handed out again; the workload gets a fresh one.
-    const servable = (token: CachedToken): boolean => {
-      if (denySubject === undefined || denies === undefined) return true;
-      const deny = denies.revoking(token.jti, denySubject, deps.now());
-      if (deny !== undefined) deps.onRevokedTokenSkipped?.(deny);
-      return deny === undefined;
-    };
     const decided = decideGrant(rules, identity, request, tokens, deps.resourceTargets);
     record.evaluated(decided.evaluation);
     if (!decided.granted) throw decided.refusal;
@@ -116,7 +116,8 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
     const lookup = await deps.cache.get(cacheKey);
     let result: CachedToken;
     let mintedHere = false;
-    if (lookup.status === 'hit' && lookup.value.expiresAt - nowSeconds() > refreshBeforeSeconds && servable(lookup.value)) {
+    // A token revoked by jti is never handed out again (the workload gets a fresh one); checked only with denies in force.
+    if (lookup.status === 'hit' && lookup.value.expiresAt - nowSeconds() > refreshBeforeSeconds && (denySubject === undefined || servable(lookup.value, denySubject))) {
       record.cacheAnswered('hit');
       result = lookup.value;
     } else {
@@ -124,7 +125,7 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
       const obtained = await deps.coordinator.obtain(
         cacheKey,
         () => mint(identity, input, cacheKey),
-        (peer) => peer.expiresAt - nowSeconds() > refreshBeforeSeconds && servable(peer),
+        (peer) => peer.expiresAt - nowSeconds() > refreshBeforeSeconds && (denySubject === undefined || servable(peer, denySubject)),
       );
       result = obtained.token;
       mintedHere = obtained.mintedHere;
