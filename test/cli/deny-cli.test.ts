@@ -6,6 +6,7 @@ import { runCli, killAllCli } from '../support/cli-run.js';
 import { useScratchDir } from '../support/scratch-dir.js';
 import { freePort, redisUnavailableReason, startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { eventually, rawRedis, startBrokers, type MultiBroker } from '../support/multi-broker.js';
+import { startAdminHarness, ADMIN_SECRET } from '../support/admin-harness.js';
 
 const skip = redisUnavailableReason();
 
@@ -113,5 +114,57 @@ describe('token-broker deny', { skip }, () => {
     const down = await runCli(['deny', 'add', '--config', unreachable, '--namespace', 'a', '--until', '1h', '--reason', 'x']);
     assert.equal(down.code, 1);
     assert.match(down.stderr, /cannot reach Redis .* nothing was changed/);
+  });
+});
+
+describe('token-broker deny --admin-url', () => {
+  const scratch = useScratchDir('deny-cli-admin-');
+  let started: Awaited<ReturnType<typeof startAdminHarness>>;
+  let url: string;
+  let tokenFile: string;
+
+  before(async () => {
+    tokenFile = await scratch.write('admin-secret', `${ADMIN_SECRET}\n`);
+    started = await startAdminHarness(tokenFile);
+    const address = started.server.address();
+    assert.ok(address !== null && typeof address === 'object');
+    url = `http://127.0.0.1:${address.port}`;
+  });
+  after(async () => {
+    await killAllCli();
+    await started.close();
+  });
+
+  it('adds, lists and removes through a broker without Redis; its public listener refuses the workload meanwhile', async () => {
+    const { h } = started;
+    const subject = await h.issuer.projectedToken({ podUid: 'pod-admin-cli' });
+    const added = await runCli(['deny', 'add', '--admin-url', url, '--admin-token-file', tokenFile, '--namespace', 'payments', '--until', '1h', '--reason', 'INC-77', '--by', 'dave', '--format', 'json']);
+    assert.equal(added.code, 0, added.stderr);
+    const deny = JSON.parse(added.stdout) as { id: string; createdBy: string };
+    assert.equal(deny.createdBy, 'admin:dave');
+    assert.equal((await h.exchange(subject).expect(403)).body.reason, 'denied');
+
+    const listed = await runCli(['deny', 'list', '--admin-url', url, '--admin-token-file', tokenFile]);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, new RegExp(`${deny.id}\\s+namespace=payments\\s+\\S+Z\\s+admin:dave\\s+INC-77`));
+    assert.match(listed.stdout, /static-freeze\s+namespace=frozen\s+until removed\s+config\s+frozen by config/);
+
+    const removed = await runCli(['deny', 'remove', '--admin-url', url, '--admin-token-file', tokenFile, deny.id]);
+    assert.equal(removed.code, 0, removed.stderr);
+    await h.exchange(subject).expect(200);
+  });
+
+  it('exits 2 on an invalid deny and 1 on a wrong secret, changing nothing', async () => {
+    const invalid = await runCli(['deny', 'add', '--admin-url', url, '--admin-token-file', tokenFile, '--namespace', 'a', '--until', '45d', '--reason', 'x']);
+    assert.equal(invalid.code, 2);
+    assert.match(invalid.stderr, /answered 400 invalid_deny.*\n  until: must be a duration/);
+    const wrongFile = await scratch.write('wrong-secret', 'not-the-admin-secret-but-long-enough-000');
+    const wrong = await runCli(['deny', 'list', '--admin-url', url, '--admin-token-file', wrongFile]);
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /answered 401 unauthorized/);
+    const both = await runCli(['deny', 'list', '--admin-url', url, '--admin-token-file', tokenFile, '--config', 'x.yaml']);
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /not both/);
+    assert.equal(started.h.broker.denies.snapshot.sharedDenies.length, 0);
   });
 });

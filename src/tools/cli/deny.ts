@@ -1,4 +1,6 @@
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { ADMIN_DENIES_PATH } from '../../server/http/admin-app.js';
 import { pino, type Logger } from 'pino';
 import { loadConfigFile, ConfigError, type ConfigEnvironment } from '../../server/config/load-config.js';
 import { RedisConnection, createRedisClient } from '../../server/cache/redis-connection.js';
@@ -33,6 +35,10 @@ export const DENY_USAGE = `Usage: token-broker deny add|list|remove --config FIL
 
   Each add and remove writes an audit record: a JSON line on stderr, and the Redis audit stream when
   audit.redisStream is configured.
+
+  Instead of --config FILE, --admin-url URL --admin-token-file FILE sends the same request to a broker's admin
+  endpoint (config admin; e.g. http://127.0.0.1:9090 through kubectl port-forward), which stores, audits and, in
+  tyk-key mode, deletes the keys itself; the only way to reach a broker that runs without Redis.
 
 Exit status: 0 done; 1 Redis unreachable, no such deny, or too many denies; 2 usage error or invalid
 configuration.`;
@@ -137,10 +143,12 @@ async function add(args: readonly string[], env: ConfigEnvironment): Promise<num
       reason: { type: 'string' },
       by: { type: 'string' },
       format: { type: 'string' },
+      'admin-url': { type: 'string' },
+      'admin-token-file': { type: 'string' },
     },
   });
   if (positionals.length > 0) usage(`unexpected argument "${positionals[0]}"`);
-  if (values.config === undefined) usage('--config FILE is required');
+  const target = targetOf(values);
   const match: Record<string, string> = {};
   for (const facet of DENY_FACETS) {
     const value = values[FLAG_OF[facet] as keyof typeof values];
@@ -151,7 +159,19 @@ async function add(args: readonly string[], env: ConfigEnvironment): Promise<num
   if (values.reason === undefined) usage('--reason TEXT is required');
   const format = values.format ?? 'text';
   if (format !== 'text' && format !== 'json') usage('--format is text or json');
-  return withOperations(values.config, env, async (ops) => {
+  if (target.kind === 'admin') {
+    const answer = await callAdmin(target, 'POST', ADMIN_DENIES_PATH, { match, until: values.until, reason: values.reason, ...(values.by !== undefined && { by: values.by }) });
+    if (answer === undefined) return 1;
+    if (answer.status !== 201) return adminFailure('add', answer);
+    const body = answer.body as { deny: Record<string, unknown>; tykKeys?: { deleted: number; failed: number } };
+    if (format === 'json') console.log(JSON.stringify({ ...body.deny, ...(body.tykKeys !== undefined && { tykKeys: body.tykKeys }) }));
+    else {
+      console.log(`added deny ${String(body.deny.id)}, in force until ${String(body.deny.until)}`);
+      if (body.tykKeys !== undefined) console.log(`deleted ${body.tykKeys.deleted} issued Tyk key(s)${body.tykKeys.failed > 0 ? `; ${body.tykKeys.failed} deletion(s) FAILED, see the broker's log` : ''}`);
+    }
+    return body.tykKeys !== undefined && body.tykKeys.failed > 0 ? 1 : 0;
+  }
+  return withOperations(target.config, env, async (ops) => {
     const outcome = await addDeny(ops, { match, until: values.until, reason: values.reason }, values.by ?? 'cli');
     switch (outcome.status) {
       case 'invalid':
@@ -175,12 +195,27 @@ async function add(args: readonly string[], env: ConfigEnvironment): Promise<num
 }
 
 async function list(args: readonly string[], env: ConfigEnvironment): Promise<number> {
-  const { values, positionals } = parseArgs({ args: [...args], allowPositionals: true, strict: true, options: { config: { type: 'string', short: 'c' }, format: { type: 'string' } } });
+  const { values, positionals } = parseArgs({ args: [...args], allowPositionals: true, strict: true, options: { config: { type: 'string', short: 'c' }, format: { type: 'string' }, ...ADMIN_OPTIONS } });
   if (positionals.length > 0) usage(`unexpected argument "${positionals[0]}"`);
-  if (values.config === undefined) usage('--config FILE is required');
+  const target = targetOf(values);
   const format = values.format ?? 'text';
   if (format !== 'text' && format !== 'json') usage('--format is text or json');
-  return withOperations(values.config, env, async (ops) => {
+  if (target.kind === 'admin') {
+    const answer = await callAdmin(target, 'GET', ADMIN_DENIES_PATH);
+    if (answer === undefined) return 1;
+    if (answer.status !== 200) return adminFailure('list', answer);
+    const listed = (answer.body as { denies: (Record<string, unknown> & { until: string | null; createdAt: string })[] }).denies;
+    if (format === 'json') console.log(JSON.stringify(listed));
+    else {
+      console.log(
+        formatDenyTable(
+          listed.map((d) => ({ ...(d as unknown as Deny), until: d.until === null ? undefined : Date.parse(d.until), createdAt: Date.parse(d.createdAt) })),
+        ),
+      );
+    }
+    return 0;
+  }
+  return withOperations(target.config, env, async (ops) => {
     const denies = await listDenies(ops);
     if (denies === 'unavailable') {
       console.error('token-broker deny list: Redis failed during the read.');
@@ -192,12 +227,19 @@ async function list(args: readonly string[], env: ConfigEnvironment): Promise<nu
 }
 
 async function remove(args: readonly string[], env: ConfigEnvironment): Promise<number> {
-  const { values, positionals } = parseArgs({ args: [...args], allowPositionals: true, strict: true, options: { config: { type: 'string', short: 'c' }, by: { type: 'string' } } });
-  if (values.config === undefined) usage('--config FILE is required');
+  const { values, positionals } = parseArgs({ args: [...args], allowPositionals: true, strict: true, options: { config: { type: 'string', short: 'c' }, by: { type: 'string' }, ...ADMIN_OPTIONS } });
+  const target = targetOf(values);
   const [id, ...rest] = positionals;
   if (id === undefined || rest.length > 0) usage('give exactly one deny ID (see deny list)');
   if (!isDenyId(id)) usage(`"${id.slice(0, 80)}" is not a deny id`);
-  return withOperations(values.config, env, async (ops) => {
+  if (target.kind === 'admin') {
+    const answer = await callAdmin(target, 'DELETE', `${ADMIN_DENIES_PATH}/${encodeURIComponent(id)}`);
+    if (answer === undefined) return 1;
+    if (answer.status !== 200) return adminFailure('remove', answer);
+    console.log(`removed deny ${id}`);
+    return 0;
+  }
+  return withOperations(target.config, env, async (ops) => {
     const outcome = await removeDeny(ops, id, values.by ?? 'cli');
     if (outcome.status === 'unavailable') {
       console.error('token-broker deny remove: Redis failed during the write; run deny list to see whether it is gone.');
@@ -210,6 +252,68 @@ async function remove(args: readonly string[], env: ConfigEnvironment): Promise<
     console.log(`removed deny ${id}`);
     return 0;
   });
+}
+
+const ADMIN_OPTIONS = { 'admin-url': { type: 'string' }, 'admin-token-file': { type: 'string' } } as const;
+
+type Target = { readonly kind: 'redis'; readonly config: string } | { readonly kind: 'admin'; readonly url: string; readonly tokenFile: string };
+
+/** Where the command goes: the Redis of --config FILE, or the admin endpoint of --admin-url. */
+function targetOf(values: { config?: string | undefined; 'admin-url'?: string | undefined; 'admin-token-file'?: string | undefined }): Target {
+  const url = values['admin-url'];
+  if (url !== undefined) {
+    if (values.config !== undefined) usage('give --config FILE or --admin-url URL, not both');
+    if (values['admin-token-file'] === undefined) usage('--admin-url needs --admin-token-file FILE (the admin bearer secret)');
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      usage('--admin-url must be an http(s) URL');
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') usage('--admin-url must be an http(s) URL');
+    return { kind: 'admin', url: parsed.origin, tokenFile: values['admin-token-file'] };
+  }
+  if (values.config === undefined) usage('--config FILE (or --admin-url URL) is required');
+  return { kind: 'redis', config: values.config };
+}
+
+/** One admin API call; undefined after printing why it could not be made (exit 1). */
+async function callAdmin(target: Extract<Target, { kind: 'admin' }>, method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown } | undefined> {
+  let secret: string;
+  try {
+    secret = (await readFile(target.tokenFile, 'utf8')).trim();
+  } catch (error) {
+    console.error(`token-broker deny: cannot read --admin-token-file ${target.tokenFile} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+    return undefined;
+  }
+  try {
+    const response = await fetch(`${target.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${secret}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
+      ...(body !== undefined && { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(10_000),
+      redirect: 'error',
+    });
+    const text = await response.text();
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = {};
+    }
+    return { status: response.status, body: parsed };
+  } catch (error) {
+    console.error(`token-broker deny: cannot reach the admin endpoint ${target.url} (${error instanceof Error ? error.name : 'error'}); nothing was changed.`);
+    return undefined;
+  }
+}
+
+/** Prints the admin endpoint's refusal; exit 2 for an invalid deny, 1 otherwise. */
+function adminFailure(what: string, answer: { status: number; body: unknown }): number {
+  const body = answer.body as { error?: string; error_description?: string; problems?: { field: string; message: string }[] };
+  const problems = (body.problems ?? []).map((p) => `\n  ${p.field.replace(/^match\./, '')}: ${p.message}`).join('');
+  console.error(`token-broker deny ${what}: the admin endpoint answered ${answer.status} ${body.error ?? ''}: ${body.error_description ?? ''}${problems}`);
+  return answer.status === 400 ? 2 : 1;
 }
 
 /** `token-broker deny add|list|remove ...`. */
