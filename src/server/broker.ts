@@ -222,6 +222,7 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
           },
           denies,
           bearerTokenFile: config.admin.bearerTokenFile,
+          requireClientCertificate: config.admin.tls !== undefined,
           logger: logger.child({ component: 'admin' }),
           now,
         });

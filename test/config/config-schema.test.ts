@@ -41,6 +41,11 @@ const COMMENTED_IN_EXAMPLE = new Set([
   'admin.port',
   'admin.host',
   'admin.bearerTokenFile',
+  'admin.tls',
+  'admin.tls.certFile',
+  'admin.tls.keyFile',
+  'admin.tls.clientCaFile',
+  'admin.tls.minVersion',
 ]);
 
 interface SchemaNode {

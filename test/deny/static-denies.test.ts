@@ -57,6 +57,11 @@ describe('static deny configuration', () => {
     assert.match(problems({ static: [{ id: 'a', namespace: 'x', reason: 'r', pod: 'p' }] }).join('\n'), /denies\.static\[0\]\.pod: unknown key/);
     assert.deepEqual(problems({ static: [{ id: 'a', namespace: 'x', reason: 'r', until: '2027-01-01T00:00:00Z' }] }), []);
   });
+  it('refuses an admin listener without credentials', () => {
+    const result = validateConfig({ ...base, admin: { port: 9090 } });
+    assert.equal(result.ok, false);
+    if (!result.ok) assert.deepEqual(result.problems, [{ path: 'admin', message: 'set bearerTokenFile, tls (mutual TLS), or both' }]);
+  });
   it('refuses an admin listener on the public port', () => {
     const result = validateConfig({ ...base, admin: { port: 8080, bearerTokenFile: '/secret' } });
     assert.equal(result.ok, false);

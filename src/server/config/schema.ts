@@ -391,8 +391,19 @@ const adminSchema = z
     bearerTokenFile: z
       .string()
       .min(1)
+      .optional()
       .describe('File holding the admin bearer secret (at least 32 characters), re-read on each request; compared in constant time.'),
+    tls: z
+      .strictObject({
+        certFile: z.string().min(1).describe('PEM certificate chain of the admin listener.'),
+        keyFile: z.string().min(1).describe('PEM private key of that certificate.'),
+        clientCaFile: z.string().min(1).describe('PEM CA bundle: every admin request needs a client certificate it signed (mutual TLS).'),
+        minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+      })
+      .optional()
+      .describe('Serve the admin listener over HTTPS with mutual TLS; read at start-up. With bearerTokenFile too, both are required.'),
   })
+  .refine((admin) => admin.bearerTokenFile !== undefined || admin.tls !== undefined, { message: 'set bearerTokenFile, tls (mutual TLS), or both' })
   .describe('The admin listener (off when omitted): GET/POST /admin/v1/denies, DELETE /admin/v1/denies/{id}. Never served on the public listener.');
 // ------------------------------------------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { TLSSocket } from 'node:tls';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { addDeny, removeDeny, type DenyOperations } from '../deny/deny-operations.js';
@@ -16,7 +17,9 @@ export interface AdminDependencies {
   readonly operations: DenyOperations;
   readonly denies: DenyList;
   /** File holding the bearer secret; re-read on each request, so a rotated Secret applies without a restart. */
-  readonly bearerTokenFile: string;
+  readonly bearerTokenFile?: string | undefined;
+  /** Mutual TLS (config admin.tls): every request needs a client certificate the configured CA signed. */
+  readonly requireClientCertificate?: boolean;
   readonly logger: Logger;
   readonly now: () => number;
 }
@@ -57,8 +60,20 @@ export function createAdminApp(deps: AdminDependencies): Express {
     next();
   });
 
-  // Every request, the health check included, must present the secret: the listener says nothing to strangers.
+  // Every request must present the configured credentials: the listener says nothing to strangers.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    if (deps.requireClientCertificate === true && !(req.socket instanceof TLSSocket && req.socket.authorized)) {
+      deps.logger.warn({ path: req.path.slice(0, 100) }, 'admin request refused: no client certificate from admin.tls.clientCaFile');
+      fail(res, 401, 'unauthorized', 'A client certificate from the admin CA is required.');
+      return;
+    }
+    next();
+  });
   app.use(async (req: Request, res: Response, next: NextFunction) => {
+    if (deps.bearerTokenFile === undefined) {
+      next();
+      return;
+    }
     let secret: string;
     try {
       secret = (await readFile(deps.bearerTokenFile, 'utf8')).trim();

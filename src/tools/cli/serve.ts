@@ -66,11 +66,11 @@ interface Started {
 type TlsSettings = NonNullable<BrokerConfig['server']['tls']>;
 
 /** Reads server.tls's files once before listening: a certificate that cannot be served stops start-up. */
-async function initialTlsCredentials(path: string, tls: TlsSettings): Promise<TlsCredentials> {
+async function initialTlsCredentials(path: string, tls: TlsSettings | NonNullable<NonNullable<BrokerConfig['admin']>['tls']>, field = 'server.tls'): Promise<TlsCredentials> {
   try {
     return await readTlsCredentials(tls);
   } catch (error) {
-    throw new ConfigError(path, [{ path: 'server.tls', message: error instanceof Error ? error.message : String(error) }]);
+    throw new ConfigError(path, [{ path: field, message: error instanceof Error ? error.message : String(error) }]);
   }
 }
 
@@ -149,7 +149,16 @@ async function startConfigured(path: string, env: ServeEnvironment): Promise<Sta
   const adminServer =
     broker.adminApp === undefined || config.admin === undefined
       ? undefined
-      : await listen(broker.adminApp, { port: config.admin.port, host: config.admin.host, headersTimeoutSeconds: config.server.headersTimeoutSeconds, requestTimeoutSeconds: config.server.requestTimeoutSeconds });
+      : await listen(broker.adminApp, {
+          port: config.admin.port,
+          host: config.admin.host,
+          headersTimeoutSeconds: config.server.headersTimeoutSeconds,
+          requestTimeoutSeconds: config.server.requestTimeoutSeconds,
+          // Mutual TLS: the certificate is read once at start-up (the public listener's is the one re-read).
+          ...(config.admin.tls !== undefined && {
+            https: { secureContext: (await initialTlsCredentials(path, config.admin.tls, 'admin.tls')).secureContext, requestClientCertificate: true },
+          }),
+        });
   if (adminServer !== undefined) logger.info({ port: adminServer.port, host: config.admin?.host }, 'admin endpoint listening');
   void broker.warmUp();
   return { broker, server, config, logger, keyDirectory: signingKeys, ...(tlsReloader !== undefined && { tlsReloader }), ...(adminServer !== undefined && { adminServer }) };
