@@ -23,12 +23,13 @@ import { createJwtMinter } from './mint/jwt-minter.js';
 import { createTykKeyMinter } from './mint/tyk-key-minter.js';
 import { ExchangeRecord } from './observability/exchange-record.js';
 import type { BrokerConfig } from './config/schema.js';
+export type { Reconfiguration } from './config/config-reload.js';
 import { recordSigningKeyStates, type SigningKeySet } from './mint/signing-key-set.js';
 import type { ReadinessReport } from './http/health-routes.js';
 import type { TokenCache } from './cache/token-cache.js';
 import type { ExchangeToken } from './exchange/exchange-token.js';
 import type { ExplainWorkload } from './explain/explain-workload.js';
-import { canonicalJson, configHash, diffRuleNames, restartOnlyChanges, type RestartOnlyChange, type RuleNameDiff } from './config/config-reload.js';
+import { canonicalJson, configHash, diffRuleNames, restartOnlyChanges, type Reconfiguration } from './config/config-reload.js';
 // explain (POST /v1/explain) ------------------------------------------------------------------------------
 import { createWorkloadResolver } from './exchange/resolve-workload.js';
 import { subjectTemplateNeedsPod } from './mint/access-token-claims.js';
@@ -67,11 +68,6 @@ export interface Broker {
   reconfigure(next: BrokerConfig): Reconfiguration;
   close(): Promise<void>;
 }
-
-/** What `reconfigure` did. `hash` is the candidate's; `previousHash` the hash in force before. */
-export type Reconfiguration =
-  | { readonly applied: true; readonly hash: string; readonly previousHash: string; readonly rules: RuleNameDiff }
-  | { readonly applied: false; readonly hash: string; readonly previousHash: string; readonly refused: readonly RestartOnlyChange[] };
 
 /** The parts built from the live part of the configuration, swapped as one on reload. */
 interface LiveParts {

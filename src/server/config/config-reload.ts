@@ -119,6 +119,11 @@ function withoutCredentials(url: string): string {
   }
 }
 
+/** What putting a candidate configuration in force did (Broker.reconfigure). Hashes: the candidate's, and the one in force before. */
+export type Reconfiguration =
+  | { readonly applied: true; readonly hash: string; readonly previousHash: string; readonly rules: RuleNameDiff }
+  | { readonly applied: false; readonly hash: string; readonly previousHash: string; readonly refused: readonly RestartOnlyChange[] };
+
 /**
  * A short content hash of a configuration (12 hex digits of SHA-256 over its canonical JSON), the `hash` label of
  * token_broker_config_info and the reload log line: equal for equal configurations whatever the YAML's key order.

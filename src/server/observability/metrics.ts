@@ -159,3 +159,9 @@ export function recordConfigInForce(metrics: BrokerMetrics, hash: string, loaded
   metrics.configLoadedAt.set(loadedAtMs / 1000);
   metrics.configLastReloadOk.set(1);
 }
+
+/** After a configuration reload attempt: counted by result; a failed one flags that the file is not what is in force. */
+export function recordConfigReload(metrics: BrokerMetrics, result: 'success' | 'invalid' | 'refused'): void {
+  metrics.configReloads.inc({ result });
+  if (result !== 'success') metrics.configLastReloadOk.set(0);
+}

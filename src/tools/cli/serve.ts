@@ -10,7 +10,8 @@ import { configWarnings } from '../../server/config/validate-config.js';
 import { listen, type HttpServerOptions, type RunningServer } from '../../server/http/serve-http.js';
 import { readTlsCredentials, type TlsCredentials } from '../../server/tls/tls-credentials.js';
 import { reloadTlsOnChange, type TlsReloader } from '../../server/tls/tls-reloader.js';
-import { recordServingCertificate } from '../../server/observability/metrics.js';
+import { recordConfigReload, recordServingCertificate } from '../../server/observability/metrics.js';
+import { watchConfigFile, type ConfigFileReloader } from '../../server/config/config-file-reloader.js';
 import { REDACT_PATHS, REDACTION_CENSOR } from '../../server/observability/log-redaction.js';
 import type { BrokerConfig } from '../../server/config/schema.js';
 import type { ServeEnvironment } from '../../server/config/environment.js';
@@ -59,6 +60,8 @@ interface Started {
   readonly keyDirectory?: SigningKeyDirectory;
   /** Re-reads server.tls's files, closed on shutdown (absent without TLS). */
   readonly tlsReloader?: TlsReloader;
+  /** Reloads the configuration file on SIGHUP and on change (absent in dev mode). */
+  readonly configReloader?: ConfigFileReloader;
 }
 
 type TlsSettings = NonNullable<BrokerConfig['server']['tls']>;
@@ -144,12 +147,27 @@ async function startConfigured(path: string, env: ServeEnvironment): Promise<Sta
     'token broker listening',
   );
   void broker.warmUp();
-  return { broker, server, config, logger, keyDirectory: signingKeys, ...(tlsReloader !== undefined && { tlsReloader }) };
+  // Rules, policies, apis, issuers... change without a restart (src/server/config/config-reload.ts says which).
+  const configReloader = watchConfigFile({
+    path,
+    env,
+    inForce: () => broker.config(),
+    apply(next) {
+      const outcome = broker.reconfigure(next);
+      if (outcome.applied) for (const warning of configWarnings(next)) logger.warn({ warning }, 'configuration warning');
+      return outcome;
+    },
+    onAttempt: (attempt) => recordConfigReload(broker.metrics, attempt.result),
+    logger: logger.child({ component: 'config' }),
+  });
+  return { broker, server, config, logger, keyDirectory: signingKeys, configReloader, ...(tlsReloader !== undefined && { tlsReloader }) };
 }
 
 export const SERVE_USAGE = `Usage: token-broker serve [--config FILE]
 
-  Runs the broker until SIGTERM or SIGINT, then finishes in-flight requests and exits 0. The configuration is
+  Runs the broker until SIGTERM or SIGINT, then finishes in-flight requests and exits 0. SIGHUP, or a change of
+  the configuration file, reloads it: rules, policies, apis, issuers, tokens and kubernetes change live; a change
+  to another block is refused and logged, and the configuration in force stays (docs/runbook.md). The configuration is
   --config FILE, else BROKER_CONFIG; PORT, PUBLIC_URL, TLS_CERT_FILE/TLS_KEY_FILE, REDIS_URL and KUBECONFIG
   override it (token-broker help). With server.tls it serves HTTPS and reloads the certificate when it changes.
   Without either it runs in dev mode on 127.0.0.1: an embedded stand-in cluster issuer and an ephemeral signing
@@ -173,7 +191,13 @@ export async function serve(configPath: string | undefined, env: ServeEnvironmen
     console.error(error instanceof ConfigError ? error.message : `token-broker: cannot start: ${error instanceof Error ? error.message : String(error)}`);
     return 2;
   }
-  const { broker, server, config, logger, keyDirectory, tlsReloader } = started;
+  const { broker, server, config, logger, keyDirectory, tlsReloader, configReloader } = started;
+  // SIGHUP reloads the configuration file (Node's default for it would end the process).
+  const onHangUp = () => {
+    if (configReloader === undefined) logger.warn({ signal: 'SIGHUP' }, 'dev mode has no configuration file to reload');
+    else void configReloader.reload('signal');
+  };
+  process.on('SIGHUP', onHangUp);
   return new Promise((resolve) => {
     let stopping = false;
     const stop = async (signal: string) => {
@@ -184,6 +208,8 @@ export async function serve(configPath: string | undefined, env: ServeEnvironmen
       await broker.close();
       await keyDirectory?.close();
       await tlsReloader?.close();
+      process.off('SIGHUP', onHangUp);
+      await configReloader?.close();
       logger.info({ result }, 'stopped');
       resolve(0);
     };
