@@ -37,7 +37,7 @@ describe('configuration reload with a shared Redis', { skip }, () => {
     brokers = await startBrokers({ count: 1, config: () => ({ cache: { redis: { url: server.url, keyPrefix: prefix, commandTimeoutMs: 2000 } } }) });
     const instance = brokers.at(0);
     base = { ...defaultConfig(brokers.issuer.issuer), cache: { redis: { url: server.url, keyPrefix: prefix, commandTimeoutMs: 2000 } } };
-    path = await scratch.write('broker.yaml', JSON.stringify(base));
+    path = await scratch.write('broker.yaml', `${JSON.stringify(base)}\n`);
     reloader = watchConfigFile({
       path,
       env: {},
@@ -56,7 +56,7 @@ describe('configuration reload with a shared Redis', { skip }, () => {
   });
 
   async function reloadWith(rules: BrokerConfigInput['rules']): Promise<void> {
-    await writeFile(path, JSON.stringify({ ...base, rules }));
+    await writeFile(path, `${JSON.stringify({ ...base, rules })}\n`);
     const attempt = await reloader.reload('signal');
     assert.equal(attempt.result, 'success', JSON.stringify(attempt));
   }

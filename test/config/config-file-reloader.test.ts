@@ -42,7 +42,7 @@ async function setup(path: (text: string) => Promise<string>, options: { watch?:
   closers.push(() => h.close());
   await h.broker.warmUp();
   const base = { ...defaultConfig(h.issuer.issuer), rules: PAYMENTS_ONLY };
-  const text = (change: Partial<BrokerConfigInput> = {}) => JSON.stringify({ ...base, ...change }, null, 2);
+  const text = (change: Partial<BrokerConfigInput> = {}) => `${JSON.stringify({ ...base, ...change }, null, 2)}\n`;
   const file = await path(text());
   const logs = captureLogs();
   const attempts: Exclude<ReloadAttempt, { result: 'unchanged' }>[] = [];

@@ -115,6 +115,13 @@ export function watchConfigFile(options: ConfigFileReloaderOptions): ConfigFileR
     const digest = digestOf(text);
     if (trigger === 'file' && digest === lastDigest) return (lastAttempt = { result: 'unchanged' }), true;
     lastDigest = digest;
+    if (!text.endsWith('\n')) {
+      // Every YAML writer ends the file with a newline; a file cut off mid-write almost never does. (A file cut at a
+      // line end still parses: only an atomic replacement, as a ConfigMap update is, rules that out.)
+      const problem = { path: '(file)', message: 'does not end with a newline: it may be half-written; replace the file atomically (write, then rename), as a ConfigMap update does' };
+      lastAttempt = report({ result: 'invalid', hash: inForceHash, problems: [problem] }, trigger);
+      return false;
+    }
     let next: BrokerConfig;
     try {
       next = loadConfigText(text, path, options.env);
