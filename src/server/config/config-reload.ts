@@ -12,7 +12,7 @@ export const CONFIG_RELOAD = {
   server: { live: false, why: 'the listener (host, port, timeouts, TLS file paths) is bound at start-up; the TLS files themselves are re-read when they change' },
   issuers: { live: true },
   signing: { live: false, why: 'the signing keys are opened at start-up; the keys directory itself is watched' },
-  tokens: { live: true, restartFields: ['format', 'maxTtlSeconds'], why: 'the minter and the signing keys\' retirement schedule (tokens.maxTtlSeconds) are set at start-up' },
+  tokens: { live: true, restartFields: ['format', 'maxTtlSeconds'], why: 'the minter, and the signing keys\' retirement schedule that follows the longest token lifetime, are set at start-up' },
   rules: { live: true },
   cache: { live: false, why: 'the token cache and the Redis connection are opened at start-up' },
   kubernetes: { live: true },
