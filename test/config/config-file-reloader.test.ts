@@ -120,6 +120,17 @@ describe('config reload: from the file to the exchange', () => {
     assert.equal(s.logs.lines.filter((l) => l.event === 'config_reload').length, 2);
   });
 
+  it('a file put back as it was after a refused change is reported as a success, and clears the failure gauge', async () => {
+    const s = await setup((text) => scratch.write('d.yaml', text));
+    await writeFile(s.path, s.text({ server: { port: 9999, publicUrl: 'https://token-broker.test' } }));
+    assert.equal((await s.reloader.reload('file')).result, 'refused');
+    assert.equal(metricValue(await metrics(s.h), 'token_broker_config_last_reload_successful'), 0);
+    await writeFile(s.path, s.text());
+    assert.equal((await s.reloader.reload('file')).result, 'success');
+    assert.equal(metricValue(await metrics(s.h), 'token_broker_config_last_reload_successful'), 1);
+    assert.equal((await s.reloader.reload('file')).result, 'unchanged');
+  });
+
   it('follows a ConfigMap update (the kubelet\'s ..data symlink swap) through the watch', async () => {
     let map: Awaited<ReturnType<typeof createConfigMapDir>> | undefined;
     const s = await setup(async (text) => (map = await createConfigMapDir(scratch.file('configmap'), 'broker.yaml', text)).path, { watch: true });

@@ -64,6 +64,8 @@ export function watchConfigFile(options: ConfigFileReloaderOptions): ConfigFileR
   let closed = false;
   let forced = false;
   let lastDigest: string | undefined;
+  /** The last attempt reported was invalid or refused: the file is not what is in force. */
+  let failing = false;
   let lastAttempt: ReloadAttempt = { result: 'unchanged' };
 
   function report(attempt: Exclude<ReloadAttempt, { result: 'unchanged' }>, trigger: ReloadTrigger): ReloadAttempt {
@@ -85,6 +87,7 @@ export function watchConfigFile(options: ConfigFileReloaderOptions): ConfigFileR
         `configuration reload refused: ${attempt.refused.map((c) => c.path).join(', ')} cannot change without a restart; the configuration in force is kept (restart the broker to apply it)`,
       );
     }
+    failing = attempt.result !== 'success';
     try {
       options.onAttempt?.(attempt);
     } catch (error) {
@@ -130,8 +133,9 @@ export function watchConfigFile(options: ConfigFileReloaderOptions): ConfigFileR
       lastAttempt = report({ result: 'invalid', hash: inForceHash, problems }, trigger);
       return false;
     }
-    // A re-read that finds the configuration in force (the first one after start-up, a comment edited) is silent.
-    if (trigger === 'file' && configHash(next) === inForceHash) return (lastAttempt = { result: 'unchanged' }), true;
+    // A re-read that finds the configuration in force (the first one after start-up, a comment edited) is silent,
+    // unless the last attempt failed: a file put back as it was is then reported, and clears the failure.
+    if (trigger === 'file' && !failing && configHash(next) === inForceHash) return (lastAttempt = { result: 'unchanged' }), true;
     const outcome = options.apply(next);
     lastAttempt = outcome.applied
       ? report({ result: 'success', hash: outcome.hash, previousHash: outcome.previousHash, rules: outcome.rules }, trigger)
