@@ -196,6 +196,8 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     return { config: next, hash: configHash(next), issuers, exchange, explain };
   }
 
+  /** Issuers a reload brought in (new or changed) before their keys loaded: they do not make the broker unready. */
+  const addedByReload = new WeakSet<TrustedIssuers['all'][number]>();
   // The parts in force: one reference, replaced whole by `reconfigure`. Each request reads it once, when it starts.
   let live = buildLive(config, undefined);
   recordConfigInForce(metrics, live.hash, now());
@@ -211,6 +213,8 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     // checks the issuer in force); drop them now rather than let them age out.
     const kept = new Set(live.issuers.all);
     for (const issuer of previous.issuers.all) if (!kept.has(issuer)) verifiedTokens.purge(issuer.config.name);
+    const before = new Set(previous.issuers.all);
+    for (const issuer of live.issuers.all) if (!before.has(issuer) && !issuer.keys.loaded) addedByReload.add(issuer);
     recordConfigInForce(metrics, live.hash, now());
     if (live.issuers.all.some((issuer) => !issuer.keys.loaded)) void warmUp();
     return { applied: true, hash: live.hash, previousHash: previous.hash, rules };
@@ -221,7 +225,10 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     for (const issuer of live.issuers.all) {
       checks[`issuer:${issuer.config.name}`] = issuer.keys.loaded
         ? { ok: true }
-        : { ok: false, detail: 'the issuer\'s keys have not been loaded yet (discovery or JWKS unreachable)' };
+        : addedByReload.has(issuer)
+          ? // Every replica reloads the same file: an unreachable new issuer must not take the whole Service out.
+            { ok: true, detail: 'added by a configuration reload; its keys have not been loaded yet (its tokens are refused until they are)' }
+          : { ok: false, detail: 'the issuer\'s keys have not been loaded yet (discovery or JWKS unreachable)' };
     }
     const active = options.signingKeys.active();
     // A keys directory that cannot be re-read keeps its last good set: ready as long as that set can sign.

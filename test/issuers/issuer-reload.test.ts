@@ -33,6 +33,20 @@ function configOf(h: Harness, change: Partial<BrokerConfigInput>): BrokerConfig 
 const jwksFetches = (issuer: StandInIssuer) => [...issuer.requests].filter(([path]) => path.includes('jwks')).reduce((n, [, count]) => n + count, 0);
 
 describe('issuers across a reload', () => {
+  it('a new issuer that cannot be reached keeps the broker ready; its tokens are refused, the others\' are exchanged', async () => {
+    const h = await started();
+    const unreachable = await startStandInIssuer({ audience: SUBJECT_AUDIENCE, now: h.clock.now });
+    closers.push(() => unreachable.close());
+    unreachable.setAvailable(false);
+    const issuers = [...defaultConfig(h.issuer.issuer).issuers, { name: 'down-cluster', issuer: unreachable.issuer, audiences: [SUBJECT_AUDIENCE] }];
+    assert.equal(h.broker.reconfigure(configOf(h, { issuers })).applied, true);
+    const report = h.broker.readiness();
+    assert.equal(report.ready, true);
+    assert.match(String(report.checks['issuer:down-cluster']?.detail), /added by a configuration reload/);
+    assert.equal((await h.exchange(await unreachable.projectedToken()).expect(503)).body.reason, 'issuer_unavailable');
+    await h.exchange(await h.issuer.projectedToken()).expect(200);
+  });
+
   it('an unchanged issuer keeps its key set and its remembered verifications: nothing is fetched again', async () => {
     const h = await started();
     const subject = await h.issuer.projectedToken();
@@ -55,7 +69,8 @@ describe('issuers across a reload', () => {
     assert.equal((await h.exchange(subject).expect(400)).body.reason, 'unknown_issuer');
     const issuers = [...defaultConfig(h.issuer.issuer).issuers, { name: 'second-cluster', issuer: second.issuer, audiences: [SUBJECT_AUDIENCE] }];
     assert.equal(h.broker.reconfigure(configOf(h, { issuers })).applied, true);
-    assert.ok(await eventually(() => h.broker.readiness().ready, 10_000), 'ready again once the new issuer\'s keys are loaded');
+    assert.equal(h.broker.readiness().ready, true, 'a new issuer whose keys are not loaded yet does not make the broker unready');
+    assert.ok(await eventually(() => h.broker.issuers.all[1]?.keys.loaded === true, 10_000), 'the new issuer\'s keys are loaded');
     const granted = await h.exchange(subject).expect(200);
     assert.match(String(granted.body.scope), /status-read/);
   });
