@@ -60,8 +60,6 @@ interface Started {
   readonly keyDirectory?: SigningKeyDirectory;
   /** Re-reads server.tls's files, closed on shutdown (absent without TLS). */
   readonly tlsReloader?: TlsReloader;
-  /** Reloads the configuration file on SIGHUP and on change (absent in dev mode). */
-  readonly configReloader?: ConfigFileReloader;
 }
 
 type TlsSettings = NonNullable<BrokerConfig['server']['tls']>;
@@ -147,8 +145,15 @@ async function startConfigured(path: string, env: ServeEnvironment): Promise<Sta
     'token broker listening',
   );
   void broker.warmUp();
-  // Rules, policies, apis, issuers... change without a restart (src/server/config/config-reload.ts says which).
-  const configReloader = watchConfigFile({
+  return { broker, server, config, logger, keyDirectory: signingKeys, ...(tlsReloader !== undefined && { tlsReloader }) };
+}
+
+/**
+ * Reloads the configuration file into the running broker on change (and on `reload()`, which SIGHUP calls): rules,
+ * policies, apis, issuers... change without a restart; src/server/config/config-reload.ts says which.
+ */
+function reloadConfigOnChange(path: string, env: ServeEnvironment, broker: Broker, logger: Logger): ConfigFileReloader {
+  return watchConfigFile({
     path,
     env,
     inForce: () => broker.config(),
@@ -160,7 +165,6 @@ async function startConfigured(path: string, env: ServeEnvironment): Promise<Sta
     onAttempt: (attempt) => recordConfigReload(broker.metrics, attempt.result),
     logger: logger.child({ component: 'config' }),
   });
-  return { broker, server, config, logger, keyDirectory: signingKeys, configReloader, ...(tlsReloader !== undefined && { tlsReloader }) };
 }
 
 export const SERVE_USAGE = `Usage: token-broker serve [--config FILE]
@@ -191,7 +195,8 @@ export async function serve(configPath: string | undefined, env: ServeEnvironmen
     console.error(error instanceof ConfigError ? error.message : `token-broker: cannot start: ${error instanceof Error ? error.message : String(error)}`);
     return 2;
   }
-  const { broker, server, config, logger, keyDirectory, tlsReloader, configReloader } = started;
+  const { broker, server, config, logger, keyDirectory, tlsReloader } = started;
+  const configReloader = path === undefined ? undefined : reloadConfigOnChange(path, env, broker, logger);
   // SIGHUP reloads the configuration file (Node's default for it would end the process).
   const onHangUp = () => {
     if (configReloader === undefined) logger.warn({ signal: 'SIGHUP' }, 'dev mode has no configuration file to reload');
@@ -204,12 +209,13 @@ export async function serve(configPath: string | undefined, env: ServeEnvironmen
       if (stopping) return;
       stopping = true;
       logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
+      process.off('SIGHUP', onHangUp);
+      const reloadsStopped = configReloader?.close(); // not awaited first: draining starts at once
       const result = await server.shutdown(config.server.shutdownTimeoutSeconds);
+      await reloadsStopped;
       await broker.close();
       await keyDirectory?.close();
       await tlsReloader?.close();
-      process.off('SIGHUP', onHangUp);
-      await configReloader?.close();
       logger.info({ result }, 'stopped');
       resolve(0);
     };
