@@ -196,24 +196,25 @@ export async function serve(configPath: string | undefined, env: ServeEnvironmen
     return 2;
   }
   const { broker, server, config, logger, keyDirectory, tlsReloader } = started;
-  const configReloader = path === undefined ? undefined : reloadConfigOnChange(path, env, broker, logger);
-  // SIGHUP reloads the configuration file (Node's default for it would end the process).
-  const onHangUp = () => {
-    if (configReloader === undefined) logger.warn({ signal: 'SIGHUP' }, 'dev mode has no configuration file to reload');
-    else void configReloader.reload('signal');
-  };
-  process.on('SIGHUP', onHangUp);
   return new Promise((resolve) => {
+    const configReloader = path === undefined ? undefined : reloadConfigOnChange(path, env, broker, logger);
+    // SIGHUP reloads the configuration file (Node's default for it would end the process).
+    const onHangUp = () => {
+      if (configReloader === undefined) logger.warn({ signal: 'SIGHUP' }, 'dev mode has no configuration file to reload');
+      else void configReloader.reload('signal');
+    };
+    process.on('SIGHUP', onHangUp);
     let stopping = false;
+    let reloadsStopped: Promise<void> | undefined;
     const stop = async (signal: string) => {
       if (stopping) return;
       stopping = true;
-      logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
       process.off('SIGHUP', onHangUp);
-      const reloadsStopped = configReloader?.close(); // not awaited first: draining starts at once
+      reloadsStopped = configReloader?.close(); // awaited after draining, which starts at once
+      logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
       const result = await server.shutdown(config.server.shutdownTimeoutSeconds);
-      await reloadsStopped;
       await broker.close();
+      await reloadsStopped;
       await keyDirectory?.close();
       await tlsReloader?.close();
       logger.info({ result }, 'stopped');
