@@ -205,12 +205,11 @@ export async function serve(configPath: string | undefined, env: ServeEnvironmen
     };
     process.on('SIGHUP', onHangUp);
     let stopping = false;
-    let reloadsStopped: Promise<void> | undefined;
     const stop = async (signal: string) => {
       if (stopping) return;
       stopping = true;
       process.off('SIGHUP', onHangUp);
-      reloadsStopped = configReloader?.close(); // awaited after draining, which starts at once
+      const reloadsStopped = configReloader?.close(); // awaited after draining, which starts at once
       logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
       const result = await server.shutdown(config.server.shutdownTimeoutSeconds);
       await broker.close();
