@@ -23,25 +23,6 @@ export interface TrustedIssuersOptions {
   readonly eventsFor?: (issuerName: string) => KeySetEvents;
 }
 
-/** Builds the key source of one configured issuer. Network I/O happens lazily, on refresh or first use. */
-function createTrustedIssuer(config: IssuerConfig, options: TrustedIssuersOptions): TrustedIssuer {
-  const events = options.eventsFor?.(config.name);
-  if (config.jwksFile !== undefined) {
-    return { config, keys: new FileKeySet(config.jwksFile, options.now, events) };
-  }
-  const fetch = createIssuerFetch({ caFile: config.caFile, bearerTokenFile: config.bearerTokenFile, credentialOrigins: configuredKeyOrigins(config) });
-  let discovered: string | undefined;
-  const resolveJwksUri = async (): Promise<string> => {
-    if (config.jwksUri !== undefined) return config.jwksUri;
-    discovered ??= await discoverJwksUri(config, fetch);
-    return discovered;
-  };
-  return {
-    config,
-    keys: new RemoteKeySet({ resolveJwksUri, fetch, now: options.now, ...(events !== undefined && { events }) }),
-  };
-}
-
 /**
  * Builds key sources for every configured issuer. Network I/O happens lazily, on refresh or first use. With
  * `previous` (a configuration reload), an issuer configured exactly as before keeps its TrustedIssuer, loaded keys
@@ -49,7 +30,25 @@ function createTrustedIssuer(config: IssuerConfig, options: TrustedIssuersOption
  */
 export function createTrustedIssuers(configs: readonly IssuerConfig[], options: TrustedIssuersOptions, previous?: TrustedIssuers): TrustedIssuers {
   const kept = new Map((previous?.all ?? []).map((issuer) => [canonicalJson(issuer.config), issuer]));
-  const all = configs.map((config) => kept.get(canonicalJson(config)) ?? createTrustedIssuer(config, options));
+  const all = configs.map((config): TrustedIssuer => {
+    const unchanged = kept.get(canonicalJson(config));
+    if (unchanged !== undefined) return unchanged;
+    const events = options.eventsFor?.(config.name);
+    if (config.jwksFile !== undefined) {
+      return { config, keys: new FileKeySet(config.jwksFile, options.now, events) };
+    }
+    const fetch = createIssuerFetch({ caFile: config.caFile, bearerTokenFile: config.bearerTokenFile, credentialOrigins: configuredKeyOrigins(config) });
+    let discovered: string | undefined;
+    const resolveJwksUri = async (): Promise<string> => {
+      if (config.jwksUri !== undefined) return config.jwksUri;
+      discovered ??= await discoverJwksUri(config, fetch);
+      return discovered;
+    };
+    return {
+      config,
+      keys: new RemoteKeySet({ resolveJwksUri, fetch, now: options.now, ...(events !== undefined && { events }) }),
+    };
+  });
   const index = new Map(all.map((issuer) => [issuer.config.issuer, issuer]));
   return { byIssuer: (iss) => index.get(iss), all };
 }
