@@ -3,6 +3,7 @@ import { discoverJwksUri } from './discover-jwks-uri.js';
 import { configuredKeyOrigins } from './key-origins.js';
 import { FileKeySet, RemoteKeySet, type IssuerKeySet, type KeySetEvents } from './issuer-key-set.js';
 import type { IssuerConfig } from '../config/schema.js';
+import { canonicalJson } from '../config/config-reload.js';
 
 /** A configured issuer with the source of its verification keys. */
 export interface TrustedIssuer {
@@ -22,9 +23,16 @@ export interface TrustedIssuersOptions {
   readonly eventsFor?: (issuerName: string) => KeySetEvents;
 }
 
-/** Builds key sources for every configured issuer. Network I/O happens lazily, on refresh or first use. */
-export function createTrustedIssuers(configs: readonly IssuerConfig[], options: TrustedIssuersOptions): TrustedIssuers {
+/**
+ * Builds key sources for every configured issuer. Network I/O happens lazily, on refresh or first use. With
+ * `previous` (a configuration reload), an issuer configured exactly as before keeps its TrustedIssuer, loaded keys
+ * and all, so a reload refetches nothing it already trusts; a new or changed issuer gets a fresh key source.
+ */
+export function createTrustedIssuers(configs: readonly IssuerConfig[], options: TrustedIssuersOptions, previous?: TrustedIssuers): TrustedIssuers {
+  const kept = new Map((previous?.all ?? []).map((issuer) => [canonicalJson(issuer.config), issuer]));
   const all = configs.map((config): TrustedIssuer => {
+    const unchanged = kept.get(canonicalJson(config));
+    if (unchanged !== undefined) return unchanged;
     const events = options.eventsFor?.(config.name);
     if (config.jwksFile !== undefined) {
       return { config, keys: new FileKeySet(config.jwksFile, options.now, events) };

@@ -10,7 +10,8 @@ import { configWarnings } from '../../server/config/validate-config.js';
 import { listen, type HttpServerOptions, type RunningServer } from '../../server/http/serve-http.js';
 import { readTlsCredentials, type TlsCredentials } from '../../server/tls/tls-credentials.js';
 import { reloadTlsOnChange, type TlsReloader } from '../../server/tls/tls-reloader.js';
-import { recordServingCertificate } from '../../server/observability/metrics.js';
+import { recordConfigReload, recordServingCertificate } from '../../server/observability/metrics.js';
+import { watchConfigFile, type ConfigFileReloader } from '../../server/config/config-file-reloader.js';
 import { REDACT_PATHS, REDACTION_CENSOR } from '../../server/observability/log-redaction.js';
 import type { BrokerConfig } from '../../server/config/schema.js';
 import type { ServeEnvironment } from '../../server/config/environment.js';
@@ -147,9 +148,30 @@ async function startConfigured(path: string, env: ServeEnvironment): Promise<Sta
   return { broker, server, config, logger, keyDirectory: signingKeys, ...(tlsReloader !== undefined && { tlsReloader }) };
 }
 
+/**
+ * Reloads the configuration file into the running broker on change (and on `reload()`, which SIGHUP calls): rules,
+ * policies, apis, issuers... change without a restart; src/server/config/config-reload.ts says which.
+ */
+function reloadConfigOnChange(path: string, env: ServeEnvironment, broker: Broker, logger: Logger): ConfigFileReloader {
+  return watchConfigFile({
+    path,
+    env,
+    inForce: () => broker.config(),
+    apply(next) {
+      const outcome = broker.reconfigure(next);
+      if (outcome.applied) for (const warning of configWarnings(next)) logger.warn({ warning }, 'configuration warning');
+      return outcome;
+    },
+    onAttempt: (attempt) => recordConfigReload(broker.metrics, attempt.result),
+    logger: logger.child({ component: 'config' }),
+  });
+}
+
 export const SERVE_USAGE = `Usage: token-broker serve [--config FILE]
 
-  Runs the broker until SIGTERM or SIGINT, then finishes in-flight requests and exits 0. The configuration is
+  Runs the broker until SIGTERM or SIGINT, then finishes in-flight requests and exits 0. SIGHUP, or a change of
+  the configuration file, reloads it: rules, policies, apis, issuers, tokens and kubernetes change live; a change
+  to another block is refused and logged, and the configuration in force stays (docs/runbook.md). The configuration is
   --config FILE, else BROKER_CONFIG; PORT, PUBLIC_URL, TLS_CERT_FILE/TLS_KEY_FILE, REDIS_URL and KUBECONFIG
   override it (token-broker help). With server.tls it serves HTTPS and reloads the certificate when it changes.
   Without either it runs in dev mode on 127.0.0.1: an embedded stand-in cluster issuer and an ephemeral signing
@@ -175,13 +197,23 @@ export async function serve(configPath: string | undefined, env: ServeEnvironmen
   }
   const { broker, server, config, logger, keyDirectory, tlsReloader } = started;
   return new Promise((resolve) => {
+    const configReloader = path === undefined ? undefined : reloadConfigOnChange(path, env, broker, logger);
+    // SIGHUP reloads the configuration file (Node's default for it would end the process).
+    const onHangUp = () => {
+      if (configReloader === undefined) logger.warn({ signal: 'SIGHUP' }, 'dev mode has no configuration file to reload');
+      else void configReloader.reload('signal');
+    };
+    process.on('SIGHUP', onHangUp);
     let stopping = false;
     const stop = async (signal: string) => {
       if (stopping) return;
       stopping = true;
+      process.off('SIGHUP', onHangUp);
+      const reloadsStopped = configReloader?.close(); // awaited after draining, which starts at once
       logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
       const result = await server.shutdown(config.server.shutdownTimeoutSeconds);
       await broker.close();
+      await reloadsStopped;
       await keyDirectory?.close();
       await tlsReloader?.close();
       logger.info({ result }, 'stopped');
