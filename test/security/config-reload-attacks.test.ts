@@ -132,6 +132,8 @@ describe('attack: the file swapped under the broker', () => {
     const s = await setup();
     const full = s.yaml({ rules: [...BILLING, { name: 'extra', match: { namespaces: ['billing'], serviceAccounts: ['reporter'] }, policies: ['billing-admin'] }] });
     const cuts = [...full.matchAll(/[^\n]/g)].map((m) => m.index).filter((i) => i > 0);
+    // The reloader has learnt from the whole file in force that this operator's files end with a newline.
+    assert.equal((await s.reloader.reload('signal')).result, 'success');
     for (const cut of cuts.filter((_, i) => i % 17 === 0)) {
       await writeFile(s.path, full.slice(0, cut));
       const attempt = await s.reloader.reload('signal');
@@ -141,6 +143,23 @@ describe('attack: the file swapped under the broker', () => {
     await stillPaymentsOnly(s.h);
     await writeFile(s.path, full);
     assert.equal((await s.reloader.reload('signal')).result, 'success', 'the whole file, once written, is');
+  });
+
+  it('files that never end with a newline (a ConfigMap written with YAML `|-`) reload; losing the newline the file in force had is refused', async () => {
+    const s = await setup();
+    // A first reload settles what the reloader learnt from the file at its start (with a newline).
+    assert.equal((await s.reloader.reload('signal')).result, 'success');
+    await writeFile(s.path, s.yaml().trimEnd());
+    const convention = watchConfigFile({ path: s.path, env: {}, inForce: () => s.h.broker.config(), apply: (next) => s.h.broker.reconfigure(next), logger: s.logs.logger, rescanIntervalMs: 0, watch: false });
+    closers.push(() => convention.close());
+    await writeFile(s.path, s.yaml({ rules: BILLING }).trimEnd());
+    assert.equal((await convention.reload('signal')).result, 'success', 'no newline, as at start-up: reloaded');
+    assert.equal(s.h.broker.config().rules[0]?.name, 'billing-only');
+    // The first reloader learnt its file with a newline: the same text without one is refused as possibly cut off.
+    const refused = await s.reloader.reload('signal');
+    assert.equal(refused.result, 'invalid');
+    assert.match(refused.result === 'invalid' ? (refused.problems[0]?.message ?? '') : '', /does not end with a newline as the configuration in force did/);
+    assert.equal(s.h.broker.config().rules[0]?.name, 'billing-only', 'the refused file changed nothing');
   });
 
   it('half a file written in place, then the rest: the watch reloads the whole file, not the half', async () => {

@@ -67,6 +67,15 @@ export function watchConfigFile(options: ConfigFileReloaderOptions): ConfigFileR
   /** The last attempt reported was invalid or refused: the file is not what is in force. */
   let failing = false;
   let lastAttempt: ReloadAttempt = { result: 'unchanged' };
+  /**
+   * Whether the operator's files end with a newline, learnt from the file as it was at start-up and from every
+   * file put in force since. A ConfigMap written with YAML's `|-` has none, and must not be refused for it; a file
+   * that had one and has lost it is the sign of a write cut off mid-line.
+   */
+  let endsWithNewline: Promise<boolean> = readFile(path, 'utf8').then(
+    (text) => text.endsWith('\n'),
+    () => true,
+  );
 
   function report(attempt: Exclude<ReloadAttempt, { result: 'unchanged' }>, trigger: ReloadTrigger): ReloadAttempt {
     if (attempt.result === 'success') {
@@ -104,6 +113,7 @@ export function watchConfigFile(options: ConfigFileReloaderOptions): ConfigFileR
       return false;
     }
     const inForceHash = configHash(options.inForce());
+    const expectNewline = await endsWithNewline;
     let text: string;
     try {
       text = await readFile(path, 'utf8');
@@ -118,10 +128,10 @@ export function watchConfigFile(options: ConfigFileReloaderOptions): ConfigFileR
     const digest = digestOf(text);
     if (trigger === 'file' && digest === lastDigest) return (lastAttempt = { result: 'unchanged' }), true;
     lastDigest = digest;
-    if (!text.endsWith('\n')) {
-      // Every YAML writer ends the file with a newline; a file cut off mid-write almost never does. (A file cut at a
-      // line end still parses: only an atomic replacement, as a ConfigMap update is, rules that out.)
-      const problem = { path: '(file)', message: 'does not end with a newline: it may be half-written; replace the file atomically (write, then rename), as a ConfigMap update does' };
+    if (!text.endsWith('\n') && expectNewline) {
+      // The files in force end with a newline and this one does not: it was most likely cut off mid-write. (A file
+      // cut at a line end still parses: only an atomic replacement, as a ConfigMap update is, rules that out.)
+      const problem = { path: '(file)', message: 'does not end with a newline as the configuration in force did: it may be half-written; replace the file atomically (write, then rename), as a ConfigMap update does' };
       lastAttempt = report({ result: 'invalid', hash: inForceHash, problems: [problem] }, trigger);
       return false;
     }
@@ -137,6 +147,7 @@ export function watchConfigFile(options: ConfigFileReloaderOptions): ConfigFileR
     // unless the last attempt failed: a file put back as it was is then reported, and clears the failure.
     if (trigger === 'file' && !failing && configHash(next) === inForceHash) return (lastAttempt = { result: 'unchanged' }), true;
     const outcome = options.apply(next);
+    if (outcome.applied) endsWithNewline = Promise.resolve(text.endsWith('\n'));
     lastAttempt = outcome.applied
       ? report({ result: 'success', hash: outcome.hash, previousHash: outcome.previousHash, rules: outcome.rules }, trigger)
       : report({ result: 'refused', hash: outcome.previousHash, candidateHash: outcome.hash, refused: outcome.refused }, trigger);
