@@ -26,8 +26,12 @@ import type { BrokerConfig } from './config/schema.js';
 import { recordSigningKeyStates, type SigningKeySet } from './mint/signing-key-set.js';
 import type { ReadinessReport } from './http/health-routes.js';
 import type { TokenCache } from './cache/token-cache.js';
+import { incomingTraceContext } from './observability/trace-context.js';
+import type { Tracing } from './observability/tracing.js';
+import * as traced from './observability/traced-parts.js';
 // explain (POST /v1/explain) ------------------------------------------------------------------------------
 import { createWorkloadResolver } from './exchange/resolve-workload.js';
+import { verifySubjectToken } from './issuers/verify-subject-token.js';
 import { subjectTemplateNeedsPod } from './mint/access-token-claims.js';
 import { createWorkloadExplainer } from './explain/explain-workload.js';
 // ------------------------------------------------------------------------------------------------------------
@@ -39,6 +43,8 @@ export interface BrokerOptions {
   readonly extraRoutes?: Router;
   /** Replaces the Kubernetes API client (tests give a source bound to a stand-in through a kubeconfig). */
   readonly kubernetesSource?: (settings: NonNullable<BrokerConfig['kubernetes']>) => KubernetesMetadataSource;
+  /** OpenTelemetry tracing (src/server/observability/tracing.ts); absent, nothing is traced and no span is made. */
+  readonly tracing?: Tracing | undefined;
 }
 
 /** The broker assembled from its parts: what `serve` runs and what HTTP tests drive through supertest. */
@@ -62,7 +68,7 @@ const WARM_UP_RETRY_MS = 10_000;
 /** Composition root of one broker instance. No module-level state: every call builds fresh parts. */
 export function createBroker(config: BrokerConfig, options: BrokerOptions): Broker {
   const now = options.now ?? Date.now;
-  const { logger } = options;
+  const { logger, tracing } = options;
   const metrics = createMetrics(
     { signingKeysReadable: () => options.signingKeys.status?.().lastError === undefined },
     // metrics.namespaceLabel: the outcome's namespace ('' when unknown) as a label of the exchanges counter.
@@ -80,6 +86,7 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
         else logger.warn({ issuer: issuerName, error: error instanceof Error ? error.message : String(error) }, 'issuer key set fetch failed');
       },
     }),
+    wrapFetch: tracing === undefined ? undefined : (issuerName, fetch) => traced.tracedIssuerFetch(issuerName, fetch, tracing),
   });
   const rules = compileRules(config.rules);
   const redisConfig = config.cache.redis;
@@ -107,7 +114,11 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
   recordSigningKeyStates(metrics, options.signingKeys);
   options.signingKeys.onChange?.(() => recordSigningKeyStates(metrics, options.signingKeys));
 
-  const observe = createExchangeObserver({ metrics, logger, auditStream });
+  const observe = createExchangeObserver({
+    metrics,
+    logger,
+    auditStream: tracing !== undefined && auditStream !== undefined ? traced.tracedAuditStream(auditStream, tracing) : auditStream,
+  });
 
   // One metadata source per distinct cluster configuration: the top-level block, and each issuer's own.
   const sources = new Map<NonNullable<BrokerConfig['kubernetes']>, KubernetesMetadataSource>();
@@ -130,6 +141,7 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
             },
           },
         });
+      if (tracing !== undefined) source = traced.tracedKubernetesSource(source, tracing);
       sources.set(settings, source);
     }
     clusters.set(issuer.name, { podBinding: settings.podBinding, verification: settings.verification, source });
@@ -143,22 +155,24 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     now,
     subjectNeedsPod: subjectTemplateNeedsPod(config.tokens.subject),
     verifiedTokens,
+    verify: tracing === undefined ? undefined : traced.tracedVerify(verifySubjectToken, tracing),
   });
 
   const resourceTargets = compileResourceTargets(config.apis, config.policies);
-  const exchange = createExchange({
+  const minter = config.tokens.format === 'tyk-key' && config.tyk !== undefined ? createTykKeyMinter(config.tyk, config.tokens) : createJwtMinter(options.signingKeys);
+  // With tracing on, each part the exchange calls is wrapped to make its span (Redis parts only with Redis).
+  const tracedRedis = tracing !== undefined && redis !== undefined;
+  const untracedExchange = createExchange({
     config,
     resolveWorkload,
     resourceTargets,
-    minter:
-      config.tokens.format === 'tyk-key' && config.tyk !== undefined
-        ? createTykKeyMinter(config.tyk, config.tokens)
-        : createJwtMinter(options.signingKeys),
-    cache,
-    coordinator,
-    rateLimiter,
+    minter: tracing === undefined ? minter : traced.tracedMinter(minter, tracing),
+    cache: tracedRedis ? traced.tracedTokenCache(cache, tracing) : cache,
+    coordinator: tracedRedis ? traced.tracedMintCoordinator(coordinator, tracing) : coordinator,
+    rateLimiter: tracedRedis && rateLimiter !== unlimited ? traced.tracedRateLimiter(rateLimiter, tracing) : rateLimiter,
     now,
   });
+  const exchange = tracing === undefined ? untracedExchange : tracing.exchangeInSpan(untracedExchange);
 
   // explain (POST /v1/explain), built only when enabled ----------------------------------------------------
   const explain = config.explain.enabled ? createWorkloadExplainer({ config, resolveWorkload, now }) : undefined;
@@ -203,7 +217,11 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     logger,
     readiness,
     // One record per POST /token request, ended once, from the edge: refusals before the exchange included.
-    startExchangeRecord: (requestId) => new ExchangeRecord(requestId, observe),
+    // Untraced, the record still carries the trace id of a valid incoming traceparent, for the log and audit lines.
+    startExchangeRecord:
+      tracing === undefined
+        ? (requestId, headers) => new ExchangeRecord(requestId, observe, incomingTraceContext(headers)?.traceId)
+        : (requestId, headers) => tracing.startExchangeRecord(requestId, headers, observe),
     ...(options.extraRoutes !== undefined && { extraRoutes: options.extraRoutes }),
     ...(explain !== undefined && { explain }),
   });
