@@ -4,6 +4,7 @@ import { createApp, type BrokerHttpHandler } from './http/create-app.js';
 import { createExchange } from './exchange/exchange-token.js';
 import { compileResourceTargets } from './rules/resource-targets.js';
 import { createTrustedIssuers, type TrustedIssuers } from './issuers/trusted-issuers.js';
+import type { IssuerFetch } from './issuers/issuer-fetch.js';
 import { VerifiedTokenCache } from './issuers/verified-token-cache.js';
 import { compileRules } from './rules/compiled-rules.js';
 import { MemoryTokenCache } from './cache/memory-token-cache.js';
@@ -30,8 +31,12 @@ import type { TokenCache } from './cache/token-cache.js';
 import type { ExchangeToken } from './exchange/exchange-token.js';
 import type { ExplainWorkload } from './explain/explain-workload.js';
 import { canonicalJson, configHash, diffRuleNames, restartOnlyChanges, type Reconfiguration } from './config/config-reload.js';
+import { incomingTraceContext } from './observability/trace-context.js';
+import type { Tracing } from './observability/tracing.js';
+import * as traced from './observability/traced-parts.js';
 // explain (POST /v1/explain) ------------------------------------------------------------------------------
 import { createWorkloadResolver } from './exchange/resolve-workload.js';
+import { verifySubjectToken } from './issuers/verify-subject-token.js';
 import { subjectTemplateNeedsPod } from './mint/access-token-claims.js';
 import { createWorkloadExplainer } from './explain/explain-workload.js';
 // ------------------------------------------------------------------------------------------------------------
@@ -43,6 +48,8 @@ export interface BrokerOptions {
   readonly extraRoutes?: Router;
   /** Replaces the Kubernetes API client (tests give a source bound to a stand-in through a kubeconfig). */
   readonly kubernetesSource?: (settings: NonNullable<BrokerConfig['kubernetes']>) => KubernetesMetadataSource;
+  /** OpenTelemetry tracing (src/server/observability/tracing.ts); absent, nothing is traced and no span is made. */
+  readonly tracing?: Tracing | undefined;
 }
 
 /** The broker assembled from its parts: what `serve` runs and what HTTP tests drive through supertest. */
@@ -83,7 +90,7 @@ const WARM_UP_RETRY_MS = 10_000;
 /** Composition root of one broker instance. No module-level state: every call builds fresh parts. */
 export function createBroker(config: BrokerConfig, options: BrokerOptions): Broker {
   const now = options.now ?? Date.now;
-  const { logger } = options;
+  const { logger, tracing } = options;
   const metrics = createMetrics(
     { signingKeysReadable: () => options.signingKeys.status?.().lastError === undefined },
     // metrics.namespaceLabel: the outcome's namespace ('' when unknown) as a label of the exchanges counter.
@@ -101,6 +108,7 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
         else logger.warn({ issuer: issuerName, error: error instanceof Error ? error.message : String(error) }, 'issuer key set fetch failed');
       },
     }),
+    wrapFetch: tracing === undefined ? undefined : (issuerName: string, fetch: IssuerFetch) => traced.tracedIssuerFetch(issuerName, fetch, tracing),
   };
   const redisConfig = config.cache.redis;
   const redis =
@@ -127,7 +135,11 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
   recordSigningKeyStates(metrics, options.signingKeys);
   options.signingKeys.onChange?.(() => recordSigningKeyStates(metrics, options.signingKeys));
 
-  const observe = createExchangeObserver({ metrics, logger, auditStream });
+  const observe = createExchangeObserver({
+    metrics,
+    logger,
+    auditStream: tracing !== undefined && auditStream !== undefined ? traced.tracedAuditStream(auditStream, tracing) : auditStream,
+  });
 
   // One metadata source per distinct cluster configuration (by content, so a reload that keeps a cluster block
   // keeps its source, caches and connections); closed with the broker.
@@ -149,6 +161,7 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
             },
           },
         });
+      if (tracing !== undefined) source = traced.tracedKubernetesSource(source, tracing);
       sources.set(key, source);
     }
     return source;
@@ -173,22 +186,24 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
       now,
       subjectNeedsPod: subjectTemplateNeedsPod(next.tokens.subject),
       verifiedTokens,
+      verify: tracing === undefined ? undefined : traced.tracedVerify(verifySubjectToken, tracing),
     });
 
     const resourceTargets = compileResourceTargets(next.apis, next.policies);
-    const exchange = createExchange({
+    const minter = next.tokens.format === 'tyk-key' && next.tyk !== undefined ? createTykKeyMinter(next.tyk, next.tokens) : createJwtMinter(options.signingKeys);
+    // With tracing on, each part the exchange calls is wrapped to make its span (Redis parts only with Redis).
+    const tracedRedis = tracing !== undefined && redis !== undefined;
+    const untracedExchange = createExchange({
       config: next,
       resolveWorkload,
       resourceTargets,
-      minter:
-        next.tokens.format === 'tyk-key' && next.tyk !== undefined
-          ? createTykKeyMinter(next.tyk, next.tokens)
-          : createJwtMinter(options.signingKeys),
-      cache,
-      coordinator,
-      rateLimiter,
+      minter: tracing === undefined ? minter : traced.tracedMinter(minter, tracing),
+      cache: tracedRedis ? traced.tracedTokenCache(cache, tracing) : cache,
+      coordinator: tracedRedis ? traced.tracedMintCoordinator(coordinator, tracing) : coordinator,
+      rateLimiter: tracedRedis && rateLimiter !== unlimited ? traced.tracedRateLimiter(rateLimiter, tracing) : rateLimiter,
       now,
     });
+    const exchange = tracing === undefined ? untracedExchange : tracing.exchangeInSpan(untracedExchange);
 
     // explain (POST /v1/explain), built only when enabled ----------------------------------------------------
     const explain = next.explain.enabled ? createWorkloadExplainer({ config: next, resolveWorkload, now }) : undefined;
@@ -266,7 +281,11 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     logger,
     readiness,
     // One record per POST /token request, ended once, from the edge: refusals before the exchange included.
-    startExchangeRecord: (requestId) => new ExchangeRecord(requestId, observe),
+    // Untraced, the record still carries the trace id of a valid incoming traceparent, for the log and audit lines.
+    startExchangeRecord:
+      tracing === undefined
+        ? (requestId, headers) => new ExchangeRecord(requestId, observe, incomingTraceContext(headers)?.traceId)
+        : (requestId, headers) => tracing.startExchangeRecord(requestId, headers, observe),
     ...(options.extraRoutes !== undefined && { extraRoutes: options.extraRoutes }),
     // explain.enabled needs a restart (the route is mounted or not); the explainer follows the live configuration.
     ...(config.explain.enabled && { explain: (request: Parameters<ExplainWorkload>[0]) => (live.explain as ExplainWorkload)(request) }),

@@ -1,4 +1,4 @@
-import { createIssuerFetch } from './issuer-fetch.js';
+import { createIssuerFetch, type IssuerFetch } from './issuer-fetch.js';
 import { discoverJwksUri } from './discover-jwks-uri.js';
 import { configuredKeyOrigins } from './key-origins.js';
 import { FileKeySet, RemoteKeySet, type IssuerKeySet, type KeySetEvents } from './issuer-key-set.js';
@@ -21,6 +21,8 @@ export interface TrustedIssuersOptions {
   readonly now: () => number;
   /** Per-issuer hooks, e.g. for JWKS refresh metrics and logs. */
   readonly eventsFor?: (issuerName: string) => KeySetEvents;
+  /** Wraps an issuer's HTTP client (discovery and JWKS), e.g. to trace each request. */
+  readonly wrapFetch?: ((issuerName: string, fetch: IssuerFetch) => IssuerFetch) | undefined;
 }
 
 /**
@@ -37,7 +39,8 @@ export function createTrustedIssuers(configs: readonly IssuerConfig[], options: 
     if (config.jwksFile !== undefined) {
       return { config, keys: new FileKeySet(config.jwksFile, options.now, events) };
     }
-    const fetch = createIssuerFetch({ caFile: config.caFile, bearerTokenFile: config.bearerTokenFile, credentialOrigins: configuredKeyOrigins(config) });
+    const direct = createIssuerFetch({ caFile: config.caFile, bearerTokenFile: config.bearerTokenFile, credentialOrigins: configuredKeyOrigins(config) });
+    const fetch = options.wrapFetch?.(config.name, direct) ?? direct;
     let discovered: string | undefined;
     const resolveJwksUri = async (): Promise<string> => {
       if (config.jwksUri !== undefined) return config.jwksUri;

@@ -15,6 +15,7 @@ import { watchConfigFile, type ConfigFileReloader } from '../../server/config/co
 import { REDACT_PATHS, REDACTION_CENSOR } from '../../server/observability/log-redaction.js';
 import type { BrokerConfig } from '../../server/config/schema.js';
 import type { ServeEnvironment } from '../../server/config/environment.js';
+import { startTracing, type TracingSetup } from '../../server/observability/tracing-sdk.js';
 
 export type { ServeEnvironment } from '../../server/config/environment.js';
 
@@ -60,6 +61,8 @@ interface Started {
   readonly keyDirectory?: SigningKeyDirectory;
   /** Re-reads server.tls's files, closed on shutdown (absent without TLS). */
   readonly tlsReloader?: TlsReloader;
+  /** The OpenTelemetry SDK, flushed on shutdown (absent unless OTEL_* asks for traces). */
+  readonly tracing?: TracingSetup;
 }
 
 type TlsSettings = NonNullable<BrokerConfig['server']['tls']>;
@@ -95,14 +98,15 @@ async function startDev(env: ServeEnvironment): Promise<Started> {
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError('PORT', [{ path: 'PORT (environment)', message: 'must be an integer port from 1 to 65535' }]);
   const config = devConfig(port);
   const logger = createLogger(config.logging.level);
+  const tracing = await startTracing(env, logger);
   const devIssuer = await createDevClusterIssuer(config.server.publicUrl, DEV_AUDIENCE, Date.now);
   const signingKeys = await ephemeralSigningKeySet(config.signing.algorithm, Date.now());
-  const broker = createBroker(config, { logger, signingKeys, extraRoutes: devIssuer.routes });
+  const broker = createBroker(config, { logger, signingKeys, extraRoutes: devIssuer.routes, tracing: tracing?.tracing });
   const server = await listen(broker.app, config.server);
   logger.warn({ port: server.port }, 'dev mode: embedded stand-in issuer and ephemeral key; never use in production');
   await broker.warmUp();
   console.log(devBanner(server.port));
-  return { broker, server, config, logger };
+  return { broker, server, config, logger, ...(tracing !== undefined && { tracing }) };
 }
 
 async function startConfigured(path: string, env: ServeEnvironment): Promise<Started> {
@@ -129,7 +133,9 @@ async function startConfigured(path: string, env: ServeEnvironment): Promise<Sta
     await signingKeys.close();
     throw error;
   }) };
-  const broker = createBroker(config, { logger, signingKeys });
+  // Before the broker is built: its parts are wrapped in spans only when tracing is on.
+  const tracing = await startTracing(env, logger);
+  const broker = createBroker(config, { logger, signingKeys, tracing: tracing?.tracing });
   const { server, tlsReloader } = tls === undefined ? { server: await listen(broker.app, config.server), tlsReloader: undefined } : await listenTls(broker, config, tls.settings, tls.credentials, logger);
   logger.info(
     {
@@ -145,7 +151,7 @@ async function startConfigured(path: string, env: ServeEnvironment): Promise<Sta
     'token broker listening',
   );
   void broker.warmUp();
-  return { broker, server, config, logger, keyDirectory: signingKeys, ...(tlsReloader !== undefined && { tlsReloader }) };
+  return { broker, server, config, logger, keyDirectory: signingKeys, ...(tlsReloader !== undefined && { tlsReloader }), ...(tracing !== undefined && { tracing }) };
 }
 
 /**
@@ -195,7 +201,7 @@ export async function serve(configPath: string | undefined, env: ServeEnvironmen
     console.error(error instanceof ConfigError ? error.message : `token-broker: cannot start: ${error instanceof Error ? error.message : String(error)}`);
     return 2;
   }
-  const { broker, server, config, logger, keyDirectory, tlsReloader } = started;
+  const { broker, server, config, logger, keyDirectory, tlsReloader, tracing } = started;
   return new Promise((resolve) => {
     const configReloader = path === undefined ? undefined : reloadConfigOnChange(path, env, broker, logger);
     // SIGHUP reloads the configuration file (Node's default for it would end the process).
@@ -216,6 +222,8 @@ export async function serve(configPath: string | undefined, env: ServeEnvironmen
       await reloadsStopped;
       await keyDirectory?.close();
       await tlsReloader?.close();
+      // The last exchanges' spans are still in the batch: export them before exiting (bounded by OTEL_BSP_EXPORT_TIMEOUT).
+      await tracing?.shutdown().catch(() => undefined);
       logger.info({ result }, 'stopped');
       resolve(0);
     };
