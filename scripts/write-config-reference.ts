@@ -7,6 +7,8 @@ import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { brokerConfigSchema } from '../src/server/config/schema.js';
+import { CONFIG_RELOAD } from '../src/server/config/config-reload.js';
+import { ENVIRONMENT_VARIABLES } from '../src/server/config/environment.js';
 
 /** Where the generated reference is committed. */
 export const CONFIG_REFERENCE_PATH = fileURLToPath(new URL('../docs/configuration.md', import.meta.url));
@@ -127,6 +129,16 @@ function cell(text: string): string {
   return text.replace(/\s*\n\s*/g, ' ').replace(/\|/g, '\\|');
 }
 
+/** What a reload may do to a top-level block, from the one table that decides it (src/server/config/config-reload.ts). */
+export function reloadLine(key: string): string {
+  const rule = (CONFIG_RELOAD as Record<string, { live: boolean; why?: string; restartFields?: readonly string[] }>)[key];
+  if (rule === undefined) throw new Error(`${key} is not classified in CONFIG_RELOAD`);
+  if (!rule.live) return `**Reload:** needs a restart: ${rule.why ?? ''}.`;
+  const except = rule.restartFields ?? [];
+  if (except.length === 0) return '**Reload:** live: a change takes effect on SIGHUP or when the file changes, without a restart.';
+  return `**Reload:** live, except ${except.map((field) => `\`${key}.${field}\``).join(' and ')}, which need a restart: ${rule.why ?? ''}.`;
+}
+
 /** The whole reference as Markdown, with a trailing newline. Deterministic: a function of the schema only. */
 export function configReferenceText(): string {
   const lines = [
@@ -147,14 +159,30 @@ export function configReferenceText(): string {
     '  lifetimes within `tokens.maxTtlSeconds`, plain `http://` only on loopback, ...) are checked at start-up too and',
     '  reported with the path of the offending key; they are not repeated here.',
     '- Environment overrides: `PORT` replaces `server.port`, `REDIS_URL` `cache.redis.url`, `KUBECONFIG` an omitted',
-    '  `kubernetes.kubeconfig`. Nothing else is read from the environment.',
+    '  `kubernetes.kubeconfig`; every variable the broker reads is listed under [Environment variables](#environment-variables).',
+    '- **Reload** (each section says which): `serve` reloads the file on SIGHUP and when it changes (a ConfigMap',
+    '  update included). A reload is validated as at start-up and put in force whole; if it changes a field that needs a',
+    '  restart it is refused whole, logged with the fields it names, and the configuration in force stays',
+    '  ([runbook](runbook.md#tokenbrokerconfigreloadfailing)).',
   ];
   for (const section of configReferenceSections()) {
     lines.push('', `## \`${section.key}\``, '');
     if (section.description !== '') lines.push(section.description, '');
+    lines.push(reloadLine(section.key), '');
     lines.push('| key | type | default | description |', '|---|---|---|---|');
     for (const row of section.rows) lines.push(`| \`${row.path}\` | ${cell(row.type)} | ${cell(row.default)} | ${row.description === '' ? '—' : cell(row.description)} |`);
   }
+  lines.push(
+    '',
+    '## Environment variables',
+    '',
+    'Every variable the broker reads (`token-broker help` prints the same list). Tracing (OpenTelemetry) is configured',
+    'only here, not in the file: the `OTEL_*` variables below decide whether `serve` traces, and the SDK reads the other',
+    'standard ones itself (`OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_TRACES_SAMPLER`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_BSP_*`, ...);',
+    'see [runbook.md](runbook.md#find-an-exchanges-trace).',
+    '',
+    ...ENVIRONMENT_VARIABLES.map((variable) => `- \`${variable.name}\` (read by ${variable.readBy}): ${variable.description}.`),
+  );
   return `${lines.join('\n')}\n`;
 }
 

@@ -4,6 +4,7 @@ import { createApp, type BrokerHttpHandler } from './http/create-app.js';
 import { createExchange } from './exchange/exchange-token.js';
 import { compileResourceTargets } from './rules/resource-targets.js';
 import { createTrustedIssuers, type TrustedIssuers } from './issuers/trusted-issuers.js';
+import type { IssuerFetch } from './issuers/issuer-fetch.js';
 import { VerifiedTokenCache } from './issuers/verified-token-cache.js';
 import { compileRules } from './rules/compiled-rules.js';
 import { MemoryTokenCache } from './cache/memory-token-cache.js';
@@ -12,7 +13,7 @@ import { RedisConnection, createRedisClient } from './cache/redis-connection.js'
 import { LocalMintCoordinator, RedisMintCoordinator, type MintCoordinator } from './cache/mint-coordinator.js';
 import { MemoryMintRateLimiter, unlimited, type MintRateLimiter } from './limits/mint-rate-limiter.js';
 import { RedisMintRateLimiter } from './limits/redis-mint-rate-limiter.js';
-import { createMetrics, type BrokerMetrics } from './observability/metrics.js';
+import { createMetrics, recordConfigInForce, type BrokerMetrics } from './observability/metrics.js';
 import { RedisAuditStream } from './observability/audit-stream.js';
 import { createExchangeObserver } from './observability/exchange-observer.js';
 import type { KubernetesMetadataSource } from './identity/kubernetes-metadata.js';
@@ -23,9 +24,16 @@ import { createJwtMinter } from './mint/jwt-minter.js';
 import { createTykKeyMinter } from './mint/tyk-key-minter.js';
 import { ExchangeRecord } from './observability/exchange-record.js';
 import type { BrokerConfig } from './config/schema.js';
+export type { Reconfiguration } from './config/config-reload.js';
 import { recordSigningKeyStates, type SigningKeySet } from './mint/signing-key-set.js';
 import type { ReadinessReport } from './http/health-routes.js';
 import type { TokenCache } from './cache/token-cache.js';
+import type { ExchangeToken } from './exchange/exchange-token.js';
+import type { ExplainWorkload } from './explain/explain-workload.js';
+import { canonicalJson, configHash, diffRuleNames, restartOnlyChanges, type Reconfiguration } from './config/config-reload.js';
+import { incomingTraceContext } from './observability/trace-context.js';
+import type { Tracing } from './observability/tracing.js';
+import * as traced from './observability/traced-parts.js';
 // denies (the kill switch) -------------------------------------------------------------------------------------
 import { DenyList } from './deny/deny-list.js';
 import { staticDeniesOf } from './deny/static-denies.js';
@@ -41,6 +49,7 @@ import type { Express } from 'express';
 // ------------------------------------------------------------------------------------------------------------
 // explain (POST /v1/explain) ------------------------------------------------------------------------------
 import { createWorkloadResolver } from './exchange/resolve-workload.js';
+import { verifySubjectToken } from './issuers/verify-subject-token.js';
 import { subjectTemplateNeedsPod } from './mint/access-token-claims.js';
 import { createWorkloadExplainer } from './explain/explain-workload.js';
 // ------------------------------------------------------------------------------------------------------------
@@ -52,6 +61,8 @@ export interface BrokerOptions {
   readonly extraRoutes?: Router;
   /** Replaces the Kubernetes API client (tests give a source bound to a stand-in through a kubeconfig). */
   readonly kubernetesSource?: (settings: NonNullable<BrokerConfig['kubernetes']>) => KubernetesMetadataSource;
+  /** OpenTelemetry tracing (src/server/observability/tracing.ts); absent, nothing is traced and no span is made. */
+  readonly tracing?: Tracing | undefined;
 }
 
 /** The broker assembled from its parts: what `serve` runs and what HTTP tests drive through supertest. */
@@ -75,7 +86,24 @@ export interface Broker {
   readiness(): ReadinessReport;
   /** Loads every issuer's keys now, and keeps retrying the ones that fail until they load. */
   warmUp(): Promise<void>;
+  /** The configuration in force (the one given at creation, or the last one `reconfigure` put in force). */
+  config(): BrokerConfig;
+  /**
+   * Puts a validated configuration in force without a restart, or refuses it whole when it changes a field that
+   * needs one (src/server/config/config-reload.ts). An exchange in flight finishes under the configuration it
+   * started with; the next one uses the new configuration.
+   */
+  reconfigure(next: BrokerConfig): Reconfiguration;
   close(): Promise<void>;
+}
+
+/** The parts built from the live part of the configuration, swapped as one on reload. */
+interface LiveParts {
+  readonly config: BrokerConfig;
+  readonly hash: string;
+  readonly issuers: TrustedIssuers;
+  readonly exchange: ExchangeToken;
+  readonly explain: ExplainWorkload | undefined;
 }
 
 const WARM_UP_RETRY_MS = 10_000;
@@ -83,7 +111,7 @@ const WARM_UP_RETRY_MS = 10_000;
 /** Composition root of one broker instance. No module-level state: every call builds fresh parts. */
 export function createBroker(config: BrokerConfig, options: BrokerOptions): Broker {
   const now = options.now ?? Date.now;
-  const { logger } = options;
+  const { logger, tracing } = options;
   const metrics = createMetrics(
     { signingKeysReadable: () => options.signingKeys.status?.().lastError === undefined },
     // metrics.namespaceLabel: the outcome's namespace ('' when unknown) as a label of the exchanges counter.
@@ -91,18 +119,18 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
   );
   // Verified subject tokens, shared by /token and /v1/explain; an issuer's entries go when its keys change.
   const verifiedTokens = new VerifiedTokenCache();
-  const issuers = createTrustedIssuers(config.issuers, {
+  const issuerOptions = {
     now,
-    eventsFor: (issuerName) => ({
+    eventsFor: (issuerName: string) => ({
       onKeysChanged: () => verifiedTokens.purge(issuerName),
-      onRefresh(result, error) {
+      onRefresh(result: 'success' | 'error', error?: unknown) {
         metrics.jwksRefresh.inc({ issuer: issuerName, result });
         if (result === 'success') metrics.jwksLastSuccess.set({ issuer: issuerName }, now() / 1000);
         else logger.warn({ issuer: issuerName, error: error instanceof Error ? error.message : String(error) }, 'issuer key set fetch failed');
       },
     }),
-  });
-  const rules = compileRules(config.rules);
+    wrapFetch: tracing === undefined ? undefined : (issuerName: string, fetch: IssuerFetch) => traced.tracedIssuerFetch(issuerName, fetch, tracing),
+  };
   const redisConfig = config.cache.redis;
   const redis =
     redisConfig === undefined
@@ -128,7 +156,11 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
   recordSigningKeyStates(metrics, options.signingKeys);
   options.signingKeys.onChange?.(() => recordSigningKeyStates(metrics, options.signingKeys));
 
-  const observe = createExchangeObserver({ metrics, logger, auditStream });
+  const observe = createExchangeObserver({
+    metrics,
+    logger,
+    auditStream: tracing !== undefined && auditStream !== undefined ? traced.tracedAuditStream(auditStream, tracing) : auditStream,
+  });
 
   // Denies: static from the configuration, shared from Redis (kept current by pub/sub and a poll).
   const denies = new DenyList(staticDeniesOf(config.denies.static, now()), {
@@ -153,13 +185,12 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     if (read !== REDIS_UNAVAILABLE) denies.replaceShared(read.denies);
   }
 
-  // One metadata source per distinct cluster configuration: the top-level block, and each issuer's own.
-  const sources = new Map<NonNullable<BrokerConfig['kubernetes']>, KubernetesMetadataSource>();
-  const clusters = new Map<string, ClusterAccess>();
-  for (const issuer of config.issuers) {
-    const settings = kubernetesOf(config, issuer);
-    if (settings === undefined || !settings.enabled) continue;
-    let source = sources.get(settings);
+  // One metadata source per distinct cluster configuration (by content, so a reload that keeps a cluster block
+  // keeps its source, caches and connections); closed with the broker.
+  const sources = new Map<string, KubernetesMetadataSource>();
+  function sourceFor(settings: NonNullable<BrokerConfig['kubernetes']>): KubernetesMetadataSource {
+    const key = canonicalJson(settings);
+    let source = sources.get(key);
     if (source === undefined) {
       source =
         options.kubernetesSource?.(settings) ??
@@ -174,40 +205,122 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
             },
           },
         });
-      sources.set(settings, source);
+      if (tracing !== undefined) source = traced.tracedKubernetesSource(source, tracing);
+      sources.set(key, source);
     }
-    clusters.set(issuer.name, { podBinding: settings.podBinding, verification: settings.verification, source });
+    return source;
   }
 
-  // One resolver, for the exchange and for explain: an explanation judges exactly the identity an exchange would.
-  const resolveWorkload = createWorkloadResolver({
-    issuers,
-    rules,
-    clusterFor: (issuerName) => clusters.get(issuerName),
-    now,
-    subjectNeedsPod: subjectTemplateNeedsPod(config.tokens.subject),
-    verifiedTokens,
-  });
+  /** Everything that depends on the live configuration, built from it; `previous` lends its unchanged issuers. */
+  function buildLive(next: BrokerConfig, previous: LiveParts | undefined): LiveParts {
+    const issuers = createTrustedIssuers(next.issuers, issuerOptions, previous?.issuers);
+    const rules = compileRules(next.rules);
+    const clusters = new Map<string, ClusterAccess>();
+    for (const issuer of next.issuers) {
+      const settings = kubernetesOf(next, issuer);
+      if (settings === undefined || !settings.enabled) continue;
+      clusters.set(issuer.name, { podBinding: settings.podBinding, verification: settings.verification, source: sourceFor(settings) });
+    }
 
-  const resourceTargets = compileResourceTargets(config.apis, config.policies);
-  const exchange = createExchange({
-    config,
-    resolveWorkload,
-    resourceTargets,
-    minter:
-      config.tokens.format === 'tyk-key' && config.tyk !== undefined
-        ? createTykKeyMinter(config.tyk, config.tokens)
-        : createJwtMinter(options.signingKeys),
-    cache,
-    coordinator,
-    rateLimiter,
-    now,
-    denies,
-    recordHolder: config.tokens.format === 'tyk-key',
-    onRevokedTokenSkipped: () => metrics.denyHits.inc({ kind: 'jti' }),
-  });
+    // One resolver, for the exchange and for explain: an explanation judges exactly the identity an exchange would.
+    const resolveWorkload = createWorkloadResolver({
+      issuers,
+      rules,
+      clusterFor: (issuerName) => clusters.get(issuerName),
+      now,
+      subjectNeedsPod: subjectTemplateNeedsPod(next.tokens.subject),
+      verifiedTokens,
+      verify: tracing === undefined ? undefined : traced.tracedVerify(verifySubjectToken, tracing),
+    });
 
-  // The admin endpoint, built only when configured; `serve` gives it its own listener.
+    const resourceTargets = compileResourceTargets(next.apis, next.policies);
+    const minter = next.tokens.format === 'tyk-key' && next.tyk !== undefined ? createTykKeyMinter(next.tyk, next.tokens) : createJwtMinter(options.signingKeys);
+    // With tracing on, each part the exchange calls is wrapped to make its span (Redis parts only with Redis).
+    const tracedRedis = tracing !== undefined && redis !== undefined;
+    const untracedExchange = createExchange({
+      config: next,
+      resolveWorkload,
+      resourceTargets,
+      minter: tracing === undefined ? minter : traced.tracedMinter(minter, tracing),
+      cache: tracedRedis ? traced.tracedTokenCache(cache, tracing) : cache,
+      coordinator: tracedRedis ? traced.tracedMintCoordinator(coordinator, tracing) : coordinator,
+      rateLimiter: tracedRedis && rateLimiter !== unlimited ? traced.tracedRateLimiter(rateLimiter, tracing) : rateLimiter,
+      now,
+      denies,
+      recordHolder: next.tokens.format === 'tyk-key',
+      onRevokedTokenSkipped: () => metrics.denyHits.inc({ kind: 'jti' }),
+    });
+    const exchange = tracing === undefined ? untracedExchange : tracing.exchangeInSpan(untracedExchange);
+
+    // explain (POST /v1/explain), built only when enabled ----------------------------------------------------
+    const explain = next.explain.enabled ? createWorkloadExplainer({ config: next, resolveWorkload, now }) : undefined;
+    // ----------------------------------------------------------------------------------------------------------
+    return { config: next, hash: configHash(next), issuers, exchange, explain };
+  }
+
+  /** Issuers a reload brought in (new or changed) before their keys loaded: they do not make the broker unready. */
+  const addedByReload = new WeakSet<TrustedIssuers['all'][number]>();
+  // The parts in force: one reference, replaced whole by `reconfigure`. Each request reads it once, when it starts.
+  let live = buildLive(config, undefined);
+  recordConfigInForce(metrics, live.hash, now());
+
+  function reconfigure(next: BrokerConfig): Reconfiguration {
+    const previous = live;
+    const hash = configHash(next);
+    const refused = restartOnlyChanges(previous.config, next);
+    if (refused.length > 0) return { applied: false, hash, previousHash: previous.hash, refused };
+    const rules = diffRuleNames(previous.config.rules, next.rules);
+    live = buildLive(next, previous);
+    // denies.static is live: the new list is in force from the next exchange (the shared ones are untouched).
+    denies.replaceStatic(staticDeniesOf(next.denies.static, now()));
+    // Verifications remembered for an issuer that is gone or changed are never used again (verifySubjectToken
+    // checks the issuer in force); drop them now rather than let them age out.
+    const kept = new Set(live.issuers.all);
+    for (const issuer of previous.issuers.all) if (!kept.has(issuer)) verifiedTokens.purge(issuer.config.name);
+    const before = new Set(previous.issuers.all);
+    for (const issuer of live.issuers.all) if (!before.has(issuer) && !issuer.keys.loaded) addedByReload.add(issuer);
+    recordConfigInForce(metrics, live.hash, now());
+    if (live.issuers.all.some((issuer) => !issuer.keys.loaded)) void warmUp();
+    return { applied: true, hash: live.hash, previousHash: previous.hash, rules };
+  }
+
+  function readiness(): ReadinessReport {
+    const checks: Record<string, { ok: boolean; detail?: string }> = {};
+    for (const issuer of live.issuers.all) {
+      checks[`issuer:${issuer.config.name}`] = issuer.keys.loaded
+        ? { ok: true }
+        : addedByReload.has(issuer)
+          ? // Every replica reloads the same file: an unreachable new issuer must not take the whole Service out.
+            { ok: true, detail: 'added by a configuration reload; its keys have not been loaded yet (its tokens are refused until they are)' }
+          : { ok: false, detail: 'the issuer\'s keys have not been loaded yet (discovery or JWKS unreachable)' };
+    }
+    const active = options.signingKeys.active();
+    // A keys directory that cannot be re-read keeps its last good set: ready as long as that set can sign.
+    const readError = options.signingKeys.status?.().lastError;
+    const stale = readError === undefined ? '' : `; the keys cannot be re-read since ${new Date(readError.since).toISOString()}, the last good key set is in force`;
+    checks.signingKey = active !== undefined ? { ok: true, detail: `kid ${active.kid}${stale}` } : { ok: false, detail: `no signing key${stale}` };
+    if (redis !== undefined) {
+      // Redis never makes the broker unready: without it, exchanges are still answered (minted, not shared).
+      checks.redis = { ok: true, detail: redis.up ? 'up' : 'down: minting without the shared cache' };
+    }
+    return { ready: Object.values(checks).every((c) => c.ok), checks };
+  }
+
+  let retryTimer: NodeJS.Timeout | undefined;
+  let closed = false;
+  async function warmUp(): Promise<void> {
+    const pending = live.issuers.all.filter((issuer) => !issuer.keys.loaded);
+    await Promise.all(pending.map((issuer) => issuer.keys.refresh().catch(() => undefined)));
+    if (!closed && retryTimer === undefined && live.issuers.all.some((issuer) => !issuer.keys.loaded)) {
+      retryTimer = setTimeout(() => {
+        retryTimer = undefined;
+        void warmUp();
+      }, WARM_UP_RETRY_MS);
+      retryTimer.unref();
+    }
+  }
+
+  // The admin endpoint, built only when configured; `serve` gives it its own listener (admin needs a restart).
   const adminApp =
     config.admin === undefined
       ? undefined
@@ -227,42 +340,9 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
           now,
         });
 
-  // explain (POST /v1/explain), built only when enabled ----------------------------------------------------
-  const explain = config.explain.enabled ? createWorkloadExplainer({ config, resolveWorkload, now }) : undefined;
-  // ----------------------------------------------------------------------------------------------------------
-
-  function readiness(): ReadinessReport {
-    const checks: Record<string, { ok: boolean; detail?: string }> = {};
-    for (const issuer of issuers.all) {
-      checks[`issuer:${issuer.config.name}`] = issuer.keys.loaded
-        ? { ok: true }
-        : { ok: false, detail: 'the issuer\'s keys have not been loaded yet (discovery or JWKS unreachable)' };
-    }
-    const active = options.signingKeys.active();
-    // A keys directory that cannot be re-read keeps its last good set: ready as long as that set can sign.
-    const readError = options.signingKeys.status?.().lastError;
-    const stale = readError === undefined ? '' : `; the keys cannot be re-read since ${new Date(readError.since).toISOString()}, the last good key set is in force`;
-    checks.signingKey = active !== undefined ? { ok: true, detail: `kid ${active.kid}${stale}` } : { ok: false, detail: `no signing key${stale}` };
-    if (redis !== undefined) {
-      // Redis never makes the broker unready: without it, exchanges are still answered (minted, not shared).
-      checks.redis = { ok: true, detail: redis.up ? 'up' : 'down: minting without the shared cache' };
-    }
-    return { ready: Object.values(checks).every((c) => c.ok), checks };
-  }
-
-  let retryTimer: NodeJS.Timeout | undefined;
-  let closed = false;
-  async function warmUp(): Promise<void> {
-    const pending = issuers.all.filter((issuer) => !issuer.keys.loaded);
-    await Promise.all(pending.map((issuer) => issuer.keys.refresh().catch(() => undefined)));
-    if (!closed && issuers.all.some((issuer) => !issuer.keys.loaded)) {
-      retryTimer = setTimeout(() => void warmUp(), WARM_UP_RETRY_MS);
-      retryTimer.unref();
-    }
-  }
-
   const app = createApp({
-    exchange,
+    // Through the parts in force at the request's start: a reload never changes an exchange already under way.
+    exchange: (request, record) => live.exchange(request, record),
     signingKeys: options.signingKeys,
     publicUrl: config.server.publicUrl,
     requireClientCertificate: config.server.tls?.clientCaFile !== undefined,
@@ -270,15 +350,22 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     logger,
     readiness,
     // One record per POST /token request, ended once, from the edge: refusals before the exchange included.
-    startExchangeRecord: (requestId) => new ExchangeRecord(requestId, observe),
+    // Untraced, the record still carries the trace id of a valid incoming traceparent, for the log and audit lines.
+    startExchangeRecord:
+      tracing === undefined
+        ? (requestId, headers) => new ExchangeRecord(requestId, observe, incomingTraceContext(headers)?.traceId)
+        : (requestId, headers) => tracing.startExchangeRecord(requestId, headers, observe),
     ...(options.extraRoutes !== undefined && { extraRoutes: options.extraRoutes }),
-    ...(explain !== undefined && { explain }),
+    // explain.enabled needs a restart (the route is mounted or not); the explainer follows the live configuration.
+    ...(config.explain.enabled && { explain: (request: Parameters<ExplainWorkload>[0]) => (live.explain as ExplainWorkload)(request) }),
   });
 
   return {
     app,
     metrics,
-    issuers,
+    get issuers() {
+      return live.issuers;
+    },
     cache,
     verifiedTokens,
     redis,
@@ -288,6 +375,8 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     adminApp,
     readiness,
     warmUp,
+    config: () => live.config,
+    reconfigure,
     async close() {
       closed = true;
       await denySync?.close();

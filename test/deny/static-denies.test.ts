@@ -68,3 +68,20 @@ describe('static deny configuration', () => {
     if (!result.ok) assert.deepEqual(result.problems, [{ path: 'admin.port', message: 'must differ from server.port: the admin endpoint is never served on the public listener' }]);
   });
 });
+
+describe('static denies on a configuration reload', () => {
+  const h = useHarness({ warmUp: true });
+
+  it('a static deny added by a reload refuses from the next exchange; removed by the next reload, it serves again', async () => {
+    const subject = await h.issuer.projectedToken({ podUid: 'pod-reload' });
+    const served = await h.exchange(subject).expect(200);
+    const withDeny = validateConfig({ ...defaultConfig(h.issuer.issuer), denies: { static: [{ id: 'reloaded', serviceAccount: 'argo-runner', reason: 'INC-5 via reload' }] } });
+    assert.ok(withDeny.ok);
+    assert.equal(h.broker.reconfigure(withDeny.config).applied, true);
+    assert.equal((await h.exchange(subject).expect(403)).body.error_description, 'An operator has denied tokens to this workload: INC-5 via reload');
+    const without = validateConfig(defaultConfig(h.issuer.issuer));
+    assert.ok(without.ok);
+    assert.equal(h.broker.reconfigure(without.config).applied, true);
+    assert.equal((await h.exchange(subject).expect(200)).body.access_token, served.body.access_token);
+  });
+});

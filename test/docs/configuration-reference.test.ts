@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { brokerConfigSchema } from '../../src/server/config/schema.js';
+import { ENVIRONMENT_VARIABLES } from '../../src/server/config/environment.js';
 import { CONFIG_REFERENCE_COMMAND, CONFIG_REFERENCE_PATH, configReferenceSections, configReferenceText } from '../../scripts/write-config-reference.js';
 
 /*
@@ -29,6 +30,13 @@ describe('docs/configuration.md', () => {
   it('is up to date with src/server/config/schema.ts', () => {
     const committed = readFileSync(CONFIG_REFERENCE_PATH, 'utf8');
     assert.ok(committed === configReferenceText(), `docs/configuration.md is out of date with src/server/config/schema.ts: run \`${CONFIG_REFERENCE_COMMAND}\` and commit the result`);
+  });
+
+  it('lists every environment variable the broker reads, the OTEL_* ones of tracing included', () => {
+    const committed = readFileSync(CONFIG_REFERENCE_PATH, 'utf8');
+    const listed = [...committed.matchAll(/^- `([A-Z_]+)` \(read by /gm)].map((m) => m[1]);
+    assert.deepEqual(listed, ENVIRONMENT_VARIABLES.map((variable) => variable.name));
+    assert.ok(listed.includes('OTEL_EXPORTER_OTLP_ENDPOINT') && listed.includes('OTEL_SDK_DISABLED'));
   });
 
   it('has one row per key path of the configuration, in schema order', () => {

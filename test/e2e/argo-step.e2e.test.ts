@@ -413,8 +413,12 @@ describe('examples/argo orders-sync: the step\'s script, verbatim, against a bro
     assert.equal(receipts.length, 2);
     receipts.forEach((receipt, i) => {
       const claims = [first, second][i];
-      assert.deepEqual(Object.keys(receipt), ['exchanged_at', 'claims', 'issued_token_type', 'token_type', 'expires_in', 'scope']);
+      assert.deepEqual(Object.keys(receipt), ['exchanged_at', 'trace_id', 'claims', 'issued_token_type', 'token_type', 'expires_in', 'scope']);
       assert.match(String(receipt.exchanged_at), /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
+      // No trace context from Argo here: the step started its own trace, and the audit record names it too.
+      assert.match(String(receipt.trace_id), /^[0-9a-f]{32}$/);
+      assert.equal(receipt.trace_id, audit[i]?.traceId);
+      assert.equal(receipt.trace_id, receipts[0]?.trace_id, 'one trace per step');
       assert.deepEqual(receipt.claims, claims);
       assert.deepEqual(
         { jti: (receipt.claims as Record<string, unknown>).jti, pol: claims?.pol, scope: claims?.scope, exp: claims?.exp },
@@ -482,6 +486,31 @@ describe('examples/argo orders-sync: the step\'s script, verbatim, against a bro
     );
     assert.equal(new Set(audit.map((line) => line.jti)).size, 3);
   });
+  it('trace context: the step sends Argo\'s (ARGO_OTEL_traceparent), else TRACEPARENT, and never a malformed one; the receipt names the trace the broker logged', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const argoTraceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const carrierTraceId = '0af7651916cd43dd8448eb211c80319c';
+    const cases: { env: Record<string, string>; expected: string | undefined }[] = [
+      { env: { ARGO_OTEL_traceparent: `00-${argoTraceId}-00f067aa0ba902b7-01`, TRACEPARENT: `00-${carrierTraceId}-b7ad6b7169203331-01` }, expected: argoTraceId },
+      { env: { ARGO_OTEL_traceparent: 'garbage";{"injected":1}', TRACEPARENT: `00-${carrierTraceId}-b7ad6b7169203331-01` }, expected: carrierTraceId },
+      { env: { TRACEPARENT: `00-${'0'.repeat(32)}-b7ad6b7169203331-01x` }, expected: undefined },
+    ];
+    for (const [i, { env, expected }] of cases.entries()) {
+      const pod = await startPod(`orders-sync-trace${i}`);
+      await pod.volume.write(await pod.token());
+      const auditBefore = auditLines().length;
+      const run = await runStep(pod, { shard: 'eu-1', pages: '1', 'pause-seconds': '0' }, { ...stepEnvironment(pod, { shard: 'eu-1', pages: '1', 'pause-seconds': '0' }), ...env });
+      assert.equal(run.code, 0, run.stderr);
+      const [receipt] = jsonLines(await pod.receipts());
+      const [audit] = auditLines().slice(auditBefore);
+      assert.ok(receipt !== undefined && audit !== undefined);
+      if (expected !== undefined) assert.equal(receipt.trace_id, expected);
+      else assert.ok(receipt.trace_id !== carrierTraceId && /^[0-9a-f]{32}$/.test(String(receipt.trace_id)), 'a new trace when the given one is malformed');
+      assert.equal(audit.traceId, receipt.trace_id, 'the audit record names the trace the receipt records');
+      const exchangeLine = logs.lines.find((line) => line.requestId === audit.requestId && line.audit !== true);
+      assert.equal(exchangeLine?.traceId, receipt.trace_id);
+    }
+  });
+
   /** Sends `method path` through the gateway with a bearer token, as any client would. */
   async function throughTyk(method: string, path: string, token: string): Promise<{ status: number; body: unknown }> {
     const withBody = method === 'POST' || method === 'PUT' || method === 'PATCH';

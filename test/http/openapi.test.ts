@@ -25,6 +25,7 @@ import { devConfig, DEV_AUDIENCE, DEV_POLICY } from '../../src/server/config/dev
 import { ephemeralSigningKeySet, staticSigningKeySet } from '../../src/server/mint/signing-key-set.js';
 import { useHarness, startHarness, PUBLIC_URL, type Harness } from '../support/broker-harness.js';
 import { captureLogs } from '../support/log-capture.js';
+import { parseTraceParent, parseTraceState } from '../../src/server/observability/trace-context.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // The document, with every $ref inlined, and a validator for the schemas it declares.
@@ -634,6 +635,29 @@ describe('openapi.yaml: real responses of POST /token conform', () => {
     const replaced = await h.exchange(await h.issuer.projectedToken()).set('X-Request-Id', 'has spaces/and slashes');
     assertConforms(replaced, '/token', 'post');
     assert.match(String(replaced.headers['x-request-id']), /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+  });
+});
+
+describe('openapi.yaml: the trace context headers of /token', () => {
+  const h = useHarness({ warmUp: true });
+  const parameterOf = (name: string) => (doc.components as unknown as { parameters: Record<string, { name: string; schema: { pattern?: string; maxLength?: number }; example: string }> }).parameters[name];
+
+  it('are documented on /token, and the documented example is what the broker accepts', async () => {
+    const traceparent = parameterOf('TraceParent');
+    const tracestate = parameterOf('TraceState');
+    assert.ok(traceparent !== undefined && tracestate !== undefined);
+    assert.deepEqual([traceparent.name, tracestate.name], ['traceparent', 'tracestate']);
+    assert.match(traceparent.example, new RegExp(traceparent.schema.pattern ?? '^$'));
+    assert.deepEqual(parseTraceParent(traceparent.example), { traceId: traceparent.example.slice(3, 35), parentSpanId: traceparent.example.slice(36, 52), traceFlags: 1 });
+    assert.equal(parseTraceState(tracestate.example), tracestate.example);
+
+    const requestId = `openapi-trace-${Date.now()}`;
+    const res = await h.exchange(await h.issuer.projectedToken()).set('traceparent', traceparent.example).set('tracestate', tracestate.example).set('X-Request-Id', requestId);
+    assertConforms(res, '/token', 'post');
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.traceparent, undefined, 'no trace header in the response');
+    const line = h.logs.lines.find((l) => l.requestId === requestId && l.audit !== true);
+    assert.equal(line?.traceId, traceparent.example.slice(3, 35));
   });
 });
 

@@ -222,6 +222,7 @@ function selectorsOf(expr: string): Selector[] {
 const KNOWN_LABEL_VALUES: Record<string, Record<string, readonly string[]>> = {
   token_broker_exchanges_total: { outcome: ['issued', 'cached', 'rejected', 'error'], reason: [...REASON_CODES, 'ok'] },
   token_broker_jwks_refresh_total: { result: ['success', 'error'] },
+  token_broker_config_reloads_total: { result: ['success', 'invalid', 'refused'] },
   token_broker_cache_requests_total: { result: ['hit', 'miss', 'stale', 'error'] },
   token_broker_signing_key_info: { state: ['pending', 'active', 'retiring'] },
   // HTTP statuses the API server sends the broker (and 'error' when there was none); 401 and 403 are the refusals.
@@ -251,6 +252,7 @@ describe('deploy/prometheus/alerts.yaml', () => {
     assert.deepEqual([...names].sort(), [
       'TokenBrokerClockSkew',
       'TokenBrokerClockSkewRejections',
+      'TokenBrokerConfigReloadFailing',
       'TokenBrokerExpiredSubjectTokens',
       'TokenBrokerHighErrorRatio',
       'TokenBrokerHighLatencyP99',

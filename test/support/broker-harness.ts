@@ -9,6 +9,7 @@ import { startStandInIssuer, type StandInIssuer, type StandInIssuerOptions } fro
 import { createTestClock, type TestClock } from './clock.js';
 import { captureLogs, type LogCapture } from './log-capture.js';
 import type { BrokerConfig, BrokerConfigInput } from '../../src/server/config/schema.js';
+import type { Tracing } from '../../src/server/observability/tracing.js';
 
 export const PUBLIC_URL = 'https://token-broker.test';
 export const SUBJECT_AUDIENCE = 'tyk-token-broker';
@@ -33,6 +34,8 @@ export interface HarnessOptions {
   readonly signingAlgorithm?: SigningAlgorithm;
   /** The broker's signing keys, built with the harness's clock and logs; by default one fresh key. */
   readonly signingKeys?: (clock: TestClock, logs: LogCapture) => Promise<SigningKeySet>;
+  /** OpenTelemetry tracing for the broker (test/support/span-capture.ts); by default none. */
+  readonly tracing?: Tracing;
 }
 
 /** The default test configuration: one Kubernetes issuer (the stand-in) and two rules. */
@@ -73,7 +76,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const logs = captureLogs();
   const signingKeys =
     (await options.signingKeys?.(clock, logs)) ?? staticSigningKeySet([await generateSigningKey(options.signingAlgorithm ?? config.signing.algorithm, clock.now())]);
-  const broker = createBroker(config, { logger: logs.logger, signingKeys, now: clock.now });
+  const broker = createBroker(config, { logger: logs.logger, signingKeys, now: clock.now, tracing: options.tracing });
   const http = supertest(broker.app);
   return {
     issuer,

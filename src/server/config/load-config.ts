@@ -121,10 +121,18 @@ export async function loadConfigFile(path: string, env: ConfigEnvironment): Prom
     const reason = (error as NodeJS.ErrnoException).code ?? 'unreadable';
     throw new ConfigError(path, [{ path: '(file)', message: `cannot read the file (${reason})` }]);
   }
+  return loadConfigText(text, path, env);
+}
+
+/**
+ * Parses and validates configuration text read from `source`, environment overrides applied: what start-up and
+ * a configuration reload both go through. Throws ConfigError naming every bad field.
+ */
+export function loadConfigText(text: string, source: string, env: ConfigEnvironment): BrokerConfig {
   const problems: ConfigProblem[] = [];
-  const document = applyEnvironment(parseConfigText(text, path), env, problems);
+  const document = applyEnvironment(parseConfigText(text, source), env, problems);
   const result = validateConfig(document);
   if (!result.ok) problems.push(...result.problems);
-  if (problems.length > 0 || !result.ok) throw new ConfigError(path, problems);
+  if (problems.length > 0 || !result.ok) throw new ConfigError(source, problems);
   return result.config;
 }

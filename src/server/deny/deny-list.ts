@@ -29,6 +29,12 @@ export class DenyList {
     return this.current;
   }
 
+  /** Puts a reloaded configuration's static denies in force (the shared ones are kept). */
+  replaceStatic(staticDenies: readonly Deny[]): void {
+    this.current = new DenySnapshot(staticDenies, this.current.sharedDenies);
+    this.events.onSnapshot?.(this.current);
+  }
+
   /** Puts the shared list just read in force, and reports what changed since the previous one. */
   replaceShared(shared: readonly Deny[]): void {
     const before = new Map(this.current.sharedDenies.map((deny) => [deny.id, deny]));

@@ -16,6 +16,8 @@ export interface WorkloadResolverDependencies {
   readonly subjectNeedsPod: boolean;
   /** Re-presented tokens skip signature verification (never the time or cluster checks). */
   readonly verifiedTokens?: VerifiedTokenCache | undefined;
+  /** Replaces verifySubjectToken (the broker gives a traced one when tracing is on). */
+  readonly verify?: typeof verifySubjectToken | undefined;
 }
 
 /** Told what resolution established as it goes, so a refusal is still recorded with it (ExchangeRecord). */
@@ -48,8 +50,9 @@ export function createWorkloadResolver(deps: WorkloadResolverDependencies) {
     return identity;
   }
 
+  const verify = deps.verify ?? verifySubjectToken;
   return async function resolveWorkload(subjectToken: string, recorder?: ResolutionRecorder): Promise<ResolvedWorkload> {
-    const verified = await verifySubjectToken(subjectToken, deps.issuers, deps.now, deps.verifiedTokens);
+    const verified = await verify(subjectToken, deps.issuers, deps.now, deps.verifiedTokens);
     recorder?.verifiedToken(verified);
     let identity = identityOf(verified.issuer.config, verified.claims);
     recorder?.identified(identity);

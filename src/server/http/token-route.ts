@@ -1,5 +1,5 @@
 import accepts from 'accepts';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { BrokerError } from '../errors.js';
@@ -12,8 +12,11 @@ import type { ExchangeRecord } from '../observability/exchange-record.js';
 
 export { MAX_BODY_BYTES } from './form-body.js';
 
-/** Starts the record of one POST /token request (src/server/observability/exchange-record.ts). */
-export type StartExchangeRecord = (requestId: string) => ExchangeRecord;
+/**
+ * Starts the record of one POST /token request (src/server/observability/exchange-record.ts); the headers carry the
+ * caller's W3C trace context (`traceparent`), which the record joins.
+ */
+export type StartExchangeRecord = (requestId: string, headers: IncomingHttpHeaders) => ExchangeRecord;
 
 /** Answers one request for the token endpoint (POST, or 405 for any other method); `requestId` is already on the response. */
 export type TokenHandler = (req: IncomingMessage, res: ServerResponse, requestId: string) => void;
@@ -86,7 +89,7 @@ export function createTokenHandler(exchange: ExchangeToken, startRecord: StartEx
       sendError(res, METHOD_NOT_ALLOWED());
       return;
     }
-    const record = startRecord(requestId);
+    const record = startRecord(requestId, req.headers);
     // Constant headers: set before anything can answer (sendError sets them again for the refusals it writes).
     res.setHeader('Cache-Control', 'no-store');
     res.setHeader('Pragma', 'no-cache');

@@ -76,7 +76,9 @@ export async function verifySubjectToken(
   // Once per request: the verified-token cache key, and how logs and audit records name the token.
   const sha256 = tokenSha256(token);
   const remembered = verified?.get(sha256);
-  if (remembered !== undefined) {
+  // Only while its issuer is still trusted as it was: a configuration reload that removed or changed the issuer
+  // built another TrustedIssuer (or none), and the token is verified again against what is in force now.
+  if (remembered !== undefined && issuers.byIssuer(remembered.issuer.config.issuer) === remembered.issuer) {
     // An expired entry stays: a step retrying with its expired token is refused by the clock alone, not by another
     // signature check. The LRU bound pushes it out like any entry.
     const timing = checkTemporalClaims(remembered.claims, Math.floor(now() / 1000), remembered.issuer.config.clockSkewSeconds);

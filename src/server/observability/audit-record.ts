@@ -4,6 +4,8 @@ import type { ExchangeOutcome } from './exchange-outcome.js';
 export interface AuditRecord {
   readonly event: 'token_issued';
   readonly requestId: string;
+  /** The W3C trace id of the exchange (see ExchangeOutcome.traceId), to find its trace. */
+  readonly traceId: string | undefined;
   readonly jti: string | undefined;
   readonly subject: string | undefined;
   readonly issuer: string | undefined;
@@ -26,6 +28,7 @@ export function auditRecordOf(outcome: ExchangeOutcome): AuditRecord {
   return {
     event: 'token_issued',
     requestId: outcome.requestId,
+    traceId: outcome.traceId,
     jti: outcome.jti,
     subject: outcome.subject,
     issuer: outcome.issuerName,

@@ -20,6 +20,7 @@ export function exchangeLogger(logger: Logger): Logger {
 export function logExchange(logger: Logger, outcome: ExchangeOutcome): void {
   const line = {
     requestId: outcome.requestId,
+    traceId: outcome.traceId,
     outcome: outcome.outcome,
     reason: outcome.reason,
     issuer: outcome.issuerName,

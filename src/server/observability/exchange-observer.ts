@@ -13,7 +13,7 @@ import { recordExchangeMetrics, type BrokerMetrics } from './metrics.js';
 export function createExchangeObserver(options: {
   readonly metrics: BrokerMetrics;
   readonly logger: Logger;
-  readonly auditStream?: RedisAuditStream | undefined;
+  readonly auditStream?: Pick<RedisAuditStream, 'append'> | undefined;
 }): (outcome: ExchangeOutcome) => void {
   const { metrics, logger, auditStream } = options;
   const lines = exchangeLogger(logger);

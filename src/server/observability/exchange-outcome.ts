@@ -10,6 +10,8 @@ export type ExchangeOutcomeKind = 'issued' | 'cached' | 'rejected' | 'error';
  */
 export interface ExchangeOutcome {
   readonly requestId: string;
+  /** The W3C trace id (32 hex digits) of the exchange, when it is traced or the caller sent a valid `traceparent`. */
+  readonly traceId?: string | undefined;
   readonly outcome: ExchangeOutcomeKind;
   /** `ok` for issued and cached; the reason code otherwise. */
   readonly reason: ReasonCode | 'ok';

@@ -30,6 +30,8 @@ export class ExchangeRecord {
   constructor(
     readonly requestId: string,
     private readonly observe: ExchangeObserver,
+    /** The W3C trace id the exchange belongs to: its span's, or a valid incoming `traceparent`'s (src/server/observability/trace-context.ts). */
+    readonly traceId?: string,
   ) {}
 
   /** The subject token as presented: an audit record names it by SHA-256 even when it never verifies. */
@@ -86,6 +88,7 @@ export class ExchangeRecord {
     // per exchange, more than the rest of a cached exchange's bookkeeping (bench/README.md).
     const event: ExchangeOutcome = {
       requestId: this.requestId,
+      traceId: this.traceId,
       outcome: result.outcome,
       reason: result.reason,
       durationMs: performance.now() - this.started,

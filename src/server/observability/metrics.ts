@@ -27,6 +27,11 @@ export interface BrokerMetrics {
   readonly signingKeysReadOk: Gauge;
   readonly kubernetesRequests: Counter<'resource' | 'code'>;
   readonly kubernetesDuration: Histogram<'resource'>;
+  /** Configuration reloads (SIGHUP, file change) by result; see src/server/config/config-reload.ts. */
+  readonly configReloads: Counter<'result'>;
+  readonly configInfo: Gauge<'hash'>;
+  readonly configLoadedAt: Gauge;
+  readonly configLastReloadOk: Gauge;
   /** Registered only when the broker serves TLS (server.tls). */
   readonly tlsCertificateExpiry: Gauge;
   readonly tlsCertificateNotBefore: Gauge;
@@ -95,6 +100,10 @@ export function createMetrics(sources: MetricsSources = {}, settings: MetricsSet
     signingKeyInfo: gauge('signing_key_info', 'One series per signing key the broker knows, with its state (pending, active, retiring); value 1.', ['kid', 'alg', 'state']),
     kubernetesRequests: counter('kubernetes_requests_total', 'Requests to the Kubernetes API by resource (namespaces, serviceaccounts, pods, tokenreviews) and HTTP status, or error when there was none.', ['resource', 'code']),
     kubernetesDuration: histogram('kubernetes_request_duration_seconds', 'Duration of Kubernetes API requests by resource (cache hits send none).', [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], ['resource']),
+    configReloads: counter('config_reloads_total', 'Configuration reloads (SIGHUP or a change of the file) by result: success (in force), invalid (the file did not load or validate), refused (it changes a field that needs a restart). After invalid or refused the configuration in force stays.', ['result']),
+    configInfo: gauge('config_info', 'The configuration in force, labelled with its content hash (the hash of the reload log line); one series, value 1.', ['hash']),
+    configLoadedAt: gauge('config_last_reload_success_timestamp_seconds', 'Unix time at which the configuration in force was put in force: start-up, or the last successful reload.'),
+    configLastReloadOk: gauge('config_last_reload_successful', '1 when the latest configuration reload (or the start-up load) succeeded; 0 while the file holds a configuration that was refused or does not validate, and an older one is in force.'),
     signingKeyStateChange: gauge('signing_key_state_change_timestamp_seconds', 'Unix time at which each signing key entered its current state.', ['kid']),
     tlsCertificateExpiry: gauge('tls_certificate_expiry_timestamp_seconds', 'Unix time at which the serving TLS certificate in force expires (its notAfter). Absent without server.tls.', [], false),
     tlsCertificateNotBefore: gauge('tls_certificate_not_before_timestamp_seconds', 'Unix time from which the serving TLS certificate in force is valid (its notBefore): with the expiry, its lifetime, so alerts can say a renewal is overdue whatever the certificate duration. Absent without server.tls.', [], false),
@@ -151,4 +160,18 @@ export function recordServingCertificate(metrics: BrokerMetrics, readOk: boolean
   metrics.tlsFilesReadOk.set(readOk ? 1 : 0);
   metrics.tlsCertificateExpiry.set(inForce.notAfter / 1000);
   metrics.tlsCertificateNotBefore.set(inForce.notBefore / 1000);
+}
+
+/** Puts a configuration's hash and load time on the config gauges; the previous hash's series goes. */
+export function recordConfigInForce(metrics: BrokerMetrics, hash: string, loadedAtMs: number): void {
+  metrics.configInfo.reset();
+  metrics.configInfo.set({ hash }, 1);
+  metrics.configLoadedAt.set(loadedAtMs / 1000);
+  metrics.configLastReloadOk.set(1);
+}
+
+/** After a configuration reload attempt: counted by result; a failed one flags that the file is not what is in force. */
+export function recordConfigReload(metrics: BrokerMetrics, result: 'success' | 'invalid' | 'refused'): void {
+  metrics.configReloads.inc({ result });
+  if (result !== 'success') metrics.configLastReloadOk.set(0);
 }

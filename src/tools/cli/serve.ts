@@ -10,10 +10,12 @@ import { configWarnings } from '../../server/config/validate-config.js';
 import { listen, type HttpServerOptions, type RunningServer } from '../../server/http/serve-http.js';
 import { readTlsCredentials, type TlsCredentials } from '../../server/tls/tls-credentials.js';
 import { reloadTlsOnChange, type TlsReloader } from '../../server/tls/tls-reloader.js';
-import { recordServingCertificate } from '../../server/observability/metrics.js';
+import { recordConfigReload, recordServingCertificate } from '../../server/observability/metrics.js';
+import { watchConfigFile, type ConfigFileReloader } from '../../server/config/config-file-reloader.js';
 import { REDACT_PATHS, REDACTION_CENSOR } from '../../server/observability/log-redaction.js';
 import type { BrokerConfig } from '../../server/config/schema.js';
 import type { ServeEnvironment } from '../../server/config/environment.js';
+import { startTracing, type TracingSetup } from '../../server/observability/tracing-sdk.js';
 
 export type { ServeEnvironment } from '../../server/config/environment.js';
 
@@ -61,6 +63,8 @@ interface Started {
   readonly tlsReloader?: TlsReloader;
   /** The admin listener (config `admin`), on its own port; absent when off. */
   readonly adminServer?: RunningServer;
+  /** The OpenTelemetry SDK, flushed on shutdown (absent unless OTEL_* asks for traces). */
+  readonly tracing?: TracingSetup;
 }
 
 type TlsSettings = NonNullable<BrokerConfig['server']['tls']>;
@@ -96,14 +100,15 @@ async function startDev(env: ServeEnvironment): Promise<Started> {
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError('PORT', [{ path: 'PORT (environment)', message: 'must be an integer port from 1 to 65535' }]);
   const config = devConfig(port);
   const logger = createLogger(config.logging.level);
+  const tracing = await startTracing(env, logger);
   const devIssuer = await createDevClusterIssuer(config.server.publicUrl, DEV_AUDIENCE, Date.now);
   const signingKeys = await ephemeralSigningKeySet(config.signing.algorithm, Date.now());
-  const broker = createBroker(config, { logger, signingKeys, extraRoutes: devIssuer.routes });
+  const broker = createBroker(config, { logger, signingKeys, extraRoutes: devIssuer.routes, tracing: tracing?.tracing });
   const server = await listen(broker.app, config.server);
   logger.warn({ port: server.port }, 'dev mode: embedded stand-in issuer and ephemeral key; never use in production');
   await broker.warmUp();
   console.log(devBanner(server.port));
-  return { broker, server, config, logger };
+  return { broker, server, config, logger, ...(tracing !== undefined && { tracing }) };
 }
 
 async function startConfigured(path: string, env: ServeEnvironment): Promise<Started> {
@@ -130,7 +135,9 @@ async function startConfigured(path: string, env: ServeEnvironment): Promise<Sta
     await signingKeys.close();
     throw error;
   }) };
-  const broker = createBroker(config, { logger, signingKeys });
+  // Before the broker is built: its parts are wrapped in spans only when tracing is on.
+  const tracing = await startTracing(env, logger);
+  const broker = createBroker(config, { logger, signingKeys, tracing: tracing?.tracing });
   const { server, tlsReloader } = tls === undefined ? { server: await listen(broker.app, config.server), tlsReloader: undefined } : await listenTls(broker, config, tls.settings, tls.credentials, logger);
   logger.info(
     {
@@ -161,12 +168,33 @@ async function startConfigured(path: string, env: ServeEnvironment): Promise<Sta
         });
   if (adminServer !== undefined) logger.info({ port: adminServer.port, host: config.admin?.host }, 'admin endpoint listening');
   void broker.warmUp();
-  return { broker, server, config, logger, keyDirectory: signingKeys, ...(tlsReloader !== undefined && { tlsReloader }), ...(adminServer !== undefined && { adminServer }) };
+  return { broker, server, config, logger, keyDirectory: signingKeys, ...(tlsReloader !== undefined && { tlsReloader }), ...(adminServer !== undefined && { adminServer }), ...(tracing !== undefined && { tracing }) };
+}
+
+/**
+ * Reloads the configuration file into the running broker on change (and on `reload()`, which SIGHUP calls): rules,
+ * policies, apis, issuers... change without a restart; src/server/config/config-reload.ts says which.
+ */
+function reloadConfigOnChange(path: string, env: ServeEnvironment, broker: Broker, logger: Logger): ConfigFileReloader {
+  return watchConfigFile({
+    path,
+    env,
+    inForce: () => broker.config(),
+    apply(next) {
+      const outcome = broker.reconfigure(next);
+      if (outcome.applied) for (const warning of configWarnings(next)) logger.warn({ warning }, 'configuration warning');
+      return outcome;
+    },
+    onAttempt: (attempt) => recordConfigReload(broker.metrics, attempt.result),
+    logger: logger.child({ component: 'config' }),
+  });
 }
 
 export const SERVE_USAGE = `Usage: token-broker serve [--config FILE]
 
-  Runs the broker until SIGTERM or SIGINT, then finishes in-flight requests and exits 0. The configuration is
+  Runs the broker until SIGTERM or SIGINT, then finishes in-flight requests and exits 0. SIGHUP, or a change of
+  the configuration file, reloads it: rules, policies, apis, issuers, tokens and kubernetes change live; a change
+  to another block is refused and logged, and the configuration in force stays (docs/runbook.md). The configuration is
   --config FILE, else BROKER_CONFIG; PORT, PUBLIC_URL, TLS_CERT_FILE/TLS_KEY_FILE, REDIS_URL and KUBECONFIG
   override it (token-broker help). With server.tls it serves HTTPS and reloads the certificate when it changes.
   Without either it runs in dev mode on 127.0.0.1: an embedded stand-in cluster issuer and an ephemeral signing
@@ -190,17 +218,29 @@ export async function serve(configPath: string | undefined, env: ServeEnvironmen
     console.error(error instanceof ConfigError ? error.message : `token-broker: cannot start: ${error instanceof Error ? error.message : String(error)}`);
     return 2;
   }
-  const { broker, server, config, logger, keyDirectory, tlsReloader, adminServer } = started;
+  const { broker, server, config, logger, keyDirectory, tlsReloader, adminServer, tracing } = started;
   return new Promise((resolve) => {
+    const configReloader = path === undefined ? undefined : reloadConfigOnChange(path, env, broker, logger);
+    // SIGHUP reloads the configuration file (Node's default for it would end the process).
+    const onHangUp = () => {
+      if (configReloader === undefined) logger.warn({ signal: 'SIGHUP' }, 'dev mode has no configuration file to reload');
+      else void configReloader.reload('signal');
+    };
+    process.on('SIGHUP', onHangUp);
     let stopping = false;
     const stop = async (signal: string) => {
       if (stopping) return;
       stopping = true;
+      process.off('SIGHUP', onHangUp);
+      const reloadsStopped = configReloader?.close(); // awaited after draining, which starts at once
       logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
       const [result] = await Promise.all([server.shutdown(config.server.shutdownTimeoutSeconds), adminServer?.shutdown(config.server.shutdownTimeoutSeconds)]);
       await broker.close();
+      await reloadsStopped;
       await keyDirectory?.close();
       await tlsReloader?.close();
+      // The last exchanges' spans are still in the batch: export them before exiting (bounded by OTEL_BSP_EXPORT_TIMEOUT).
+      await tracing?.shutdown().catch(() => undefined);
       logger.info({ result }, 'stopped');
       resolve(0);
     };
