@@ -34,6 +34,19 @@ import { canonicalJson, configHash, diffRuleNames, restartOnlyChanges, type Reco
 import { incomingTraceContext } from './observability/trace-context.js';
 import type { Tracing } from './observability/tracing.js';
 import * as traced from './observability/traced-parts.js';
+// denies (the kill switch) -------------------------------------------------------------------------------------
+import { DenyList } from './deny/deny-list.js';
+import { staticDeniesOf } from './deny/static-denies.js';
+import { RedisDenyStore } from './deny/redis-deny-store.js';
+import { MemoryDenyStore } from './deny/memory-deny-store.js';
+import type { DenyStore } from './deny/deny-store.js';
+import { REDIS_UNAVAILABLE } from './cache/redis-connection.js';
+import { startDenySync, type DenySync } from './deny/redis-deny-sync.js';
+import { denyKind } from './deny/deny.js';
+import { createAdminApp } from './http/admin-app.js';
+import { createIssuedTokenRevoker } from './deny/tyk-key-revocation.js';
+import type { Express } from 'express';
+// ------------------------------------------------------------------------------------------------------------
 // explain (POST /v1/explain) ------------------------------------------------------------------------------
 import { createWorkloadResolver } from './exchange/resolve-workload.js';
 import { verifySubjectToken } from './issuers/verify-subject-token.js';
@@ -62,6 +75,14 @@ export interface Broker {
   readonly verifiedTokens: VerifiedTokenCache;
   /** Present when Redis is configured. */
   readonly redis: RedisConnection | undefined;
+  /** The denies this replica enforces (static, and shared from Redis). */
+  readonly denies: DenyList;
+  /** Denies added at run time: in Redis when configured (shared), else in this process's memory. */
+  readonly denyStore: DenyStore;
+  /** Re-reads the denies added at run time now. */
+  refreshDenies(): Promise<void>;
+  /** The admin listener's application (config `admin`); undefined when the admin endpoint is off. */
+  readonly adminApp: Express | undefined;
   readiness(): ReadinessReport;
   /** Loads every issuer's keys now, and keeps retrying the ones that fail until they load. */
   warmUp(): Promise<void>;
@@ -141,6 +162,29 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     auditStream: tracing !== undefined && auditStream !== undefined ? traced.tracedAuditStream(auditStream, tracing) : auditStream,
   });
 
+  // Denies: static from the configuration, shared from Redis (kept current by pub/sub and a poll).
+  const denies = new DenyList(staticDeniesOf(config.denies.static, now()), {
+    onChange(change, deny) {
+      metrics.denyChanges.inc({ change });
+      logger.info({ denyId: deny.id, denyKind: denyKind(deny), change }, change === 'added' ? 'deny in force on this replica' : 'deny no longer in force on this replica');
+    },
+    onSnapshot(snapshot) {
+      metrics.deniesActive.set({ source: 'static' }, snapshot.staticDenies.length);
+      metrics.deniesActive.set({ source: 'shared' }, snapshot.sharedDenies.length);
+    },
+  });
+  const redisDenies = redis !== undefined ? new RedisDenyStore(redis) : undefined;
+  const denyStore: DenyStore = redisDenies ?? new MemoryDenyStore();
+  const denySync: DenySync | undefined =
+    redis !== undefined && redisDenies !== undefined
+      ? startDenySync({ connection: redis, store: redisDenies, list: denies, pollMs: config.denies.pollSeconds * 1000, logger: logger.child({ component: 'denies' }) })
+      : undefined;
+  async function refreshDenies(): Promise<void> {
+    if (denySync !== undefined) return denySync.refresh();
+    const read = await denyStore.read();
+    if (read !== REDIS_UNAVAILABLE) denies.replaceShared(read.denies);
+  }
+
   // One metadata source per distinct cluster configuration (by content, so a reload that keeps a cluster block
   // keeps its source, caches and connections); closed with the broker.
   const sources = new Map<string, KubernetesMetadataSource>();
@@ -202,6 +246,9 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
       coordinator: tracedRedis ? traced.tracedMintCoordinator(coordinator, tracing) : coordinator,
       rateLimiter: tracedRedis && rateLimiter !== unlimited ? traced.tracedRateLimiter(rateLimiter, tracing) : rateLimiter,
       now,
+      denies,
+      recordHolder: next.tokens.format === 'tyk-key',
+      onRevokedTokenSkipped: () => metrics.denyHits.inc({ kind: 'jti' }),
     });
     const exchange = tracing === undefined ? untracedExchange : tracing.exchangeInSpan(untracedExchange);
 
@@ -224,6 +271,8 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     if (refused.length > 0) return { applied: false, hash, previousHash: previous.hash, refused };
     const rules = diffRuleNames(previous.config.rules, next.rules);
     live = buildLive(next, previous);
+    // denies.static is live: the new list is in force from the next exchange (the shared ones are untouched).
+    denies.replaceStatic(staticDeniesOf(next.denies.static, now()));
     // Verifications remembered for an issuer that is gone or changed are never used again (verifySubjectToken
     // checks the issuer in force); drop them now rather than let them age out.
     const kept = new Set(live.issuers.all);
@@ -271,6 +320,26 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     }
   }
 
+  // The admin endpoint, built only when configured; `serve` gives it its own listener (admin needs a restart).
+  const adminApp =
+    config.admin === undefined
+      ? undefined
+      : createAdminApp({
+          operations: {
+            store: denyStore,
+            logger: logger.child({ component: 'admin' }),
+            auditStream,
+            now,
+            revokeIssued: createIssuedTokenRevoker(config, cache, logger.child({ component: 'admin' })),
+            afterChange: refreshDenies,
+          },
+          denies,
+          bearerTokenFile: config.admin.bearerTokenFile,
+          requireClientCertificate: config.admin.tls !== undefined,
+          logger: logger.child({ component: 'admin' }),
+          now,
+        });
+
   const app = createApp({
     // Through the parts in force at the request's start: a reload never changes an exchange already under way.
     exchange: (request, record) => live.exchange(request, record),
@@ -300,12 +369,17 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
     cache,
     verifiedTokens,
     redis,
+    denies,
+    denyStore,
+    refreshDenies,
+    adminApp,
     readiness,
     warmUp,
     config: () => live.config,
     reconfigure,
     async close() {
       closed = true;
+      await denySync?.close();
       if (retryTimer) clearTimeout(retryTimer);
       for (const source of sources.values()) source.close();
       await cache.close();

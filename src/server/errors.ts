@@ -43,6 +43,8 @@ export const REASON_CODES = [
   'unknown_resource',
   'resource_not_granted',
   'rate_limited',
+  // an operator's deny (token-broker deny add, the admin endpoint, denies.static)
+  'denied',
   // dependencies and the broker itself
   'issuer_unavailable',
   'kubernetes_unavailable',

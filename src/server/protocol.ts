@@ -24,6 +24,7 @@ export type OAuthErrorCode =
   | 'unsupported_grant_type'
   | 'invalid_scope'
   | 'invalid_target'
+  | 'access_denied'
   | 'temporarily_unavailable'
   | 'server_error';
 

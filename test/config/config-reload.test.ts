@@ -30,7 +30,7 @@ describe('config reload: what may change live', () => {
   it('classifies every top-level block of the configuration, and nothing else', () => {
     assert.deepEqual(Object.keys(CONFIG_RELOAD).sort(), Object.keys(brokerConfigSchema.shape).sort());
     const live = Object.entries(CONFIG_RELOAD).filter(([, rule]) => rule.live).map(([block]) => block).sort();
-    assert.deepEqual(live, ['apis', 'issuers', 'kubernetes', 'policies', 'rules', 'tokens']);
+    assert.deepEqual(live, ['apis', 'denies', 'issuers', 'kubernetes', 'policies', 'rules', 'tokens']);
   });
 
   const cases: { name: string; change: (c: BrokerConfigInput) => BrokerConfigInput; refused: string[] }[] = [
@@ -47,6 +47,9 @@ describe('config reload: what may change live', () => {
     { name: 'signing.keysDir', change: (c) => ({ ...c, signing: { ...c.signing, keysDir: '/other' } }), refused: ['signing.keysDir'] },
     { name: 'limits, audit and logging at once', change: (c) => ({ ...c, limits: { minting: { enabled: false } }, audit: { redisStream: {} }, logging: { level: 'debug' } }), refused: ['limits.minting.enabled', 'audit.redisStream', 'logging.level'] },
     { name: 'explain.enabled (a route)', change: (c) => ({ ...c, explain: { enabled: true } }), refused: ['explain.enabled'] },
+    { name: 'a static deny added', change: (c) => ({ ...c, denies: { static: [{ id: 'freeze', namespace: 'payments', reason: 'INC-1' }] } }), refused: [] },
+    { name: 'denies.pollSeconds', change: (c) => ({ ...c, denies: { pollSeconds: 30 } }), refused: ['denies.pollSeconds'] },
+    { name: 'the admin listener added', change: (c) => ({ ...c, admin: { port: 9090, bearerTokenFile: '/s' } }), refused: ['admin'] },
   ];
   for (const { name, change, refused } of cases) {
     it(`${name}: ${refused.length === 0 ? 'live' : `refused at ${refused.join(', ')}`}`, () => {

@@ -29,6 +29,23 @@ const COMMENTED_IN_EXAMPLE = new Set([
   'tyk.secretFile',
   'tyk.orgId',
   'tyk.timeoutMs',
+  'denies.static[].id',
+  'denies.static[].issuer',
+  'denies.static[].namespace',
+  'denies.static[].serviceAccount',
+  'denies.static[].workflow',
+  'denies.static[].jti',
+  'denies.static[].until',
+  'denies.static[].reason',
+  'admin',
+  'admin.port',
+  'admin.host',
+  'admin.bearerTokenFile',
+  'admin.tls',
+  'admin.tls.certFile',
+  'admin.tls.keyFile',
+  'admin.tls.clientCaFile',
+  'admin.tls.minVersion',
 ]);
 
 interface SchemaNode {

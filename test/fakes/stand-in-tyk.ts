@@ -21,6 +21,9 @@ import { compactVerify, decodeProtectedHeader, importJWK, type JWK } from 'jose'
  *      POST   /tyk/keys/create      -> {org_id, apply_policies, expires, alias}: {"key","status":"ok","action":"added",
  *                                      "key_hash"}; 400 when a policy in apply_policies does not exist
  *      GET    /tyk/keys/{key}       -> the key's session, or 404
+ *      DELETE /tyk/keys/{key}       -> {"key","status":"ok","action":"deleted"}; 404 {"status":"error","message":
+ *                                      "There is no such key found"} for a key it does not hold (gateway/api.go
+ *                                      handleDeleteKey); a deleted key is refused by `proxy` like an unknown one
  *      DELETE /tyk/cache/jwks/{id}  -> flushes one API's JWKS cache (v5.10+)
  *      GET    /tyk/reload/group     -> {"status":"ok","message":""}
  *
@@ -194,8 +197,10 @@ export interface StandInTyk {
   requestCount(path: string): number;
   /** JWKS fetches made for proxied requests and prefetches, by URL. */
   readonly jwksFetches: ReadonlyMap<string, number>;
-  /** Keys created through POST /tyk/keys/create, in order. */
+  /** Keys created through POST /tyk/keys/create, in order (deleted ones included). */
   readonly createdKeys: readonly StandInTykKey[];
+  /** Keys removed through DELETE /tyk/keys/{key}. */
+  readonly deletedKeys: ReadonlySet<string>;
   /** JWT sessions by md5(identity). */
   readonly sessions: ReadonlyMap<string, StandInTykSession>;
   /** OAuth-client lookups Tyk would have made (client_id/cid/clientId claims without the mapping disabled). */
@@ -517,6 +522,8 @@ export async function startStandInTyk(options: StandInTykOptions = {}): Promise<
   const requests = new Map<string, number>();
   const jwksFetches = new Map<string, number>();
   const createdKeys: StandInTykKey[] = [];
+  const deletedKeys = new Set<string>();
+  const liveKey = (name: string) => (deletedKeys.has(name) ? undefined : createdKeys.find((k) => k.key === name));
   const sessions = new Map<string, StandInTykSession>();
   /** Key sets by `${apiId}\n${url}`. */
   const jwksCache = new Map<string, CachedKeys>();
@@ -635,9 +642,16 @@ export async function startStandInTyk(options: StandInTykOptions = {}): Promise<
       await createKey(req, res);
     } else if (path.startsWith('/tyk/keys/') && method === 'GET') {
       const name = decodeURIComponent(path.slice('/tyk/keys/'.length));
-      const key = createdKeys.find((k) => k.key === name);
+      const key = liveKey(name);
       if (key === undefined) send(res, 404, { status: 'error', message: 'Key not found' });
       else send(res, 200, sessionOf(key));
+    } else if (path.startsWith('/tyk/keys/') && method === 'DELETE') {
+      const name = decodeURIComponent(path.slice('/tyk/keys/'.length));
+      if (liveKey(name) === undefined) send(res, 404, { status: 'error', message: 'There is no such key found' });
+      else {
+        deletedKeys.add(name);
+        send(res, 200, { key: name, status: 'ok', action: 'deleted' });
+      }
     } else if (path.startsWith('/tyk/cache/jwks/') && method === 'DELETE') {
       flushJwksCache(decodeURIComponent(path.slice('/tyk/cache/jwks/'.length)));
       send(res, 200, { status: 'ok', message: 'cache invalidated' });
@@ -763,7 +777,7 @@ export async function startStandInTyk(options: StandInTykOptions = {}): Promise<
   /** An auth-token API (gateway/mw_auth_key.go): the key must exist and not have expired. */
   function proxyKey(api: ApiView, raw: string, method: string, path: string): StandInTykProxyResult {
     if (raw === '') return refuse(401, 'Authorization field missing', 'no_token', 'no key');
-    const key = createdKeys.find((candidate) => candidate.key === raw);
+    const key = liveKey(raw);
     if (key === undefined) return refuse(403, DISALLOWED, 'key_not_found', 'no such key');
     if (key.expires > 0 && key.expires <= Math.floor(now() / 1000)) return refuse(401, 'Key has expired, please renew', 'key_expired', `expired at ${key.expires}`);
     const refused = authorise(api, key.keyHash, key.applyPolicies, method, path);
@@ -899,6 +913,7 @@ export async function startStandInTyk(options: StandInTykOptions = {}): Promise<
     requestCount: (path) => requests.get(path) ?? 0,
     jwksFetches,
     createdKeys,
+    deletedKeys,
     sessions,
     get oauthClientLookups() {
       return oauthClientLookups;

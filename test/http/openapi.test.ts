@@ -410,7 +410,9 @@ describe('openapi.yaml: every route the app serves', () => {
   // explain (x-enabled-by) ----------------------------------------------------------------------------------
   let explaining: Harness;
   // ---------------------------------------------------------------------------------------------------------
+  let admin: Harness;
   before(async () => {
+    admin = await startHarness({ config: () => ({ admin: { port: 9090, bearerTokenFile: '/unused/admin-secret' } }) });
     h = await startHarness();
     dev = await startDevBroker();
     explaining = await startHarness({ config: () => ({ explain: { enabled: true } }) });
@@ -419,6 +421,7 @@ describe('openapi.yaml: every route the app serves', () => {
     await h.close();
     await dev.close();
     await explaining.close();
+    await admin.close();
   });
 
   it('documents exactly the served routes, and marks exactly the dev-mode-only ones', () => {
@@ -449,11 +452,23 @@ describe('openapi.yaml: every route the app serves', () => {
     const documentedEnabledBy = new Set<string>();
     // ---------------------------------------------------------------------------------------------------------
 
+    // admin (x-listener: admin): routes of the admin listener's own application, never of the public one ------
+    const adminApp = admin.broker.adminApp;
+    assert.ok(adminApp !== undefined);
+    const adminRoutes = servedRoutes(Object.assign(() => undefined, { express: adminApp, doorRoutes: [] }) as unknown as BrokerHttpHandler);
+    const documentedAdmin = new Set<string>();
+    // ---------------------------------------------------------------------------------------------------------
+
     const documented = new Set<string>();
     const documentedDevOnly = new Set<string>();
     for (const { path, method, op } of operations()) {
       const route = `${method.toUpperCase()} ${path}`;
       if (refusedByCatchAll.has(route)) continue;
+      if ((op as { 'x-listener'?: string })['x-listener'] === 'admin') {
+        documentedAdmin.add(route.replace(/\{(\w+)\}/g, ':$1'));
+        assert.ok(op.tags?.includes('Admin') && /only on the admin listener/i.test(op.description ?? ''), `${route}: tagged Admin, says where it is served`);
+        continue;
+      }
       documented.add(route);
       if (op['x-enabled-by'] !== undefined) {
         documentedEnabledBy.add(route);
@@ -468,6 +483,8 @@ describe('openapi.yaml: every route the app serves', () => {
     assert.deepEqual(documented, new Set([...all, ...enabledBy]));
     assert.deepEqual(documentedDevOnly, devOnly);
     assert.deepEqual(documentedEnabledBy, enabledBy);
+    assert.deepEqual(documentedAdmin, adminRoutes);
+    for (const route of adminRoutes) assert.ok(!production.has(route) && !all.has(route), `${route} is not on the public listener`);
   });
 });
 

@@ -321,7 +321,10 @@ describe('deploy/prometheus/alerts.yaml', () => {
     const runbook = readText(RUNBOOK);
     const sections = [...runbook.matchAll(/^## (.+)$/gm)].map((m) => m[1]!);
     assert.equal(sections[0], 'Timing first');
-    assert.deepEqual(sections.slice(1).sort(), [...names].sort());
+    // Procedures no alert points at (an operator starts them): named here, so nothing else slips in.
+    const procedures = ['Kill switch: stopping a workload during an incident'];
+    assert.deepEqual(sections.slice(1).filter((name) => !procedures.includes(name)).sort(), [...names].sort());
+    for (const procedure of procedures) assert.ok(sections.includes(procedure), `the runbook has the procedure "${procedure}"`);
     for (const name of names) {
       const body = runbook.split(`## ${name}\n`)[1]!.split(/^## /m)[0]!;
       for (const part of ['**Meaning.**', '**Check first.**', '**Likely causes.**', '**Fix.**']) {

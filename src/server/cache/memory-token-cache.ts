@@ -36,6 +36,16 @@ export class MemoryTokenCache implements TokenCache {
     this.entries.set(key, { value, storedUntil: this.now() + ttlSeconds * 1000 });
   }
 
+  async takeWhere(matches: (token: CachedToken) => boolean): Promise<CachedToken[]> {
+    const taken: CachedToken[] = [];
+    this.entries.deleteWhere((entry) => {
+      const hit = matches(entry.value);
+      if (hit) taken.push(entry.value);
+      return hit;
+    });
+    return taken;
+  }
+
   async close(): Promise<void> {
     this.entries.clear();
   }

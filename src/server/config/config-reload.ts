@@ -24,6 +24,8 @@ export const CONFIG_RELOAD = {
   audit: { live: false, why: 'the audit stream is opened at start-up' },
   logging: { live: false, why: 'the logger is built at start-up' },
   metrics: { live: false, why: 'the metric label sets are declared at start-up' },
+  denies: { live: true, restartFields: ['pollSeconds'], why: 'the shared-deny poll is started at start-up' },
+  admin: { live: false, why: 'the admin listener is bound at start-up' },
 } as const satisfies { readonly [Block in keyof Required<BrokerConfig>]: SectionReload<Block> };
 
 type SectionReload<Block extends keyof BrokerConfig> =

@@ -339,6 +339,74 @@ const metricsSchema = z
   .describe('What the Prometheus metrics at /metrics break down by.');
 // ------------------------------------------------------------------------------------------------------------
 
+// denies and the admin endpoint ------------------------------------------------------------------------------
+const denyFacetValue = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^[\x21-\x7e]+$/, 'must be an exact name: printable characters without spaces (no globs)');
+
+const staticDenySchema = z
+  .strictObject({
+    id: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be letters, digits, dots, dashes or underscores (at most 64)')
+      .describe('Names the deny in logs, audit records and metrics.'),
+    issuer: denyFacetValue.optional().describe('A configured issuer name (issuers[].name).'),
+    namespace: denyFacetValue.optional(),
+    serviceAccount: denyFacetValue.optional(),
+    workflow: denyFacetValue.optional().describe('An Argo workflow run (its pod label workflows.argoproj.io/workflow; needs the Kubernetes API).'),
+    jti: denyFacetValue.optional().describe('One issued access token: the cache never serves it again.'),
+    until: z
+      .string()
+      .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/, 'must be an RFC 3339 time, e.g. 2026-12-08T06:00:00Z')
+      .refine((text) => !Number.isNaN(Date.parse(text)), 'must be a real time')
+      .optional().describe('RFC 3339 time after which the deny refuses nothing. Omitted: in force while configured.'),
+    reason: z.string().min(1).max(200).describe('Sent to the refused workload (error_description) and logged; control characters are replaced by spaces.'),
+  })
+  .refine((deny) => deny.issuer !== undefined || deny.namespace !== undefined || deny.serviceAccount !== undefined || deny.workflow !== undefined || deny.jti !== undefined, {
+    message: 'name at least one of issuer, namespace, serviceAccount, workflow, jti',
+  });
+
+const deniesSchema = z
+  .strictObject({
+    static: z
+      .array(staticDenySchema)
+      .max(1000)
+      .default([])
+      .describe('Denies in force on every replica, with or without Redis. Every facet given must match, exactly.'),
+    pollSeconds: seconds(1, 300)
+      .default(10)
+      .describe('Safety net under pub/sub: how often each replica re-reads the shared denies in Redis anyway.'),
+  })
+  .default({ static: [], pollSeconds: 10 })
+  .describe(
+    'The kill switch: identities refused with 403 access_denied (reason denied). Shared denies live in Redis (token-broker deny add, the admin endpoint) and reach every replica within a second; static ones here.',
+  );
+
+const adminSchema = z
+  .strictObject({
+    port: z.number().int().min(1).max(65535).describe('Port of the admin listener; must differ from server.port.'),
+    host: z.string().min(1).default('127.0.0.1').describe('Address to bind; loopback by default (reach it with kubectl port-forward).'),
+    bearerTokenFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('File holding the admin bearer secret (at least 32 characters), re-read on each request; compared in constant time.'),
+    tls: z
+      .strictObject({
+        certFile: z.string().min(1).describe('PEM certificate chain of the admin listener.'),
+        keyFile: z.string().min(1).describe('PEM private key of that certificate.'),
+        clientCaFile: z.string().min(1).describe('PEM CA bundle: every admin request needs a client certificate it signed (mutual TLS).'),
+        minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+      })
+      .optional()
+      .describe('Serve the admin listener over HTTPS with mutual TLS; read at start-up. With bearerTokenFile too, both are required.'),
+  })
+  .refine((admin) => admin.bearerTokenFile !== undefined || admin.tls !== undefined, { message: 'set bearerTokenFile, tls (mutual TLS), or both' })
+  .describe('The admin listener (off when omitted): GET/POST /admin/v1/denies, DELETE /admin/v1/denies/{id}. Never served on the public listener.');
+// ------------------------------------------------------------------------------------------------------------
+
 export const brokerConfigSchema = z
   .strictObject({
     server: serverSchema,
@@ -360,6 +428,8 @@ export const brokerConfigSchema = z
     audit: auditSchema,
     logging: loggingSchema,
     metrics: metricsSchema,
+    denies: deniesSchema,
+    admin: adminSchema.optional(),
   })
   .describe('workload-token-broker configuration');
 
@@ -369,3 +439,4 @@ export type IssuerConfig = BrokerConfig['issuers'][number];
 export type RuleConfig = BrokerConfig['rules'][number];
 export type TokensConfig = BrokerConfig['tokens'];
 export type RedisConfig = NonNullable<BrokerConfig['cache']['redis']>;
+export type StaticDenyConfig = BrokerConfig['denies']['static'][number];

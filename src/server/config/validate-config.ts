@@ -50,6 +50,18 @@ function crossFieldProblems(config: BrokerConfig): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   const add = (path: readonly PropertyKey[], message: string) => problems.push({ path: formatPath(path), message });
 
+  if (config.admin !== undefined && config.admin.port === config.server.port) {
+    add(['admin', 'port'], 'must differ from server.port: the admin endpoint is never served on the public listener');
+  }
+  const denyIds = new Set<string>();
+  config.denies.static.forEach((deny, i) => {
+    if (denyIds.has(deny.id)) add(['denies', 'static', i, 'id'], `duplicate deny id "${deny.id}"`);
+    denyIds.add(deny.id);
+    if (deny.issuer !== undefined && !config.issuers.some((issuer) => issuer.name === deny.issuer)) {
+      add(['denies', 'static', i, 'issuer'], `no issuer is named "${deny.issuer}"`);
+    }
+  });
+
   const issuerNames = new Set<string>();
   const issuerUrls = new Set<string>();
   config.issuers.forEach((issuer, i) => {

@@ -15,6 +15,11 @@ import type { MintCoordinator } from '../cache/mint-coordinator.js';
 import type { MintRateLimiter } from '../limits/mint-rate-limiter.js';
 import type { ExchangeRequest, ExchangeResponse } from './exchange-request.js';
 import type { ExchangeRecord } from '../observability/exchange-record.js';
+import type { DenyList } from '../deny/deny-list.js';
+import { denySubjectOf } from '../deny/deny-subject.js';
+import { deniedError } from '../deny/denied-error.js';
+import type { DenySubject } from '../deny/deny-match.js';
+import type { Deny } from '../deny/deny.js';
 
 export interface ExchangeDependencies {
   readonly config: Pick<BrokerConfig, 'tokens' | 'server' | 'cache'>;
@@ -30,6 +35,12 @@ export interface ExchangeDependencies {
   readonly rateLimiter: MintRateLimiter;
   readonly now: () => number;
   readonly newJti?: () => string;
+  /** Operators' denies (static and shared); absent or empty, the exchange pays one property read. */
+  readonly denies?: DenyList;
+  /** Record the holder's facets with each minted token (tyk-key mode), so a later deny can delete its key. */
+  readonly recordHolder?: boolean;
+  /** A cached token was not served because a deny revokes it (metrics). */
+  readonly onRevokedTokenSkipped?: (deny: Deny) => void;
 }
 
 /**
@@ -65,9 +76,19 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
     const issuedAt = nowSeconds();
     const jti = newJti();
     const token = await deps.minter.mint(input, { nowSeconds: issuedAt, jti });
-    const minted: CachedToken = { token, expiresAt: issuedAt + input.ttlSeconds, jti, policies: input.policies };
+    const minted: CachedToken =
+      deps.recordHolder === true
+        ? { token, expiresAt: issuedAt + input.ttlSeconds, jti, policies: input.policies, holder: denySubjectOf(identity) }
+        : { token, expiresAt: issuedAt + input.ttlSeconds, jti, policies: input.policies };
     await deps.cache.set(cacheKey, minted, input.ttlSeconds - refreshBeforeSeconds);
     return minted;
+  }
+
+  /** Whether a cached token may be served: no deny in force revokes it (counted when one does). */
+  function servable(token: CachedToken, subject: DenySubject): boolean {
+    const deny = deps.denies?.snapshot.revoking(token.jti, subject, deps.now());
+    if (deny !== undefined) deps.onRevokedTokenSkipped?.(deny);
+    return deny === undefined;
   }
 
   return async function exchangeToken(request, record) {
@@ -76,6 +97,15 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
       throw invalidRequest('unsupported_token_type', `This broker issues ${deps.minter.issuedTokenType} tokens; requested_token_type "${request.requestedTokenType.slice(0, 120)}" is not supported.`);
     }
     const { identity, rules } = await resolveWorkload(request.subjectToken, record);
+    // Denies are judged on the established identity, before the rules and before the cache: a denied workload is
+    // never served, not even a token cached before the deny.
+    const denies = deps.denies?.snapshot;
+    let denySubject: DenySubject | undefined;
+    if (denies !== undefined && !denies.empty) {
+      denySubject = denySubjectOf(identity);
+      const deny = denies.refusing(denySubject, deps.now());
+      if (deny !== undefined) throw deniedError(deny);
+    }
     const decided = decideGrant(rules, identity, request, tokens, deps.resourceTargets);
     record.evaluated(decided.evaluation);
     if (!decided.granted) throw decided.refusal;
@@ -86,7 +116,8 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
     const lookup = await deps.cache.get(cacheKey);
     let result: CachedToken;
     let mintedHere = false;
-    if (lookup.status === 'hit' && lookup.value.expiresAt - nowSeconds() > refreshBeforeSeconds) {
+    // A token revoked by jti is never handed out again (the workload gets a fresh one); checked only with denies in force.
+    if (lookup.status === 'hit' && lookup.value.expiresAt - nowSeconds() > refreshBeforeSeconds && (denySubject === undefined || servable(lookup.value, denySubject))) {
       record.cacheAnswered('hit');
       result = lookup.value;
     } else {
@@ -94,7 +125,7 @@ export function createExchange(deps: ExchangeDependencies): ExchangeToken {
       const obtained = await deps.coordinator.obtain(
         cacheKey,
         () => mint(identity, input, cacheKey),
-        (peer) => peer.expiresAt - nowSeconds() > refreshBeforeSeconds,
+        (peer) => peer.expiresAt - nowSeconds() > refreshBeforeSeconds && (denySubject === undefined || servable(peer, denySubject)),
       );
       result = obtained.token;
       mintedHere = obtained.mintedHere;

@@ -1,5 +1,6 @@
 import { REDIS_UNAVAILABLE, type RedisConnection } from '../cache/redis-connection.js';
 import type { AuditRecord } from './audit-record.js';
+import type { DenyAuditRecord } from '../deny/deny-audit-record.js';
 
 /**
  * Appends audit records to a Redis stream, trimmed approximately (MAXLEN ~) so it stays bounded without
@@ -13,7 +14,7 @@ export class RedisAuditStream {
     private readonly maxLen: number,
   ) {}
 
-  async append(record: AuditRecord): Promise<boolean> {
+  async append(record: AuditRecord | DenyAuditRecord): Promise<boolean> {
     const result = await this.connection.attempt((client) =>
       client.xadd(this.key, 'MAXLEN', '~', String(this.maxLen), '*', 'record', JSON.stringify(record)),
     );

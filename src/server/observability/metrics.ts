@@ -36,6 +36,12 @@ export interface BrokerMetrics {
   readonly tlsCertificateExpiry: Gauge;
   readonly tlsCertificateNotBefore: Gauge;
   readonly tlsFilesReadOk: Gauge;
+  /** Denies this replica started or stopped enforcing (change: added, removed); by every replica, so sum with care. */
+  readonly denyChanges: Counter<'change'>;
+  /** Exchanges refused, or cached tokens not served, because of a deny; `kind` is the facets it names (issuer+namespace). */
+  readonly denyHits: Counter<'kind'>;
+  /** Denies in force on this replica, by source (static, shared). */
+  readonly deniesActive: Gauge<'source'>;
 }
 
 export interface MetricsSources {
@@ -102,6 +108,9 @@ export function createMetrics(sources: MetricsSources = {}, settings: MetricsSet
     tlsCertificateExpiry: gauge('tls_certificate_expiry_timestamp_seconds', 'Unix time at which the serving TLS certificate in force expires (its notAfter). Absent without server.tls.', [], false),
     tlsCertificateNotBefore: gauge('tls_certificate_not_before_timestamp_seconds', 'Unix time from which the serving TLS certificate in force is valid (its notBefore): with the expiry, its lifetime, so alerts can say a renewal is overdue whatever the certificate duration. Absent without server.tls.', [], false),
     tlsFilesReadOk: gauge('tls_files_read_ok', '1 when the latest read of the server.tls files formed a usable certificate and key; 0 while they cannot be used and the certificate in force is kept. Absent without server.tls.', [], false),
+    denyChanges: counter('deny_changes_total', 'Denies this replica started (added) or stopped (removed) enforcing: every replica counts each change it applies.', ['change']),
+    denyHits: counter('deny_hits_total', 'Exchanges refused with reason denied, and cached tokens not served because a deny revokes them, by the facets the deny names (kind, e.g. namespace or issuer+serviceAccount; jti for a revoked token).', ['kind']),
+    deniesActive: gauge('denies_active', 'Denies in force on this replica, by source: static (the configuration) or shared (Redis, as last read).', ['source']),
     signingKeysReadOk: new Gauge({
       name: `${PREFIX}signing_keys_read_ok`,
       help: '1 when the latest read of signing.keysDir succeeded (always 1 for a fixed key set); 0 while reads fail and the last good key set stays in force.',
@@ -121,6 +130,7 @@ export function recordExchangeMetrics(metrics: BrokerMetrics, outcome: ExchangeO
       : { outcome: outcome.outcome, reason: outcome.reason, issuer: outcome.issuerName ?? '' },
   );
   if (outcome.cacheResult !== undefined) metrics.cacheRequests.inc({ result: outcome.cacheResult });
+  if (outcome.reason === 'denied' && typeof outcome.facts?.denyKind === 'string') metrics.denyHits.inc({ kind: outcome.facts.denyKind });
   const timing = outcome.subjectTiming;
   if (timing !== undefined) {
     metrics.subjectTokenRemaining.observe(timing.remainingSeconds);

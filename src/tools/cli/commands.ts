@@ -8,6 +8,7 @@ import { explain, EXPLAIN_USAGE } from './explain.js';
 import { testRules, TEST_RULES_USAGE } from './test-rules.js';
 import { doctor, DOCTOR_USAGE } from './doctor.js';
 import { lint, LINT_USAGE } from './lint.js';
+import { deny, DENY_USAGE } from './deny.js';
 
 /** One sub-command: how `token-broker help` lists it, its own usage (`--help`), and how it runs. */
 export interface CliCommand {
@@ -84,6 +85,14 @@ export const COMMANDS: readonly CliCommand[] = [
       "Check the chain: issuers, clocks, signing keys, the broker's JWKS and Tyk's policies and API definitions; one OK/WARN/FAIL line per check. Exit 1 on FAIL.",
     usage: DOCTOR_USAGE,
     run: doctor,
+  },
+  {
+    name: 'deny',
+    synopsis: 'deny add|list|remove --config FILE ...',
+    summary:
+      'The kill switch: refuse tokens to an issuer, namespace, service account, workflow or one issued token (jti), on every replica within a second, through the Redis of the configuration. Exit 1 when Redis is unreachable or the deny is not found.',
+    usage: DENY_USAGE,
+    run: deny,
   },
   {
     name: 'lint',

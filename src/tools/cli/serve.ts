@@ -61,6 +61,8 @@ interface Started {
   readonly keyDirectory?: SigningKeyDirectory;
   /** Re-reads server.tls's files, closed on shutdown (absent without TLS). */
   readonly tlsReloader?: TlsReloader;
+  /** The admin listener (config `admin`), on its own port; absent when off. */
+  readonly adminServer?: RunningServer;
   /** The OpenTelemetry SDK, flushed on shutdown (absent unless OTEL_* asks for traces). */
   readonly tracing?: TracingSetup;
 }
@@ -68,11 +70,11 @@ interface Started {
 type TlsSettings = NonNullable<BrokerConfig['server']['tls']>;
 
 /** Reads server.tls's files once before listening: a certificate that cannot be served stops start-up. */
-async function initialTlsCredentials(path: string, tls: TlsSettings): Promise<TlsCredentials> {
+async function initialTlsCredentials(path: string, tls: TlsSettings | NonNullable<NonNullable<BrokerConfig['admin']>['tls']>, field = 'server.tls'): Promise<TlsCredentials> {
   try {
     return await readTlsCredentials(tls);
   } catch (error) {
-    throw new ConfigError(path, [{ path: 'server.tls', message: error instanceof Error ? error.message : String(error) }]);
+    throw new ConfigError(path, [{ path: field, message: error instanceof Error ? error.message : String(error) }]);
   }
 }
 
@@ -150,8 +152,23 @@ async function startConfigured(path: string, env: ServeEnvironment): Promise<Sta
     },
     'token broker listening',
   );
+  // The admin endpoint has its own listener, never the public one (validation refuses a shared port).
+  const adminServer =
+    broker.adminApp === undefined || config.admin === undefined
+      ? undefined
+      : await listen(broker.adminApp, {
+          port: config.admin.port,
+          host: config.admin.host,
+          headersTimeoutSeconds: config.server.headersTimeoutSeconds,
+          requestTimeoutSeconds: config.server.requestTimeoutSeconds,
+          // Mutual TLS: the certificate is read once at start-up (the public listener's is the one re-read).
+          ...(config.admin.tls !== undefined && {
+            https: { secureContext: (await initialTlsCredentials(path, config.admin.tls, 'admin.tls')).secureContext, requestClientCertificate: true },
+          }),
+        });
+  if (adminServer !== undefined) logger.info({ port: adminServer.port, host: config.admin?.host }, 'admin endpoint listening');
   void broker.warmUp();
-  return { broker, server, config, logger, keyDirectory: signingKeys, ...(tlsReloader !== undefined && { tlsReloader }), ...(tracing !== undefined && { tracing }) };
+  return { broker, server, config, logger, keyDirectory: signingKeys, ...(tlsReloader !== undefined && { tlsReloader }), ...(adminServer !== undefined && { adminServer }), ...(tracing !== undefined && { tracing }) };
 }
 
 /**
@@ -201,7 +218,7 @@ export async function serve(configPath: string | undefined, env: ServeEnvironmen
     console.error(error instanceof ConfigError ? error.message : `token-broker: cannot start: ${error instanceof Error ? error.message : String(error)}`);
     return 2;
   }
-  const { broker, server, config, logger, keyDirectory, tlsReloader, tracing } = started;
+  const { broker, server, config, logger, keyDirectory, tlsReloader, adminServer, tracing } = started;
   return new Promise((resolve) => {
     const configReloader = path === undefined ? undefined : reloadConfigOnChange(path, env, broker, logger);
     // SIGHUP reloads the configuration file (Node's default for it would end the process).
@@ -217,7 +234,7 @@ export async function serve(configPath: string | undefined, env: ServeEnvironmen
       process.off('SIGHUP', onHangUp);
       const reloadsStopped = configReloader?.close(); // awaited after draining, which starts at once
       logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
-      const result = await server.shutdown(config.server.shutdownTimeoutSeconds);
+      const [result] = await Promise.all([server.shutdown(config.server.shutdownTimeoutSeconds), adminServer?.shutdown(config.server.shutdownTimeoutSeconds)]);
       await broker.close();
       await reloadsStopped;
       await keyDirectory?.close();
