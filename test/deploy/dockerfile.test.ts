@@ -160,8 +160,13 @@ describe('Dockerfile', () => {
     assert.equal(at(JSON.parse(readText('tsconfig.build.json')), 'compilerOptions.outDir'), 'dist');
   });
 
-  it('every package src/ imports at run time is a production dependency (the runtime stage omits dev ones)', () => {
-    const pkg = JSON.parse(readText('package.json')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+  it('every package src/ imports at run time is a production dependency (the runtime stage omits dev ones); optional ones only through import()', () => {
+    const pkg = JSON.parse(readText('package.json')) as { dependencies: Record<string, string>; devDependencies: Record<string, string>; optionalDependencies?: Record<string, string> };
+    const optional = pkg.optionalDependencies ?? {};
+    // The image installs optional packages too (it omits dev ones only), so tracing can run in it.
+    assert.doesNotMatch(readText('Dockerfile'), /--omit[= ]optional|--no-optional/);
+    const dynamicOnly = new Set<string>();
+    const staticImports = new Set<string>();
     const files = readdirSync(join(ROOT, 'src'), { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts'));
     const imported = new Map<string, string>();
     for (const file of files) {
@@ -175,10 +180,17 @@ describe('Dockerfile', () => {
         const parts = specifier.split('/');
         const name = specifier.startsWith('@') ? parts.slice(0, 2).join('/') : (parts[0] ?? specifier);
         if (!imported.has(name)) imported.set(name, `src/${file}`);
+        (match[2] !== undefined ? dynamicOnly : staticImports).add(name);
       }
     }
+    for (const name of staticImports) dynamicOnly.delete(name);
     assert.ok(imported.has('express') && imported.has('yaml'), `found ${[...imported.keys()].join(', ')}`);
     for (const [name, file] of imported) {
+      // An optional package may be absent: only a dynamic import(), which the broker catches, may load it.
+      if (name in optional) {
+        assert.ok(dynamicOnly.has(name), `${file} imports the optional "${name}" statically: without it the broker could not start`);
+        continue;
+      }
       assert.ok(name in pkg.dependencies, `${file} imports "${name}", which is ${name in pkg.devDependencies ? 'only a devDependency' : 'not a dependency'}: the image would fail with ERR_MODULE_NOT_FOUND`);
     }
   });

@@ -58,6 +58,19 @@ describe('log leak detectors', () => {
     ]);
   });
 
+  it('a W3C trace id as the traceId or trace_id field is not a Tyk key; a key under another name beside it still is', () => {
+    const traceId = randomBytes(16).toString('hex');
+    const key = randomBytes(16).toString('hex');
+    assert.deepEqual(findLeaks(JSON.stringify({ msg: 'token exchange', traceId })), []);
+    assert.deepEqual(findLeaks(JSON.stringify({ receipt: true, trace_id: traceId })), []);
+    const line = JSON.stringify({ traceId, key, trace: traceId });
+    assert.deepEqual(
+      findLeaks(line).map((f) => line.slice(f.index, f.index + f.length)),
+      [key, traceId],
+      'only the traceId field itself is exempt',
+    );
+  });
+
   it('find Tyk keys: org id + 32 hex, a bare 32-hex key, and the base64 JSON key of newer Gateways', () => {
     const hex = randomBytes(16).toString('hex');
     const cases = [

@@ -65,10 +65,19 @@ const TYK_KEY_PATTERNS: readonly RegExp[] = [
   /eyJvcmci[A-Za-z0-9+/_-]*={0,2}/g,
 ];
 
+/**
+ * A W3C trace id is 32 lowercase hex characters too. The broker logs one only as the value of its `traceId` field
+ * (the exchange line, the audit record) and the Argo step as `trace_id` in its receipt; those exact values, and only
+ * those, are not Tyk keys. A key logged under any other name, or beside a trace id, is still found.
+ */
+const TRACE_ID_FIELD = /"(?:traceId|trace_id)":"[0-9a-f]{32}"/g;
+
 function findTykKeys(line: string): LeakFinding[] {
   const findings: LeakFinding[] = [];
+  // Same length, so every index found stays the index in the original line.
+  const scanned = line.replace(TRACE_ID_FIELD, (field) => field.replace(/[0-9a-f]{32}/, '-'.repeat(32)));
   for (const pattern of TYK_KEY_PATTERNS) {
-    for (const match of line.matchAll(pattern)) findings.push({ kind: 'tyk-key', index: match.index, length: match[0].length });
+    for (const match of scanned.matchAll(pattern)) findings.push({ kind: 'tyk-key', index: match.index, length: match[0].length });
   }
   return findings;
 }
