@@ -24,6 +24,11 @@ describe('tracingDecision: the OTEL_* variables that turn tracing on', () => {
     ['OTEL_SDK_DISABLED=false changes nothing', { OTEL_SDK_DISABLED: 'false', OTEL_EXPORTER_OTLP_ENDPOINT: ENDPOINT }, true],
     ['an exporter that is not bundled: off, with a warning', { OTEL_TRACES_EXPORTER: 'zipkin', OTEL_EXPORTER_OTLP_ENDPOINT: ENDPOINT }, false, /only otlp is supported.*ignoring zipkin/],
     ['otlp among others: on, with a warning for the others', { OTEL_TRACES_EXPORTER: 'console, otlp' }, true, /ignoring console/],
+    ['OTEL_EXPORTER_OTLP_PROTOCOL=http/json: on, no warning', { OTEL_EXPORTER_OTLP_ENDPOINT: ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }, true],
+    ['OTEL_EXPORTER_OTLP_PROTOCOL=grpc: on, warned that only http/json is exported', { OTEL_EXPORTER_OTLP_ENDPOINT: ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }, true, /OTEL_EXPORTER_OTLP_PROTOCOL="grpc": only http\/json is supported/],
+    ['the traces protocol wins over the general one', { OTEL_EXPORTER_OTLP_ENDPOINT: ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json' }, true],
+    ['a protocol with tracing off: nothing to warn about', { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' }, false],
+    ['both warnings together', { OTEL_TRACES_EXPORTER: 'otlp,jaeger', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf' }, true, /ignoring jaeger; OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="http\/protobuf"/],
   ];
   for (const [name, env, on, warning] of cases) {
     it(name, () => {

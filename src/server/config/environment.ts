@@ -22,11 +22,13 @@ export const ENVIRONMENT_VARIABLES = [
   },
   { name: 'KUBERNETES_SERVICE_PORT', readBy: 'config loader', description: 'see KUBERNETES_SERVICE_HOST' },
   { name: 'NODE_ENV', readBy: 'serve', description: '"production" refuses dev mode' },
-  // OpenTelemetry (docs/tracing.md): these decide whether serve traces; the SDK reads the other OTEL_* variables itself.
+  // OpenTelemetry (README, "Traces"; docs/runbook.md): these decide whether serve traces; the SDK reads the other OTEL_* variables itself.
   { name: 'OTEL_SDK_DISABLED', readBy: 'serve', description: '"true" turns tracing off, whatever else is set' },
   { name: 'OTEL_TRACES_EXPORTER', readBy: 'serve', description: '"otlp" turns tracing on (OTLP/HTTP); "none" turns it off' },
   { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', readBy: 'serve', description: 'OTLP/HTTP collector base URL (spans go to /v1/traces); set, turns tracing on' },
   { name: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', readBy: 'serve', description: 'OTLP/HTTP traces URL, used as is; set, turns tracing on' },
+  { name: 'OTEL_EXPORTER_OTLP_PROTOCOL', readBy: 'serve', description: 'only "http/json" is exported; another value is warned about at start-up (the spans still go as OTLP/HTTP JSON)' },
+  { name: 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', readBy: 'serve', description: 'as OTEL_EXPORTER_OTLP_PROTOCOL, for traces; wins over it' },
   { name: 'OTEL_SERVICE_NAME', readBy: 'serve', description: 'service.name of the exported spans (default token-broker)' },
 ] as const satisfies readonly { readonly name: string; readonly readBy: 'config loader' | 'serve'; readonly description: string }[];
 

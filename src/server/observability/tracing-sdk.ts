@@ -12,7 +12,13 @@ import type { ServeEnvironment } from '../config/environment.js';
 /** The variables that decide whether serve traces (src/server/config/environment.ts). */
 export type TracingEnvironment = Pick<
   ServeEnvironment,
-  'OTEL_SDK_DISABLED' | 'OTEL_TRACES_EXPORTER' | 'OTEL_EXPORTER_OTLP_ENDPOINT' | 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' | 'OTEL_SERVICE_NAME'
+  | 'OTEL_SDK_DISABLED'
+  | 'OTEL_TRACES_EXPORTER'
+  | 'OTEL_EXPORTER_OTLP_ENDPOINT'
+  | 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'
+  | 'OTEL_EXPORTER_OTLP_PROTOCOL'
+  | 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL'
+  | 'OTEL_SERVICE_NAME'
 >;
 
 /** What the environment asks for: tracing over OTLP, or none (with why, when the reason deserves a warning). */
@@ -34,9 +40,24 @@ export function tracingDecision(env: TracingEnvironment): TracingDecision {
     const unsupported = exporters.filter((name) => name !== 'otlp');
     const warning = unsupported.length > 0 ? `OTEL_TRACES_EXPORTER: only otlp is supported (OTLP/HTTP); ignoring ${unsupported.join(', ')}` : undefined;
     if (!exporters.includes('otlp')) return { on: false, ...(warning !== undefined && { warning }) };
-    return { on: true, ...(warning !== undefined && { warning }) };
+    return withProtocolWarning(env, { on: true, ...(warning !== undefined && { warning }) });
   }
-  return { on: isSet(env.OTEL_EXPORTER_OTLP_ENDPOINT) || isSet(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) };
+  return withProtocolWarning(env, { on: isSet(env.OTEL_EXPORTER_OTLP_ENDPOINT) || isSet(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) });
+}
+
+/**
+ * The bundled exporter speaks OTLP/HTTP with JSON bodies. A collector set up for grpc (port 4317) or http/protobuf
+ * would see requests it cannot read, and the spans would be lost quietly: say so at start-up instead.
+ */
+function withProtocolWarning(env: TracingEnvironment, decision: TracingDecision): TracingDecision {
+  if (!decision.on) return decision;
+  const [variable, value] = isSet(env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL)
+    ? ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL]
+    : ['OTEL_EXPORTER_OTLP_PROTOCOL', env.OTEL_EXPORTER_OTLP_PROTOCOL];
+  if (!isSet(value) || value.trim().toLowerCase() === 'http/json') return decision;
+  // The value is an operator's setting, not a secret; shortened, as it is echoed.
+  const protocol = `${variable}=${JSON.stringify(value.trim().slice(0, 40))}: only http/json is supported; spans are exported as OTLP/HTTP JSON, which the collector must accept on its HTTP port (4318)`;
+  return { on: true, warning: decision.warning === undefined ? protocol : `${decision.warning}; ${protocol}` };
 }
 
 /** Tracing as serve runs it: the broker's Tracing, and the flush at shutdown. */
