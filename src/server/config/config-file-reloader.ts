@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { watch, type FSWatcher } from 'node:fs';
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
@@ -51,6 +51,18 @@ export interface ConfigFileReloader {
   close(): Promise<void>;
 }
 
+/**
+ * Read once, synchronously, when the reloader starts (right after start-up loaded the same file): a later read could
+ * already see the next version of the file and learn the wrong convention from it. Unreadable: assume a newline.
+ */
+function fileEndsWithNewline(path: string): boolean {
+  try {
+    return readFileSync(path, 'utf8').endsWith('\n');
+  } catch {
+    return true;
+  }
+}
+
 const digestOf = (text: string) => createHash('sha256').update(text).digest('base64url');
 
 /**
@@ -72,10 +84,7 @@ export function watchConfigFile(options: ConfigFileReloaderOptions): ConfigFileR
    * file put in force since. A ConfigMap written with YAML's `|-` has none, and must not be refused for it; a file
    * that had one and has lost it is the sign of a write cut off mid-line.
    */
-  let endsWithNewline: Promise<boolean> = readFile(path, 'utf8').then(
-    (text) => text.endsWith('\n'),
-    () => true,
-  );
+  let endsWithNewline = fileEndsWithNewline(path);
 
   function report(attempt: Exclude<ReloadAttempt, { result: 'unchanged' }>, trigger: ReloadTrigger): ReloadAttempt {
     if (attempt.result === 'success') {
@@ -113,7 +122,7 @@ export function watchConfigFile(options: ConfigFileReloaderOptions): ConfigFileR
       return false;
     }
     const inForceHash = configHash(options.inForce());
-    const expectNewline = await endsWithNewline;
+    const expectNewline = endsWithNewline;
     let text: string;
     try {
       text = await readFile(path, 'utf8');
@@ -147,7 +156,7 @@ export function watchConfigFile(options: ConfigFileReloaderOptions): ConfigFileR
     // unless the last attempt failed: a file put back as it was is then reported, and clears the failure.
     if (trigger === 'file' && !failing && configHash(next) === inForceHash) return (lastAttempt = { result: 'unchanged' }), true;
     const outcome = options.apply(next);
-    if (outcome.applied) endsWithNewline = Promise.resolve(text.endsWith('\n'));
+    if (outcome.applied) endsWithNewline = text.endsWith('\n');
     lastAttempt = outcome.applied
       ? report({ result: 'success', hash: outcome.hash, previousHash: outcome.previousHash, rules: outcome.rules }, trigger)
       : report({ result: 'refused', hash: outcome.previousHash, candidateHash: outcome.hash, refused: outcome.refused }, trigger);
