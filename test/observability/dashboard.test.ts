@@ -281,6 +281,12 @@ describe(DASHBOARD_PATH, () => {
     const headings = new Set([...runbook.matchAll(/^## (.+)$/gm)].map((m) => m[1]!));
     assert.ok([...headings].some((heading) => heading.startsWith('Kill switch')), 'docs/runbook.md has a "Kill switch" section');
     assert.ok(headings.has('TokenBrokerConfigReloadFailing'), 'docs/runbook.md has a TokenBrokerConfigReloadFailing section');
+    // ... and the runbook names these panels by their titles, so a renamed panel is renamed there too.
+    const prose = runbook.replace(/\s+/g, ' ');
+    for (const title of ['Kill switch and configuration', 'Active denies per replica', 'Deny hits by kind', 'Exchanges refused: denied, by issuer', 'Configuration in force per replica', 'Configuration reloads by result']) {
+      assert.ok(prose.includes(`*${title}*`), `docs/runbook.md names the dashboard's "${title}"`);
+      assert.ok(title === 'Kill switch and configuration' || byTitle.has(title), `"${title}" is a panel of the row`);
+    }
     for (const panel of row) {
       const description = panel.description ?? '';
       assert.match(description, /docs\/runbook\.md, "(Kill switch|TokenBrokerConfigReloadFailing)"/, `panel "${panel.title}" points to the runbook`);
