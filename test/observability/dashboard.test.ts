@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Histogram } from 'prom-client';
 import { stringify } from 'yaml';
 import { startHarness, type Harness } from '../support/broker-harness.js';
 import { redisUnavailableReason, startRedisServer } from '../support/redis-server.js';
@@ -27,6 +28,7 @@ interface Panel {
   readonly id?: number;
   readonly type?: string;
   readonly title?: string;
+  readonly description?: string;
   readonly gridPos?: { readonly h: number; readonly w: number; readonly x: number; readonly y: number };
   readonly datasource?: { readonly type?: string; readonly uid?: string };
   readonly targets?: readonly Target[];
@@ -72,6 +74,25 @@ function familiesIn(expr: string): string[] {
   return [...expr.matchAll(/\btoken_broker_[a-zA-Z0-9_]+/g)].map((m) => m[0].replace(/_(bucket|sum|count)$/, ''));
 }
 
+/** Label names an expression groups by (`by (...)`) or selects on (`{name="..."}`), but the target labels Prometheus adds. */
+function brokerLabelsIn(expr: string): string[] {
+  const grouped = [...expr.matchAll(/\bby \(([^)]*)\)/g)].flatMap((m) => m[1]!.split(',').map((label) => label.trim()));
+  const selected = [...expr.matchAll(/[{,]\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)\s*"/g)].map((m) => m[1]!);
+  return [...new Set([...grouped, ...selected])].filter((label) => label !== '' && !TARGET_LABELS.has(label));
+}
+
+/** Labels the scrape configuration attaches (deploy/prometheus), not the broker: every panel filters or splits on them. */
+const TARGET_LABELS = new Set(['job', 'namespace', 'instance']);
+
+/** The panels of the row titled `title`: those after it up to the next row. */
+function rowPanels(title: string): Panel[] {
+  const top = dashboard.panels ?? [];
+  const start = top.findIndex((panel) => panel.type === 'row' && panel.title === title);
+  assert.ok(start >= 0, `a row "${title}"`);
+  const end = top.findIndex((panel, i) => i > start && panel.type === 'row');
+  return [...top.slice(start + 1, end < 0 ? undefined : end), ...(top[start]!.panels ?? [])];
+}
+
 // ---- skips: promtool and redis-server are required in CI, optional on a developer machine ----
 
 function promtoolSkip(): string | false {
@@ -99,18 +120,50 @@ async function waitForRedisUp(h: Harness): Promise<void> {
   assert.fail('token_broker_redis_up did not become 1 within 5 s');
 }
 
-/** A broker with a real Redis after an issued, a cached and a rejected exchange: what a working replica exports. */
-async function scrapeBroker(): Promise<string> {
+/**
+ * Label names each `token_broker_*` family is declared with, read from the broker's registry (a labelled counter
+ * that never counted, such as reloads by result, has no sample in a scrape to read them from); histograms add `le`.
+ */
+function declaredLabelNames(h: Harness): Map<string, readonly string[]> {
+  const names = new Map<string, readonly string[]>();
+  for (const metric of h.broker.metrics.registry.getMetricsAsArray()) {
+    if (!metric.name.startsWith('token_broker_')) continue;
+    // prom-client keeps them on the instance without typing them.
+    const labelNames = (metric as unknown as { readonly labelNames?: unknown }).labelNames;
+    assert.ok(Array.isArray(labelNames), `${metric.name}: prom-client exposes labelNames`);
+    names.set(metric.name, metric instanceof Histogram ? [...(labelNames as string[]), 'le'] : (labelNames as string[]));
+  }
+  return names;
+}
+
+interface Scrape {
+  readonly text: string;
+  readonly labelNames: Map<string, readonly string[]>;
+}
+
+/**
+ * A broker with a real Redis and a static deny, after an issued, a cached, a rejected (expired) and a denied exchange:
+ * what a working replica exports.
+ */
+async function scrapeBroker(): Promise<Scrape> {
   const redis = await startRedisServer();
   let h: Harness | undefined;
   try {
-    h = await startHarness({ config: () => ({ cache: { redis: { url: redis.url } } }) });
+    h = await startHarness({
+      config: () => ({
+        cache: { redis: { url: redis.url } },
+        denies: { static: [{ id: 'freeze-ci', namespace: 'payments', serviceAccount: 'argo-ci', reason: 'INC-1: dashboard test' }] },
+      }),
+    });
     await waitForRedisUp(h);
     const subject = await h.issuer.projectedToken();
     assert.equal((await h.exchange(subject)).status, 200);
     assert.equal((await h.exchange(subject)).status, 200);
     assert.equal((await h.exchange(await h.issuer.projectedToken({ offsetSeconds: -(3600 + 900) }))).status, 400);
-    return (await h.http.get('/metrics').expect(200)).text;
+    const denied = await h.exchange(await h.issuer.projectedToken({ namespace: 'payments', serviceAccount: 'argo-ci' }));
+    assert.equal(denied.status, 403);
+    assert.equal(denied.body.error, 'access_denied');
+    return { text: (await h.http.get('/metrics').expect(200)).text, labelNames: declaredLabelNames(h) };
   } finally {
     await h?.close();
     await redis.stop();
@@ -199,6 +252,60 @@ describe(DASHBOARD_PATH, () => {
     assert.ok(keys.targets?.some((target) => familiesIn(target.expr ?? '').includes('token_broker_signing_key_state_change_timestamp_seconds')));
   });
 
+  it('has a "Kill switch and configuration" row: denies, deny hits and changes, denied exchanges, reloads, the config in force', () => {
+    const row = rowPanels('Kill switch and configuration');
+    const byTitle = new Map(row.map((panel) => [panel.title ?? '', panel]));
+    const expr = (title: string, type: string, family: string, refId = 'A') => {
+      const panel = byTitle.get(title);
+      assert.equal(panel?.type, type, `panel "${title}" is a ${type} in the row`);
+      const target = panel.targets?.find((t) => t.refId === refId);
+      assert.ok(familiesIn(target?.expr ?? '').includes(family), `panel "${title}" ${refId} plots ${family}`);
+      return target?.expr ?? '';
+    };
+    assert.match(expr('Active denies per replica', 'timeseries', 'token_broker_denies_active'), /^max by \(instance, source\)/);
+    // Every replica counts each change it applies: a sum would count one deny once per replica.
+    assert.match(expr('Deny changes (added / removed)', 'timeseries', 'token_broker_deny_changes_total'), /^max by \(change\) \(increase\(/);
+    assert.match(expr('Deny hits by kind', 'timeseries', 'token_broker_deny_hits_total'), /^sum by \(kind\) \(rate\(/);
+    assert.match(expr('Exchanges refused: denied, by issuer', 'timeseries', 'token_broker_exchanges_total'), /^sum by \(issuer\) \(rate\(token_broker_exchanges_total\{reason="denied", /);
+    assert.match(expr('Configuration reloads by result', 'timeseries', 'token_broker_config_reloads_total'), /^sum by \(result\) \(increase\(/);
+    assert.match(
+      expr('Time since the last successful configuration reload', 'timeseries', 'token_broker_config_last_reload_success_timestamp_seconds'),
+      /^time\(\) - max by \(instance\)/,
+    );
+    assert.match(expr('Configuration in force per replica', 'table', 'token_broker_config_info'), /^max by \(instance, hash\)/);
+    expr('Configuration in force per replica', 'table', 'token_broker_config_last_reload_successful', 'B');
+    expr('Configuration in force per replica', 'table', 'token_broker_config_last_reload_success_timestamp_seconds', 'C');
+    for (const target of byTitle.get('Configuration in force per replica')?.targets ?? []) assert.equal(target.format, 'table', `table target ${target.refId}`);
+    // Each description sends the SRE to the runbook section that says what to do, and that section exists.
+    const runbook = readFileSync(new URL('../../docs/runbook.md', import.meta.url), 'utf8');
+    const headings = new Set([...runbook.matchAll(/^## (.+)$/gm)].map((m) => m[1]!));
+    assert.ok([...headings].some((heading) => heading.startsWith('Kill switch')), 'docs/runbook.md has a "Kill switch" section');
+    assert.ok(headings.has('TokenBrokerConfigReloadFailing'), 'docs/runbook.md has a TokenBrokerConfigReloadFailing section');
+    // ... and the runbook names these panels by their titles, so a renamed panel is renamed there too.
+    const prose = runbook.replace(/\s+/g, ' ');
+    for (const title of ['Kill switch and configuration', 'Active denies per replica', 'Deny hits by kind', 'Exchanges refused: denied, by issuer', 'Configuration in force per replica', 'Configuration reloads by result']) {
+      assert.ok(prose.includes(`*${title}*`), `docs/runbook.md names the dashboard's "${title}"`);
+      assert.ok(title === 'Kill switch and configuration' || byTitle.has(title), `"${title}" is a panel of the row`);
+    }
+    for (const panel of row) {
+      const description = panel.description ?? '';
+      assert.match(description, /docs\/runbook\.md, "(Kill switch|TokenBrokerConfigReloadFailing)"/, `panel "${panel.title}" points to the runbook`);
+    }
+  });
+
+  it('top-level panels do not overlap on the grid', () => {
+    const top = dashboard.panels ?? [];
+    const overlaps: string[] = [];
+    top.forEach((a, i) => {
+      for (const b of top.slice(i + 1)) {
+        const p = a.gridPos!;
+        const q = b.gridPos!;
+        if (p.x < q.x + q.w && q.x < p.x + p.w && p.y < q.y + q.h && q.y < p.y + p.h) overlaps.push(`${a.id} and ${b.id}`);
+      }
+    });
+    assert.deepEqual(overlaps, []);
+  });
+
   it('every query is valid PromQL (promtool check rules, with the dashboard variables filled in)', { skip: promtoolSkip() }, () => {
     const expressions = allExpressions().filter(({ expr }) => !expr.startsWith('label_values('));
     const rules = expressions.map(({ expr }, i) => ({
@@ -220,8 +327,10 @@ describe(DASHBOARD_PATH, () => {
 
   describe('against a real scrape of the broker', { skip: redisSkip() }, () => {
     let exposed = new Set<string>();
+    let scrape: Scrape = { text: '', labelNames: new Map() };
     before(async () => {
-      exposed = exposedFamilies(await scrapeBroker());
+      scrape = await scrapeBroker();
+      exposed = exposedFamilies(scrape.text);
     });
 
     it('every token_broker_* metric family the dashboard queries exists', () => {
@@ -229,6 +338,35 @@ describe(DASHBOARD_PATH, () => {
       assert.deepEqual(missing, []);
       const used = new Set(allExpressions().flatMap(({ expr }) => familiesIn(expr)));
       assert.ok(used.size >= 12, `the dashboard covers the broker's metrics (${used.size} families)`);
+    });
+
+    it('every kill-switch and configuration family the broker exports is on the dashboard', () => {
+      const families = [...exposed].filter((family) => /^token_broker_(deny_|denies_|config_)/.test(family)).sort();
+      assert.deepEqual(families, [
+        'token_broker_config_info',
+        'token_broker_config_last_reload_success_timestamp_seconds',
+        'token_broker_config_last_reload_successful',
+        'token_broker_config_reloads_total',
+        'token_broker_denies_active',
+        'token_broker_deny_changes_total',
+        'token_broker_deny_hits_total',
+      ]);
+      const used = new Set(rowPanels('Kill switch and configuration').flatMap((panel) => (panel.targets ?? []).flatMap((target) => familiesIn(target.expr ?? ''))));
+      assert.deepEqual(families.filter((family) => !used.has(family)), [], 'plotted in the "Kill switch and configuration" row');
+      // The denied exchange above is what the row's panels select: the label values exist.
+      assert.match(scrape.text, /^token_broker_exchanges_total\{outcome="rejected",reason="denied",issuer="test-cluster"\} 1$/m);
+      assert.match(scrape.text, /^token_broker_deny_hits_total\{kind="namespace\+serviceAccount"\} 1$/m);
+      assert.match(scrape.text, /^token_broker_denies_active\{source="static"\} 1$/m);
+      assert.match(scrape.text, /^token_broker_config_info\{hash="[0-9a-f]+"\} 1$/m);
+    });
+
+    it('every label a query groups by or selects on is one its families are declared with (or a target label)', () => {
+      const unknown = allExpressions().flatMap(({ where, expr }) => {
+        const declared = new Set(familiesIn(expr).flatMap((family) => scrape.labelNames.get(family) ?? []));
+        return brokerLabelsIn(expr).filter((label) => !declared.has(label)).map((label) => `${where}: ${label}`);
+      });
+      assert.deepEqual(unknown, []);
+      assert.deepEqual(brokerLabelsIn('sum by (kind) (rate(token_broker_deny_hits_total{job=~"$job", namespace=~"$namespace"}[5m]))'), ['kind'], 'the label parser reads by () and matchers');
     });
   });
 });
