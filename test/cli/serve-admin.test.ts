@@ -248,4 +248,33 @@ describe('serve: the admin listener', { timeout: 180_000 }, () => {
       await new Promise<void>((resolve) => squatter.close(() => resolve()));
     }
   });
+
+  it('the public port already taken (with an admin block): serve exits 2 and leaves the admin port unbound', async () => {
+    const adminPort = await freePort();
+    const squatter: Server = createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
+    const address = squatter.address();
+    assert.ok(address !== null && typeof address === 'object');
+    try {
+      const run = await runCli(['serve', '--config', await writeConfig(address.port, { admin: { port: adminPort, bearerTokenFile: secretFile } })], { env: cliEnv(), timeoutMs: 30_000 });
+      assert.equal(run.code, 2, `${run.stdout}\n${run.stderr}`);
+      assert.match(run.stderr, /EADDRINUSE/);
+      assert.equal(await accepts(adminPort), false, 'the admin listener never opened');
+    } finally {
+      await new Promise<void>((resolve) => squatter.close(() => resolve()));
+    }
+  });
+
+  it('an unreadable admin.tls certificate: serve exits 2 naming admin.tls before anything listens', async () => {
+    const port = await freePort();
+    const adminPort = await freePort();
+    const missing = scratch.file('no-such-dir', 'admin.pem');
+    const tls = { certFile: missing, keyFile: missing, clientCaFile: missing };
+    const run = await runCli(['serve', '--config', await writeConfig(port, { admin: { port: adminPort, bearerTokenFile: secretFile, tls } })], { env: cliEnv(), timeoutMs: 30_000 });
+    assert.equal(run.code, 2, `${run.stdout}\n${run.stderr}`);
+    assert.match(run.stderr, /admin\.tls: /);
+    assert.ok(!run.stdout.includes('token broker listening'), 'the public listener never opened');
+    assert.equal(await accepts(port), false);
+    assert.equal(await accepts(adminPort), false);
+  });
 });
