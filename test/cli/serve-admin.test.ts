@@ -20,7 +20,8 @@ import { ADMIN_SECRET } from '../support/admin-harness.js';
  */
 
 const SUBJECT_AUDIENCE = 'tyk-token-broker';
-const ADMIN_PATHS = ['/admin/v1/denies', '/admin/v1/denies/some-id', '/admin', '/admin/'];
+// Spellings a router might fold onto the admin routes: case, doubled slashes, percent-encoding, a trailing slash, a query.
+const ADMIN_PATHS = ['/admin/v1/denies', '/admin/v1/denies/some-id', '/admin', '/admin/', '/ADMIN/v1/denies', '//admin/v1/denies', '/%61dmin/v1/denies', '/admin%2Fv1%2Fdenies', '/admin/v1/denies/', '/admin/v1/denies?x=1'];
 
 describe('serve: the admin listener', { timeout: 180_000 }, () => {
   const scratch = useScratchDir('tb-serve-admin-');
