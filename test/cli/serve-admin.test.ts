@@ -2,7 +2,9 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startStandInIssuer, type StandInIssuer } from '../fakes/stand-in-issuer.js';
@@ -12,6 +14,7 @@ import { cliEnv, killAllCli, runCli, startCli, within, type CliProcess } from '.
 import { useScratchDir } from '../support/scratch-dir.js';
 import { eventually } from '../support/multi-broker.js';
 import { ADMIN_SECRET } from '../support/admin-harness.js';
+import { generateTestPki, opensslAvailability, type TestPki } from '../support/test-pki.js';
 
 /*
  * The admin listener as the real `token-broker serve` opens it, in a child process, over real HTTP on loopback: off
@@ -20,6 +23,7 @@ import { ADMIN_SECRET } from '../support/admin-harness.js';
  */
 
 const SUBJECT_AUDIENCE = 'tyk-token-broker';
+const openssl = opensslAvailability();
 // Spellings a router might fold onto the admin routes: case, doubled slashes, percent-encoding, a trailing slash, a query.
 const ADMIN_PATHS = ['/admin/v1/denies', '/admin/v1/denies/some-id', '/admin', '/admin/', '/ADMIN/v1/denies', '//admin/v1/denies', '/%61dmin/v1/denies', '/admin%2Fv1%2Fdenies', '/admin/v1/denies/', '/admin/v1/denies?x=1'];
 
@@ -277,5 +281,69 @@ describe('serve: the admin listener', { timeout: 180_000 }, () => {
     assert.ok(!run.stdout.includes('token broker listening'), 'the public listener never opened');
     assert.equal(await accepts(port), false);
     assert.equal(await accepts(adminPort), false);
+  });
+
+  describe('with admin.tls (mutual TLS) and bearerTokenFile: both are required', { skip: openssl.ok ? false : openssl.reason }, () => {
+    let pki: TestPki;
+    let port: number;
+    let adminPort: number;
+    let cli: CliProcess;
+
+    /** One HTTPS request to the admin listener, trusting the test CA, with or without a client certificate. */
+    function adminRequest(method: string, path: string, options: { client?: { certFile: string; keyFile: string }; bearer?: string; body?: unknown } = {}): Promise<{ status: number; body: Record<string, unknown> }> {
+      return new Promise((resolve, reject) => {
+        const req = httpsRequest(
+          {
+            host: '127.0.0.1',
+            port: adminPort,
+            method,
+            path,
+            ca: readFileSync(pki.caFile),
+            ...(options.client !== undefined && { cert: readFileSync(options.client.certFile), key: readFileSync(options.client.keyFile) }),
+            headers: { ...(options.body !== undefined && { 'content-type': 'application/json' }), ...(options.bearer !== undefined && { authorization: `Bearer ${options.bearer}` }) },
+            timeout: 10_000,
+          },
+          (res) => {
+            let text = '';
+            res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) }));
+          },
+        );
+        req.on('timeout', () => req.destroy(new Error('admin request timed out')));
+        req.on('error', reject);
+        req.end(options.body === undefined ? undefined : JSON.stringify(options.body));
+      });
+    }
+
+    before(async () => {
+      pki = generateTestPki();
+      port = await freePort();
+      adminPort = await freePort();
+      const tls = { certFile: pki.serverCertFile, keyFile: pki.serverKeyFile, clientCaFile: pki.caFile };
+      cli = await startServe(await writeConfig(port, { admin: { port: adminPort, bearerTokenFile: secretFile, tls } }), port);
+    });
+    after(() => pki?.remove());
+
+    it('logs an https address with both authentications; a certificate without the secret, or the secret without a certificate, is refused', async () => {
+      const line = logLines(cli).find((l) => l.msg === 'admin endpoint listening');
+      assert.equal(line?.address, `https://127.0.0.1:${adminPort}`);
+      assert.deepEqual(line?.authentication, ['bearer', 'mutual-tls']);
+      const operator = pki.issueClientCertificate('operator');
+      const deny = { match: { namespace: 'payments' }, until: '1h', reason: 'INC-9' };
+      assert.equal((await adminRequest('POST', '/admin/v1/denies', { bearer: ADMIN_SECRET, body: deny })).status, 401, 'no client certificate');
+      assert.equal((await adminRequest('POST', '/admin/v1/denies', { client: pki.issueClientCertificate('intruder', { byOtherCa: true }), bearer: ADMIN_SECRET, body: deny })).status, 401, 'a certificate of another CA');
+      assert.equal((await adminRequest('POST', '/admin/v1/denies', { client: operator, body: deny })).status, 401, 'no bearer secret');
+      assert.equal((await exchange(port, 'payments')).status, 200, 'nothing was denied');
+
+      const added = await adminRequest('POST', '/admin/v1/denies', { client: operator, bearer: ADMIN_SECRET, body: deny });
+      assert.equal(added.status, 201, JSON.stringify(added.body));
+      assert.equal((await exchange(port, 'payments')).body.reason, 'denied');
+      const id = (added.body.deny as { id: string }).id;
+      assert.equal((await adminRequest('DELETE', `/admin/v1/denies/${id}`, { client: operator, bearer: ADMIN_SECRET })).status, 200);
+      assert.equal((await exchange(port, 'payments')).status, 200);
+
+      cli.child.kill('SIGTERM');
+      assert.deepEqual(await within(20_000, 'serve to exit on SIGTERM', cli.exited), { code: 0, signal: null });
+    });
   });
 });
