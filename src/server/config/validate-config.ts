@@ -252,6 +252,11 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/** 127.0.0.0/8, ::1 and localhost: hosts only this machine can reach. */
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
 /**
  * Settings that work but are probably a mistake, as `path: message` lines: printed by check-config and logged by
  * serve, never a reason to refuse the configuration.
@@ -276,6 +281,13 @@ export function configWarnings(config: BrokerConfig): string[] {
       }
     }
   });
+  // The admin listener is meant for kubectl port-forward; bound beyond loopback, plain HTTP carries its secret over the network.
+  if (config.admin !== undefined && config.admin.tls === undefined && !isLoopbackHost(config.admin.host)) {
+    warnings.push(
+      `admin.host: "${config.admin.host}" is not a loopback address and admin.tls is not set: the admin bearer secret crosses the network in plain HTTP; ` +
+        'keep the default 127.0.0.1 (reach it with kubectl port-forward) or set admin.tls',
+    );
+  }
   const { prePublishSeconds, tykJwksCacheSeconds } = config.signing;
   if (prePublishSeconds <= tykJwksCacheSeconds) {
     warnings.push(

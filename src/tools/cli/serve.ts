@@ -111,6 +111,72 @@ async function startDev(env: ServeEnvironment): Promise<Started> {
   return { broker, server, config, logger, ...(tracing !== undefined && { tracing }) };
 }
 
+type AdminSettings = NonNullable<BrokerConfig['admin']>;
+
+/** How the admin listener authenticates, for its start-up log line (never the secret itself). */
+function adminAuthentication(admin: AdminSettings): string[] {
+  return [...(admin.bearerTokenFile !== undefined ? ['bearer'] : []), ...(admin.tls !== undefined ? ['mutual-tls'] : [])];
+}
+
+/** The address a listener is bound to, as a URL an operator can paste (the real host, not the configured name). */
+function boundAddress(running: RunningServer, scheme: 'http' | 'https'): string {
+  const address = running.server.address();
+  const host = address !== null && typeof address === 'object' ? address.address : 'unknown';
+  return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${running.port}`;
+}
+
+/**
+ * Opens the public listener, then the admin one (config `admin`) on its own port, never the public one (validation
+ * refuses a shared port). If the admin port cannot be bound, the public listener is closed again and start-up fails
+ * naming admin.port.
+ */
+async function listenAll(
+  path: string,
+  broker: Broker,
+  config: BrokerConfig,
+  logger: Logger,
+  tls: { settings: TlsSettings; credentials: TlsCredentials } | undefined,
+  adminTls: TlsCredentials | undefined,
+): Promise<Pick<Started, 'server' | 'tlsReloader' | 'adminServer'>> {
+  const { server, tlsReloader } = tls === undefined ? { server: await listen(broker.app, config.server), tlsReloader: undefined } : await listenTls(broker, config, tls.settings, tls.credentials, logger);
+  logger.info(
+    {
+      port: server.port,
+      scheme: tls === undefined ? 'http' : 'https',
+      ...(tls !== undefined && {
+        certificate: { subject: tls.credentials.subject, notAfter: new Date(tls.credentials.notAfter).toISOString() },
+        mutualTls: tls.settings.clientCaFile !== undefined,
+      }),
+      issuers: config.issuers.map((i) => i.name),
+      rules: config.rules.length,
+    },
+    'token broker listening',
+  );
+  const admin = config.admin;
+  if (broker.adminApp === undefined || admin === undefined) return { server, ...(tlsReloader !== undefined && { tlsReloader }) };
+  let adminServer: RunningServer;
+  try {
+    adminServer = await listen(broker.adminApp, {
+      port: admin.port,
+      host: admin.host,
+      headersTimeoutSeconds: config.server.headersTimeoutSeconds,
+      requestTimeoutSeconds: config.server.requestTimeoutSeconds,
+      // Mutual TLS: the certificate is read once at start-up (the public listener's is the one re-read).
+      ...(adminTls !== undefined && { https: { secureContext: adminTls.secureContext, requestClientCertificate: true } }),
+    });
+  } catch (error) {
+    await server.shutdown(0);
+    await tlsReloader?.close();
+    throw new ConfigError(path, [{ path: 'admin.port', message: `cannot listen on ${admin.host}:${admin.port}: ${error instanceof Error ? error.message : String(error)}` }]);
+  }
+  const scheme = adminTls === undefined ? 'http' : 'https';
+  logger.info(
+    { port: adminServer.port, host: admin.host, address: boundAddress(adminServer, scheme), scheme, authentication: adminAuthentication(admin) },
+    'admin endpoint listening',
+  );
+  return { server, adminServer, ...(tlsReloader !== undefined && { tlsReloader }) };
+}
+
 async function startConfigured(path: string, env: ServeEnvironment): Promise<Started> {
   const config = await loadConfigFile(path, env);
   const logger = createLogger(config.logging.level);
@@ -135,38 +201,25 @@ async function startConfigured(path: string, env: ServeEnvironment): Promise<Sta
     await signingKeys.close();
     throw error;
   }) };
+  // The admin certificate too, before anything listens: otherwise a bad admin.tls would leave the public listener open.
+  const adminTls = config.admin?.tls === undefined ? undefined : await initialTlsCredentials(path, config.admin.tls, 'admin.tls').catch(async (error: unknown) => {
+    await signingKeys.close();
+    throw error;
+  });
   // Before the broker is built: its parts are wrapped in spans only when tracing is on.
   const tracing = await startTracing(env, logger);
   const broker = createBroker(config, { logger, signingKeys, tracing: tracing?.tracing });
-  const { server, tlsReloader } = tls === undefined ? { server: await listen(broker.app, config.server), tlsReloader: undefined } : await listenTls(broker, config, tls.settings, tls.credentials, logger);
-  logger.info(
-    {
-      port: server.port,
-      scheme: tls === undefined ? 'http' : 'https',
-      ...(tls !== undefined && {
-        certificate: { subject: tls.credentials.subject, notAfter: new Date(tls.credentials.notAfter).toISOString() },
-        mutualTls: tls.settings.clientCaFile !== undefined,
-      }),
-      issuers: config.issuers.map((i) => i.name),
-      rules: config.rules.length,
-    },
-    'token broker listening',
-  );
-  // The admin endpoint has its own listener, never the public one (validation refuses a shared port).
-  const adminServer =
-    broker.adminApp === undefined || config.admin === undefined
-      ? undefined
-      : await listen(broker.adminApp, {
-          port: config.admin.port,
-          host: config.admin.host,
-          headersTimeoutSeconds: config.server.headersTimeoutSeconds,
-          requestTimeoutSeconds: config.server.requestTimeoutSeconds,
-          // Mutual TLS: the certificate is read once at start-up (the public listener's is the one re-read).
-          ...(config.admin.tls !== undefined && {
-            https: { secureContext: (await initialTlsCredentials(path, config.admin.tls, 'admin.tls')).secureContext, requestClientCertificate: true },
-          }),
-        });
-  if (adminServer !== undefined) logger.info({ port: adminServer.port, host: config.admin?.host }, 'admin endpoint listening');
+  let listening: Pick<Started, 'server' | 'tlsReloader' | 'adminServer'>;
+  try {
+    listening = await listenAll(path, broker, config, logger, tls, adminTls);
+  } catch (error) {
+    // A port that cannot be bound ends start-up: close what is open, or the process would live on, serving half.
+    await broker.close();
+    await signingKeys.close();
+    await tracing?.shutdown().catch(() => undefined);
+    throw error;
+  }
+  const { server, tlsReloader, adminServer } = listening;
   void broker.warmUp();
   return { broker, server, config, logger, keyDirectory: signingKeys, ...(tlsReloader !== undefined && { tlsReloader }), ...(adminServer !== undefined && { adminServer }), ...(tracing !== undefined && { tracing }) };
 }
