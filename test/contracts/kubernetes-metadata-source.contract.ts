@@ -89,7 +89,14 @@ export function registerKubernetesMetadataSourceContract(adapter: string, cluste
       const gone = await nextPod();
       const goneToken = await cluster().token(NS, SA, gone);
       await cluster().deletePod(NS, gone.name);
-      const review = await metadata.reviewToken(goneToken, [AUDIENCE]);
+      // The real API server checks the pod through its informer cache, which sees the deletion a moment later (seen
+      // once: authenticated right after the DELETE); the broker's own pod lookup is a GET. Bounded: 5 s.
+      let review = await metadata.reviewToken(goneToken, [AUDIENCE]);
+      const deadline = Date.now() + 5_000;
+      while (review.authenticated && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        review = await metadata.reviewToken(goneToken, [AUDIENCE]);
+      }
       assert.deepEqual({ authenticated: review.authenticated, audiences: review.audiences, hasError: typeof review.error === 'string' }, { authenticated: false, audiences: [], hasError: true });
     } finally {
       closeAll();
