@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { debounced } from '../files/debounced.js';
 import { serializeRereads } from '../files/serialized-rereads.js';
+import { rereadOnChange } from '../files/reread-triggers.js';
 import { ConfigError, loadConfigText, type ConfigEnvironment } from './load-config.js';
 import { configHash, type Reconfiguration, type RestartOnlyChange, type RuleNameDiff } from './config-reload.js';
 import type { ConfigProblem } from './validate-config.js';
@@ -12,9 +12,6 @@ import type { BrokerConfig } from './schema.js';
 
 /** The periodic re-read: fs.watch misses events around the kubelet's `..data` symlink swap, so it is only a shortcut. */
 export const DEFAULT_CONFIG_RESCAN_INTERVAL_MS = 10_000;
-
-/** A ConfigMap update renames several entries: a burst of watch events becomes one re-read after this quiet time. */
-const WATCH_DEBOUNCE_MS = 250;
 
 /** What asked for a reload: SIGHUP (always attempted), or a watch event or the periodic re-read (only when the file changed). */
 export type ReloadTrigger = 'signal' | 'file';
@@ -163,36 +160,26 @@ export function watchConfigFile(options: ConfigFileReloaderOptions): ConfigFileR
     return outcome.applied;
   }
 
-  const { rescan, settled } = serializeRereads(reloadOnce);
-
-  const watchers: FSWatcher[] = [];
-  const rescanAfterEvents = debounced(() => void rescan(), WATCH_DEBOUNCE_MS);
-  if (options.watch !== false) {
-    const directory = dirname(path);
-    try {
-      const watcher = watch(directory, { persistent: false }, () => rescanAfterEvents.trigger());
-      watcher.on('error', (error) => logger.warn({ directory, error: error.message }, 'watching the configuration file failed; relying on the periodic re-read and SIGHUP'));
-      watchers.push(watcher);
-    } catch (error) {
-      logger.warn({ directory, error: error instanceof Error ? error.message : String(error) }, 'cannot watch the configuration file; relying on the periodic re-read and SIGHUP');
-    }
-  }
-  const intervalMs = options.rescanIntervalMs ?? DEFAULT_CONFIG_RESCAN_INTERVAL_MS;
-  const interval = intervalMs > 0 ? setInterval(() => void rescan(), intervalMs) : undefined;
-  interval?.unref();
+  const rereads = serializeRereads(reloadOnce);
+  const triggers = rereadOnChange({
+    directories: [dirname(path)],
+    rereads,
+    intervalMs: options.rescanIntervalMs ?? DEFAULT_CONFIG_RESCAN_INTERVAL_MS,
+    watch: options.watch !== false,
+    what: 'the configuration file',
+    fallback: 'the periodic re-read and SIGHUP',
+    logger,
+  });
 
   return {
     async reload(trigger = 'signal') {
       if (trigger === 'signal') forced = true;
-      await rescan();
+      await rereads.rescan();
       return lastAttempt;
     },
     async close() {
       closed = true;
-      if (interval !== undefined) clearInterval(interval);
-      rescanAfterEvents.cancel();
-      for (const watcher of watchers) watcher.close();
-      await settled();
+      await triggers.close();
     },
   };
 }

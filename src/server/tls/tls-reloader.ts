@@ -1,15 +1,11 @@
-import { watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { debounced } from '../files/debounced.js';
 import { serializeRereads } from '../files/serialized-rereads.js';
+import { rereadOnChange } from '../files/reread-triggers.js';
 import { readTlsCredentials, type TlsCredentials, type TlsFiles } from './tls-credentials.js';
 
 /** The periodic re-read: fs.watch misses events around the kubelet's `..data` symlink swap, so it is only a shortcut. */
 export const DEFAULT_TLS_RESCAN_INTERVAL_MS = 10_000;
-
-/** One Secret update renames several entries: a burst of events becomes one re-read after this quiet time. */
-const WATCH_DEBOUNCE_MS = 250;
 
 export interface TlsReloaderOptions {
   readonly files: TlsFiles;
@@ -74,35 +70,23 @@ export function reloadTlsOnChange(options: TlsReloaderOptions): TlsReloader {
     return true;
   }
 
-  const { rescan, settled } = serializeRereads(readOnce);
-
-  const watchers: FSWatcher[] = [];
-  const rescanAfterEvents = debounced(() => void rescan(), WATCH_DEBOUNCE_MS);
-  if (options.watch !== false) {
-    const directories = new Set([files.certFile, files.keyFile, ...(files.clientCaFile === undefined ? [] : [files.clientCaFile])].map((file) => dirname(file)));
-    for (const directory of directories) {
-      try {
-        const watcher = watch(directory, { persistent: false }, () => rescanAfterEvents.trigger());
-        watcher.on('error', (error) => logger.warn({ directory, error: errorMessage(error) }, 'watching TLS files failed; relying on the periodic re-read'));
-        watchers.push(watcher);
-      } catch (error) {
-        logger.warn({ directory, error: errorMessage(error) }, 'cannot watch TLS files; relying on the periodic re-read');
-      }
-    }
-  }
-  const intervalMs = options.rescanIntervalMs ?? DEFAULT_TLS_RESCAN_INTERVAL_MS;
-  const interval = intervalMs > 0 ? setInterval(() => void rescan(), intervalMs) : undefined;
-  interval?.unref();
+  const rereads = serializeRereads(readOnce);
+  const triggers = rereadOnChange({
+    directories: [files.certFile, files.keyFile, ...(files.clientCaFile === undefined ? [] : [files.clientCaFile])].map((file) => dirname(file)),
+    rereads,
+    intervalMs: options.rescanIntervalMs ?? DEFAULT_TLS_RESCAN_INTERVAL_MS,
+    watch: options.watch !== false,
+    what: 'TLS files',
+    fallback: 'the periodic re-read',
+    logger,
+  });
 
   return {
-    rescan,
+    rescan: rereads.rescan,
     inForce: () => inForce,
     async close() {
       closed = true;
-      if (interval !== undefined) clearInterval(interval);
-      rescanAfterEvents.cancel();
-      for (const watcher of watchers) watcher.close();
-      await settled();
+      await triggers.close();
     },
   };
 }

@@ -86,6 +86,24 @@ export function denyJson(deny: Deny): Record<string, unknown> {
   };
 }
 
+interface TykKeyDeletions {
+  readonly deleted: number;
+  readonly failed: number;
+}
+
+/**
+ * Prints an added deny (its JSON form, from Redis or from the admin endpoint) and the Tyk keys its revocation
+ * deleted; exit status 1 when a deletion failed, since those keys still work. `failuresIn`: where the failures are told.
+ */
+function reportAdded(format: 'text' | 'json', deny: Record<string, unknown>, tykKeys: TykKeyDeletions | undefined, failuresIn: string): number {
+  if (format === 'json') console.log(JSON.stringify({ ...deny, ...(tykKeys !== undefined && { tykKeys }) }));
+  else {
+    console.log(`added deny ${String(deny.id)}, in force until ${String(deny.until)}`);
+    if (tykKeys !== undefined) console.log(`deleted ${tykKeys.deleted} issued Tyk key(s)${tykKeys.failed > 0 ? `; ${tykKeys.failed} deletion(s) FAILED, see ${failuresIn}` : ''}`);
+  }
+  return tykKeys !== undefined && tykKeys.failed > 0 ? 1 : 0;
+}
+
 async function withOperations(configPath: string, env: ConfigEnvironment, run: (ops: DenyOperations) => Promise<number>): Promise<number> {
   let config: BrokerConfig;
   try {
@@ -163,13 +181,8 @@ async function add(args: readonly string[], env: ConfigEnvironment): Promise<num
     const answer = await callAdmin(target, 'POST', ADMIN_DENIES_PATH, { match, until: values.until, reason: values.reason, ...(values.by !== undefined && { by: values.by }) });
     if (answer === undefined) return 1;
     if (answer.status !== 201) return adminFailure('add', answer);
-    const body = answer.body as { deny: Record<string, unknown>; tykKeys?: { deleted: number; failed: number } };
-    if (format === 'json') console.log(JSON.stringify({ ...body.deny, ...(body.tykKeys !== undefined && { tykKeys: body.tykKeys }) }));
-    else {
-      console.log(`added deny ${String(body.deny.id)}, in force until ${String(body.deny.until)}`);
-      if (body.tykKeys !== undefined) console.log(`deleted ${body.tykKeys.deleted} issued Tyk key(s)${body.tykKeys.failed > 0 ? `; ${body.tykKeys.failed} deletion(s) FAILED, see the broker's log` : ''}`);
-    }
-    return body.tykKeys !== undefined && body.tykKeys.failed > 0 ? 1 : 0;
+    const body = answer.body as { deny: Record<string, unknown>; tykKeys?: TykKeyDeletions };
+    return reportAdded(format, body.deny, body.tykKeys, "the broker's log");
   }
   return withOperations(target.config, env, async (ops) => {
     const outcome = await addDeny(ops, { match, until: values.until, reason: values.reason }, values.by ?? 'cli');
@@ -184,12 +197,7 @@ async function add(args: readonly string[], env: ConfigEnvironment): Promise<num
         console.error('token-broker deny add: 1000 denies are in force already; remove some first (deny list, deny remove), or deny a broader facet.');
         return 1;
       case 'added':
-        if (format === 'json') console.log(JSON.stringify({ ...denyJson(outcome.deny), ...(outcome.tykKeys !== undefined && { tykKeys: outcome.tykKeys }) }));
-        else {
-          console.log(`added deny ${outcome.deny.id}, in force until ${new Date(outcome.deny.until ?? 0).toISOString()}`);
-          if (outcome.tykKeys !== undefined) console.log(`deleted ${outcome.tykKeys.deleted} issued Tyk key(s)${outcome.tykKeys.failed > 0 ? `; ${outcome.tykKeys.failed} deletion(s) FAILED, see stderr` : ''}`);
-        }
-        return outcome.tykKeys !== undefined && outcome.tykKeys.failed > 0 ? 1 : 0;
+        return reportAdded(format, denyJson(outcome.deny), outcome.tykKeys, 'stderr');
     }
   });
 }
