@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, pbkdf2 } from 'node:crypto';
 import { SignJWT, createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { prepareSigner, signAccessToken } from '../../src/server/mint/sign-access-token.js';
 import { generateSigningKey, signingKeyFromPem, type SigningKey } from '../../src/server/mint/signing-key.js';
@@ -72,5 +72,39 @@ describe('prepareSigner', () => {
     assert.throws(() => prepareSigner({ ...ec, alg: 'ES384' }), /cannot sign ES384/);
     const rsa = await generateSigningKey('RS256', Date.now());
     assert.throws(() => prepareSigner({ ...rsa, alg: 'ES256' }), /cannot sign ES256/);
+  });
+
+  /*
+   * Where a signature is made (issue 18): an ECDSA signature (~30 us) on the event loop, since the thread pool's
+   * hand-off cost more than the signature; an RSA one (~1 ms) on the pool, so the loop does not wait for it. Seen by
+   * order: with every pool thread held by a long job, an ECDSA token is ready before any job ends, an RSA one after.
+   */
+  async function orderBehindBusyPool(alg: 'ES256' | 'RS256'): Promise<string[]> {
+    const signer = prepareSigner(await generateSigningKey(alg, Date.now()));
+    const order: string[] = [];
+    const poolSize = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+    const jobs = Array.from({ length: poolSize }, () =>
+      new Promise<void>((resolve, reject) => {
+        pbkdf2('pool', 'busy', 400_000, 32, 'sha256', (error) => {
+          order.push('pool job');
+          if (error === null) resolve();
+          else reject(error);
+        });
+      }),
+    );
+    const token = signer.sign(CLAIMS).then((signed) => {
+      order.push('token');
+      return signed;
+    });
+    await Promise.all([...jobs, token]);
+    return order;
+  }
+
+  it('ES256 signs on the event loop: the token does not wait behind a busy thread pool', async () => {
+    assert.equal((await orderBehindBusyPool('ES256'))[0], 'token');
+  });
+
+  it('RS256 signs on the thread pool: the token comes after a job that held the pool', async () => {
+    assert.notEqual((await orderBehindBusyPool('RS256'))[0], 'token');
   });
 });

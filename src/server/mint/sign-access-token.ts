@@ -15,14 +15,26 @@ interface Jwa {
   /** Key types that may sign it: `ec:<curve>`, `rsa`, `rsa-pss`. */
   readonly keyTypes: readonly string[];
   readonly options: SigningOptions;
+  /**
+   * Whether a signature is made on the event loop rather than on libuv's thread pool. An ECDSA signature takes
+   * ~30 us of CPU; handing it to the pool and back (a job, a wake-up, a callback) cost 35-120 us more per token in
+   * the bench (bench/README.md, issue 18), so it is made in place. An RSA signature takes ~1 ms, which the loop
+   * should not wait for: it stays on the pool.
+   */
+  readonly onEventLoop: boolean;
 }
 
 const JWA: Readonly<Record<SigningAlgorithm, Jwa>> = {
-  ES256: { hash: 'sha256', keyTypes: ['ec:prime256v1'], options: { dsaEncoding: 'ieee-p1363' } },
-  ES384: { hash: 'sha384', keyTypes: ['ec:secp384r1'], options: { dsaEncoding: 'ieee-p1363' } },
-  RS256: { hash: 'sha256', keyTypes: ['rsa'], options: { padding: constants.RSA_PKCS1_PADDING } },
+  ES256: { hash: 'sha256', keyTypes: ['ec:prime256v1'], options: { dsaEncoding: 'ieee-p1363' }, onEventLoop: true },
+  ES384: { hash: 'sha384', keyTypes: ['ec:secp384r1'], options: { dsaEncoding: 'ieee-p1363' }, onEventLoop: true },
+  RS256: { hash: 'sha256', keyTypes: ['rsa'], options: { padding: constants.RSA_PKCS1_PADDING }, onEventLoop: false },
   // PS256: salt as long as the hash (RFC 7518 section 3.5).
-  PS256: { hash: 'sha256', keyTypes: ['rsa', 'rsa-pss'], options: { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST } },
+  PS256: {
+    hash: 'sha256',
+    keyTypes: ['rsa', 'rsa-pss'],
+    options: { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST },
+    onEventLoop: false,
+  },
 };
 
 function keyTypeOf(key: KeyObject): string {
@@ -33,7 +45,7 @@ function keyTypeOf(key: KeyObject): string {
 /**
  * Prepares a key for signing: what is the same for every token it signs (the encoded protected header, the
  * KeyObject, the hash and encoding) is worked out here, once, not per token. Throws when the key does not fit its
- * algorithm. Signing runs on libuv's thread pool (the callback form of crypto.sign), as WebCrypto's did.
+ * algorithm. ECDSA signs on the event loop, RSA on libuv's thread pool (see `onEventLoop`).
  */
 export function prepareSigner(key: SigningKey): PreparedSigner {
   const jwa = JWA[key.alg];
@@ -51,6 +63,13 @@ export function prepareSigner(key: SigningKey): PreparedSigner {
     kid: key.kid,
     sign(claims) {
       const signingInput = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+      if (jwa.onEventLoop) {
+        try {
+          return Promise.resolve(`${signingInput}.${sign(jwa.hash, Buffer.from(signingInput), input).toString('base64url')}`);
+        } catch (error) {
+          return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+        }
+      }
       return new Promise((resolve, reject) => {
         sign(jwa.hash, Buffer.from(signingInput), input, (error, signature) => {
           if (error !== null) reject(error);
