@@ -1,7 +1,7 @@
 import { invalidRequest } from '../errors.js';
 import { podBindingRefusal } from './pod-binding.js';
 import type { KubernetesMetadataSource, PodInfo } from './kubernetes-metadata.js';
-import type { ClusterMetadata, WorkloadIdentity } from './workload-identity.js';
+import type { ClusterMetadata, Mutable, WorkloadIdentity } from './workload-identity.js';
 
 /** A cluster's API and how the broker uses it for one issuer's tokens. */
 export interface ClusterAccess {
@@ -75,11 +75,16 @@ export async function checkWithCluster(
     }
   }
   const livePod: PodInfo | undefined = pod !== undefined && pod.uid === podUid ? pod : undefined;
-  const cluster: ClusterMetadata = {
-    ...(needs.namespaceLabels && { namespaceLabels: namespaceInfo?.labels ?? {} }),
-    // Its UID was compared above: these are the labels of the service account the token names.
-    ...(needs.serviceAccountLabels && { serviceAccountLabels: serviceAccountInfo?.labels ?? {} }),
-    ...(livePod !== undefined && { podLabels: livePod.labels, podAnnotations: livePod.annotations }),
-  };
-  return { ...identity, cluster };
+  // Built member by member, absent members left out: object spreads here cost microseconds per exchange (bench/README.md).
+  const cluster: Mutable<ClusterMetadata> = {};
+  if (needs.namespaceLabels) cluster.namespaceLabels = namespaceInfo?.labels ?? {};
+  // Its UID was compared above: these are the labels of the service account the token names.
+  if (needs.serviceAccountLabels) cluster.serviceAccountLabels = serviceAccountInfo?.labels ?? {};
+  if (livePod !== undefined) {
+    cluster.podLabels = livePod.labels;
+    cluster.podAnnotations = livePod.annotations;
+  }
+  const enriched: Mutable<WorkloadIdentity> = Object.assign({}, identity);
+  enriched.cluster = cluster;
+  return enriched;
 }
