@@ -16,17 +16,22 @@ import { REDACT_PATHS, REDACTION_CENSOR } from '../../server/observability/log-r
 import type { BrokerConfig } from '../../server/config/schema.js';
 import type { ServeEnvironment } from '../../server/config/environment.js';
 import { startTracing, type TracingSetup } from '../../server/observability/tracing-sdk.js';
+import { createTurnBatchedDestination } from '../../server/observability/log-destination.js';
 
 export type { ServeEnvironment } from '../../server/config/environment.js';
 
 function createLogger(level: BrokerConfig['logging']['level']): Logger {
-  return pino({
-    level,
-    base: { service: 'token-broker' },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    // Belt and braces: nothing logs these fields, but if one ever did, it would not leak a credential.
-    redact: { paths: [...REDACT_PATHS], censor: REDACTION_CENSOR },
-  });
+  return pino(
+    {
+      level,
+      base: { service: 'token-broker' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      // Belt and braces: nothing logs these fields, but if one ever did, it would not leak a credential.
+      redact: { paths: [...REDACT_PATHS], censor: REDACTION_CENSOR },
+    },
+    // The lines of one event-loop turn in one write to stdout, on the event loop (see the destination).
+    createTurnBatchedDestination(process.stdout.fd),
+  );
 }
 
 function devBanner(port: number): string {
