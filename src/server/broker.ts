@@ -139,8 +139,9 @@ export function createBroker(config: BrokerConfig, options: BrokerOptions): Brok
           onStateChange: (up) => metrics.redisUp.set(up ? 1 : 0),
         });
   if (redis !== undefined) metrics.registry.registerMetric(metrics.redisUp);
-  const cache: TokenCache = redis !== undefined ? new RedisTokenCache(redis) : new MemoryTokenCache(config.cache.memory.maxEntries, now);
-  const coordinator: MintCoordinator = redis !== undefined ? new RedisMintCoordinator(redis, cache) : new LocalMintCoordinator();
+  const redisCache = redis !== undefined ? new RedisTokenCache(redis) : undefined;
+  const cache: TokenCache = redisCache ?? new MemoryTokenCache(config.cache.memory.maxEntries, now);
+  const coordinator: MintCoordinator = redis !== undefined && redisCache !== undefined ? new RedisMintCoordinator(redis, redisCache) : new LocalMintCoordinator();
   const mintingLimit = config.limits.minting;
   const rateLimiter: MintRateLimiter = !mintingLimit.enabled
     ? unlimited

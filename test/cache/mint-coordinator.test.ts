@@ -1,6 +1,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
+import type { Redis } from 'ioredis';
 import { createRedisClient, RedisConnection } from '../../src/server/cache/redis-connection.js';
 import { RedisTokenCache } from '../../src/server/cache/redis-token-cache.js';
 import { LocalMintCoordinator, RedisMintCoordinator } from '../../src/server/cache/mint-coordinator.js';
@@ -104,6 +105,36 @@ describe('RedisMintCoordinator', { skip }, () => {
     }, usable);
     assert.equal(mints, 1);
     assert.deepEqual(obtained, { token: token('new', nowSeconds + 300), mintedHere: true });
+  });
+
+  it('a mint costs two round trips for the lock: taking it together with the double-checked read, and releasing it', async () => {
+    // Every command the client sends, by name (ioredis sends each one through sendCommand).
+    const client = connection.client as Redis;
+    const sent: string[] = [];
+    const send = client.sendCommand.bind(client);
+    client.sendCommand = (command, stream) => {
+      sent.push(command.name);
+      return send(command, stream);
+    };
+    try {
+      const obtained = await coordinator.obtain('k-trips', async () => token('trips', nowSeconds + 300), usable);
+      assert.deepEqual(obtained, { token: token('trips', nowSeconds + 300), mintedHere: true });
+    } finally {
+      client.sendCommand = send;
+    }
+    assert.deepEqual(sent, ['evalsha', 'evalsha']);
+    assert.equal(await connection.client.exists('mc:lock:k-trips'), 0, 'the lock is released');
+  });
+
+  it('what the cache holds under the lock is not a token (corrupt, or written by something else): mints', async () => {
+    await connection.client.set('mc:t:k-corrupt', '{"token":42}', 'PX', 60_000);
+    let mints = 0;
+    const obtained = await coordinator.obtain('k-corrupt', async () => {
+      mints++;
+      return token('over-corrupt', nowSeconds + 300);
+    }, usable);
+    assert.equal(mints, 1);
+    assert.deepEqual(obtained, { token: token('over-corrupt', nowSeconds + 300), mintedHere: true });
   });
 
   it('another replica holds the lock: waits for its token instead of minting', async () => {

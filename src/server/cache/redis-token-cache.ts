@@ -43,12 +43,13 @@ export function parseCachedToken(text: string | null): CachedToken | undefined {
 export class RedisTokenCache implements TokenCache {
   constructor(private readonly connection: RedisConnection) {}
 
-  private key(key: string): string {
+  /** The Redis key holding a cache key's token (`{prefix}t:{hash}`): for a script that reads it beside another key. */
+  redisKey(key: string): string {
     return `${this.connection.keyPrefix}t:${key}`;
   }
 
   async get(key: string): Promise<CacheLookup> {
-    const text = await this.connection.attempt((client) => client.get(this.key(key)));
+    const text = await this.connection.attempt((client) => client.get(this.redisKey(key)));
     if (text === REDIS_UNAVAILABLE) return CACHE_ERROR;
     const value = parseCachedToken(text);
     return value === undefined ? CACHE_MISS : { status: 'hit', value };
@@ -57,7 +58,7 @@ export class RedisTokenCache implements TokenCache {
   async set(key: string, value: CachedToken, ttlSeconds: number): Promise<void> {
     if (ttlSeconds <= 0) return;
     // A dropped write costs one extra mint later; the connection has already logged the failure.
-    await this.connection.attempt((client) => client.set(this.key(key), JSON.stringify(value), 'PX', Math.max(1, Math.round(ttlSeconds * 1000))));
+    await this.connection.attempt((client) => client.set(this.redisKey(key), JSON.stringify(value), 'PX', Math.max(1, Math.round(ttlSeconds * 1000))));
   }
 
   async takeWhere(matches: (token: CachedToken) => boolean): Promise<CachedToken[] | undefined> {
