@@ -10,6 +10,7 @@ interface CpuProfileNode {
   readonly id: number;
   readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
   readonly hitCount?: number;
+  readonly children?: readonly number[];
 }
 
 interface CpuProfile {
@@ -33,6 +34,13 @@ export interface ProfileSummary {
   readonly busyMs: number;
   readonly top: readonly ProfileFrame[];
   readonly byOrigin: readonly ProfileFrame[];
+  /**
+   * The broker's own functions by inclusive time (self plus everything they called, each sample counted once per
+   * function): how a request's cost divides between its stages (verification, rules, signing, the record, the
+   * answer), which self time, spread over many small frames, does not show. `selfMs` / `selfPercent` hold the
+   * inclusive figures here.
+   */
+  readonly brokerInclusive: readonly ProfileFrame[];
 }
 
 function origin(url: string, functionName: string): string {
@@ -76,17 +84,18 @@ export function summarizeCpuProfile(path: string, limit = 25, requests?: number)
   for (const [id, us] of self) {
     const node = byId.get(id);
     if (node === undefined) continue;
-    const { functionName, url, lineNumber } = node.callFrame;
+    const { functionName, url } = node.callFrame;
     if (functionName === '(idle)' || functionName === '(program)') {
       idleUs += us;
       continue;
     }
-    const name = url === '' ? functionName || '(anonymous)' : `${functionName || '(anonymous)'} ${shortUrl(url)}:${lineNumber + 1}`;
+    const name = frameName(node);
     frames.set(name, (frames.get(name) ?? 0) + us);
     const where = origin(url, functionName);
     origins.set(where, (origins.get(where) ?? 0) + us);
   }
   const busyUs = Math.max(1, totalUs - idleUs);
+  const inclusive = inclusiveBrokerTime(profile, byId, self);
   const rank = (entries: Map<string, number>, n: number): ProfileFrame[] =>
     [...entries]
       .sort((a, b) => b[1] - a[1])
@@ -98,7 +107,34 @@ export function summarizeCpuProfile(path: string, limit = 25, requests?: number)
     ...(requests !== undefined && requests > 0 && { requests, busyUsPerRequest: Math.round(busyUs / requests) }),
     top: rank(frames, limit),
     byOrigin: rank(origins, 20),
+    brokerInclusive: rank(inclusive, limit),
   };
+}
+
+function frameName(node: CpuProfileNode): string {
+  const { functionName, url, lineNumber } = node.callFrame;
+  return url === '' ? functionName || '(anonymous)' : `${functionName || '(anonymous)'} ${shortUrl(url)}:${lineNumber + 1}`;
+}
+
+/** Inclusive time of every broker frame: each sample's time goes to every distinct broker frame on its stack. */
+function inclusiveBrokerTime(profile: CpuProfile, byId: ReadonlyMap<number, CpuProfileNode>, self: ReadonlyMap<number, number>): Map<string, number> {
+  const parent = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+  const inclusive = new Map<string, number>();
+  for (const [id, us] of self) {
+    const leaf = byId.get(id);
+    if (leaf === undefined || leaf.callFrame.functionName === '(idle)' || leaf.callFrame.functionName === '(program)') continue;
+    const counted = new Set<string>();
+    for (let current: number | undefined = id; current !== undefined; current = parent.get(current)) {
+      const node = byId.get(current);
+      if (node === undefined || !origin(node.callFrame.url, node.callFrame.functionName).startsWith('broker ')) continue;
+      const name = frameName(node);
+      if (counted.has(name)) continue;
+      counted.add(name);
+      inclusive.set(name, (inclusive.get(name) ?? 0) + us);
+    }
+  }
+  return inclusive;
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
@@ -112,5 +148,7 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
     for (const f of summary.top) console.log(`${f.selfPercent.toFixed(1).padStart(5)}%  ${String(f.selfMs).padStart(6)} ms  ${f.name}`);
     console.log('\nby origin:');
     for (const f of summary.byOrigin) console.log(`${f.selfPercent.toFixed(1).padStart(5)}%  ${String(f.selfMs).padStart(6)} ms  ${f.name}`);
+    console.log('\nbroker frames by inclusive time:');
+    for (const f of summary.brokerInclusive) console.log(`${f.selfPercent.toFixed(1).padStart(5)}%  ${String(f.selfMs).padStart(6)} ms  ${f.name}`);
   }
 }

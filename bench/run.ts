@@ -9,7 +9,7 @@
  * must not repeat, by the pool size.
  *
  * Options: --runs N (3) --duration S (10) --connections N (32) --only a,b (scenario names or ids, `baseline`,
- * `floor`, `memory`) --quick (1 run, 5 s, 20,000 identities for the memory check) --profile (CPU-profile the broker on hit
+ * `floor`, `floor+log`, `memory`) --quick (1 run, 5 s, 20,000 identities for the memory check) --profile (CPU-profile the broker on hit
  * and miss; writes bench/results/<label>-<scenario>.cpuprofile) --label NAME (also writes bench/results/<label>.json)
  * --memory-identities N (100000) --no-memory --no-latency --variant NAME=DIR (repeatable: A/B source trees, runs
  * interleaved) --node-options=FLAGS (instead of the deployment's NODE_OPTIONS). bench/README.md explains the output.
@@ -518,9 +518,11 @@ async function startBaseline(): Promise<Child> {
 }
 
 /** The miss floor (bench/floor-app.ts): verifies with the stand-in issuer's JWKS, signs with the bench's ES256 key. */
-async function startFloor(env: Environment): Promise<Child> {
+async function startFloor(env: Environment, logLines: boolean): Promise<Child> {
   const port = await freePort();
-  const { child, tail } = spawnNode([join(FLOOR_BUILT, 'bench', 'floor-app.js'), String(port), env.issuer.jwksUri, join(env.files.keysDir, 'bench.pem')], {});
+  const { child, tail } = spawnNode([join(FLOOR_BUILT, 'bench', 'floor-app.js'), String(port), env.issuer.jwksUri, join(env.files.keysDir, 'bench.pem')], {
+    FLOOR_LOG_LINES: logLines ? '1' : '0',
+  });
   const url = `http://127.0.0.1:${port}`;
   await waitReady(child, url, '/token', (status) => status === 400, tail);
   return { process: child, port, url, stderrTail: tail };
@@ -816,9 +818,12 @@ async function runBaselineOnce(pools: Pools): Promise<RunRecord> {
   }
 }
 
-/** The floor under miss traffic: every request a fresh subject token, verified and answered with a new signature. */
-async function runFloorOnce(env: Environment): Promise<RunRecord> {
-  const floor = await startFloor(env);
+/**
+ * The floor under miss traffic: every request a fresh subject token, verified and answered with a new signature;
+ * with `logLines`, also the exchange and audit lines the broker writes for each issued token (`floor+log`).
+ */
+async function runFloorOnce(env: Environment, logLines: boolean): Promise<RunRecord> {
+  const floor = await startFloor(env, logLines);
   try {
     await warmUp([floor.url], env.pools);
     const source = bodies('miss', env.pools);
@@ -1072,6 +1077,7 @@ function evaluateTargets(
   memory: MemoryCheck | undefined,
   footprint: RedisFootprint | undefined,
   floor?: Summary,
+  floorLogged?: Summary,
 ): Target[] {
   const reports = allReports.filter((r) => r.variant === variant);
   const get = (id: string) => reports.find((r) => r.id === id);
@@ -1095,6 +1101,9 @@ function evaluateTargets(
     at('kubernetes/miss CPU / floor CPU (pod lookup cached)', '<= 2.0', overFloor('kubernetes/miss-pod-reused'), (v) => v <= 2.0);
     // Not a target: every exchange a new pod, so every exchange pays an uncached pod GET.
     targets.push({ name: '  for context: kubernetes/miss, a new pod per exchange (pod GET uncached) / floor', target: '-', value: overFloor('kubernetes/miss'), met: undefined, context: true });
+    // Not a target: how much of the budget over the floor the two lines every issued token owes take by themselves.
+    const logged = floorLogged?.cpuUsPerRequest;
+    targets.push({ name: '  for context: floor+log (the two log lines of an issued token) / floor', target: '-', value: logged === undefined ? undefined : round(logged / floor.cpuUsPerRequest), met: undefined, context: true });
   }
   const hit = get('memory/hit')?.median.rps;
   const rules = get('memory/rules-1000')?.median.rps;
@@ -1168,16 +1177,24 @@ async function main(): Promise<void> {
       baseline = { runs, median: summarize(runs) };
     }
 
-    // The miss floor, measured like the baseline (its runs before the scenarios'), with miss traffic.
+    // The miss floor, measured like the baseline (its runs before the scenarios'), with miss traffic; the floor
+    // with the two log lines of an issued token in the same rounds, interleaved with it.
     let floor: { runs: RunRecord[]; median: Summary } | undefined;
-    if (selected('floor')) {
-      const runs: RunRecord[] = [];
+    let floorLogged: { runs: RunRecord[]; median: Summary } | undefined;
+    const floorKinds = [...(selected('floor') ? [false] : []), ...(selected('floor+log') ? [true] : [])];
+    if (floorKinds.length > 0) {
+      const runs = new Map<boolean, RunRecord[]>(floorKinds.map((kind) => [kind, []]));
       for (let run = 0; run < OPTIONS.runs; run++) {
-        const record = await runFloorOnce(env);
-        runs.push(record);
-        log(`floor run ${run + 1}: ${record.rps} req/s ${record.cpuUsPerRequest} CPU us/req p50 ${record.p50Ms} p99 ${record.p99Ms} errors ${record.errors} (load ${record.load1Before})`);
+        for (const logLines of floorKinds) {
+          const record = await runFloorOnce(env, logLines);
+          runs.get(logLines)?.push(record);
+          log(`${logLines ? 'floor+log' : 'floor'} run ${run + 1}: ${record.rps} req/s ${record.cpuUsPerRequest} CPU us/req p50 ${record.p50Ms} p99 ${record.p99Ms} errors ${record.errors} (load ${record.load1Before})`);
+        }
       }
-      floor = { runs, median: summarize(runs) };
+      const plain = runs.get(false);
+      const logged = runs.get(true);
+      if (plain !== undefined) floor = { runs: plain, median: summarize(plain) };
+      if (logged !== undefined) floorLogged = { runs: logged, median: summarize(logged) };
     }
 
     const reports: ScenarioReport[] = [];
@@ -1245,7 +1262,7 @@ async function main(): Promise<void> {
     }
 
     const judged = variants[variants.length - 1]?.name ?? 'current';
-    const targets = evaluateTargets(judged, baseline?.median, reports, latency[judged], memory[judged], footprints[judged], floor?.median);
+    const targets = evaluateTargets(judged, baseline?.median, reports, latency[judged], memory[judged], footprints[judged], floor?.median, floorLogged?.median);
     const report = {
       generatedAt: startedAt.toISOString(),
       label: OPTIONS.label,
@@ -1264,6 +1281,7 @@ async function main(): Promise<void> {
       },
       baseline,
       floor,
+      floorLogged,
       scenarios: reports,
       latencyAtHalfRate: latency,
       memory,
@@ -1289,6 +1307,10 @@ async function main(): Promise<void> {
     if (floor !== undefined) {
       const f = floor.median;
       rows.push(['floor (verify + sign)', String(f.rps), baseline === undefined ? '-' : (f.rps / baseline.median.rps).toFixed(2), String(f.cpuUsPerRequest ?? '-'), cpuRatio(f), String(f.p50Ms), String(f.p99Ms), String(f.errors), String(f.rssMb ?? '-'), String(f.load1), floor.runs.map((r) => r.rps).join(' ')]);
+    }
+    if (floorLogged !== undefined) {
+      const f = floorLogged.median;
+      rows.push(['floor+log (+ exchange and audit lines)', String(f.rps), baseline === undefined ? '-' : (f.rps / baseline.median.rps).toFixed(2), String(f.cpuUsPerRequest ?? '-'), cpuRatio(f), String(f.p50Ms), String(f.p99Ms), String(f.errors), String(f.rssMb ?? '-'), String(f.load1), floorLogged.runs.map((r) => r.rps).join(' ')]);
     }
     for (const r of reports) {
       const m = r.median;
@@ -1318,6 +1340,7 @@ async function main(): Promise<void> {
       console.log(`top self-time frames, ${id} (${summary.busyMs} ms busy${summary.busyUsPerRequest === undefined ? "" : `, ${summary.busyUsPerRequest} us per request served incl. start-up`}):`);
       for (const frame of summary.top.slice(0, 15)) console.log(`  ${frame.selfPercent.toFixed(1).padStart(5)}%  ${frame.name}`);
       console.log(`  by origin: ${summary.byOrigin.slice(0, 8).map((o) => `${o.name} ${o.selfPercent}%`).join(', ')}`);
+      console.log(`  broker frames by inclusive time: ${summary.brokerInclusive.slice(0, 15).map((f) => `${f.name} ${f.selfPercent}%`).join(', ')}`);
     }
     log(`wrote bench/results/latest.json${OPTIONS.label !== undefined ? ` and bench/results/${OPTIONS.label}.json` : ''}`);
   } finally {
