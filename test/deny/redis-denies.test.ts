@@ -132,6 +132,16 @@ describe('shared denies in Redis, across replicas', { skip }, () => {
     assert.equal((await listDenies(operationsOf(one, b.clock.now))), 'unavailable');
     await server.restart();
     assert.ok(await eventually(() => two.broker.redis?.up === true, 10_000));
+    // Both replicas subscribed again on their own (ioredis's resubscription is off): announcements reach them.
+    assert.ok(await eventually(async () => (await raw.pubsub('NUMSUB', `${prefix}deny:changes`))[1] === 2, 10_000), 'both subscribers are back');
+    assert.ok(await eventually(() => one.broker.redis?.up === true, 10_000));
+    const later = await addDeny(operationsOf(one, b.clock.now), { match: { namespace: 'billing' }, until: '1h', reason: 'after the restart' }, 'alice');
+    assert.equal(later.status, 'added');
+    if (later.status !== 'added') return;
+    assert.ok(
+      await eventually(() => two.broker.denies.snapshot.sharedDenies.some((deny) => deny.id === later.deny.id), 1000),
+      'a deny added after the restart reached the other replica through pub/sub',
+    );
   });
 
   it('expired denies refuse nothing, and are pruned when the next one is added', async (t) => {

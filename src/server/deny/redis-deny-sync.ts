@@ -62,8 +62,11 @@ export function startDenySync(options: {
   }
 
   // A subscribed connection can run nothing else: the subscriber is a second connection to the same Redis.
+  // It subscribes again on every 'ready' below, where a failure is caught. ioredis's own resubscription is off: it
+  // sends SUBSCRIBE from its ready handler without a catch, so a connection closed in that moment (a restart, a
+  // shutdown) rejected it with "Stream isn't writeable" as an unhandled rejection, which a test run saw once.
   const { client } = connection;
-  const subscriber: RedisClient = client.isCluster ? (client as Cluster).duplicate() : (client as Redis).duplicate();
+  const subscriber: RedisClient = client.isCluster ? (client as Cluster).duplicate() : (client as Redis).duplicate({ autoResubscribe: false });
   subscriber.on('error', () => undefined);
   subscriber.on('ready', () => {
     subscriber.subscribe(store.channel).then(
