@@ -8,7 +8,7 @@ import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startStandInIssuer, type StandInIssuer } from '../fakes/stand-in-issuer.js';
-import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/server/protocol.js';
+import { postTokenExchange, type TokenEndpointAnswer } from '../support/token-exchange-request.js';
 import { freePort } from '../support/free-port.js';
 import { cliEnv, killAllCli, runCli, startCli, within, type CliProcess } from '../support/cli-run.js';
 import { useScratchDir } from '../support/scratch-dir.js';
@@ -83,15 +83,8 @@ describe('serve: the admin listener', { timeout: 180_000 }, () => {
       .filter((line) => line.startsWith('{'))
       .map((line) => JSON.parse(line) as Record<string, unknown>);
 
-  async function exchange(port: number, namespace: string): Promise<{ status: number; body: Record<string, unknown> }> {
-    const subject = await issuer.projectedToken({ namespace, serviceAccount: 'runner' });
-    const res = await fetch(`http://127.0.0.1:${port}/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: GRANT_TYPE_TOKEN_EXCHANGE, subject_token_type: TOKEN_TYPE_JWT, subject_token: subject }),
-      signal: AbortSignal.timeout(10_000),
-    });
-    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  async function exchange(port: number, namespace: string): Promise<TokenEndpointAnswer> {
+    return postTokenExchange(`http://127.0.0.1:${port}`, await issuer.projectedToken({ namespace, serviceAccount: 'runner' }));
   }
 
   async function request(url: string, init: RequestInit = {}): Promise<{ status: number; body: Record<string, unknown> }> {

@@ -5,7 +5,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startStandInIssuer, type StandInIssuer } from '../fakes/stand-in-issuer.js';
-import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/server/protocol.js';
+import { postTokenExchange, type TokenEndpointAnswer } from '../support/token-exchange-request.js';
 import { freePort } from '../support/free-port.js';
 import { cliEnv, killAllCli, startCli, type CliProcess } from '../support/cli-run.js';
 import { useScratchDir } from '../support/scratch-dir.js';
@@ -60,15 +60,8 @@ describe('serve: rules that change without a restart', { timeout: 120_000 }, () 
     await issuer?.close();
   });
 
-  async function exchange(namespace: string): Promise<{ status: number; body: Record<string, unknown> }> {
-    const subject = await issuer.projectedToken({ namespace, serviceAccount: 'runner' });
-    const res = await fetch(`http://127.0.0.1:${port}/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: GRANT_TYPE_TOKEN_EXCHANGE, subject_token_type: TOKEN_TYPE_JWT, subject_token: subject }),
-      signal: AbortSignal.timeout(10_000),
-    });
-    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  async function exchange(namespace: string): Promise<TokenEndpointAnswer> {
+    return postTokenExchange(`http://127.0.0.1:${port}`, await issuer.projectedToken({ namespace, serviceAccount: 'runner' }));
   }
 
   const reloadLines = () =>

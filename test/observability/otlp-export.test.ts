@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { startStandInIssuer, type StandInIssuer } from '../fakes/stand-in-issuer.js';
-import { GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_JWT } from '../../src/server/protocol.js';
+import { postTokenExchange } from '../support/token-exchange-request.js';
 import { freePort } from '../support/free-port.js';
 import { cliEnv, killAllCli, startCli, within, type CliProcess } from '../support/cli-run.js';
 
@@ -147,14 +147,8 @@ describe('OTLP/HTTP export from a real serve process', { timeout: 120_000 }, () 
   }
 
   async function exchange(port: number, subject: string, headers: Record<string, string>): Promise<{ status: number; accessToken: string }> {
-    const response = await fetch(`http://127.0.0.1:${port}/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
-      body: new URLSearchParams({ grant_type: GRANT_TYPE_TOKEN_EXCHANGE, subject_token_type: TOKEN_TYPE_JWT, subject_token: subject }).toString(),
-      signal: AbortSignal.timeout(10_000),
-    });
-    const body = (await response.json()) as { access_token?: string };
-    return { status: response.status, accessToken: body.access_token ?? '' };
+    const { status, body } = await postTokenExchange(`http://127.0.0.1:${port}`, subject, headers);
+    return { status, accessToken: typeof body.access_token === 'string' ? body.access_token : '' };
   }
 
   function logLines(cli: CliProcess): Record<string, unknown>[] {
