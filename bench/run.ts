@@ -12,12 +12,13 @@
  * `floor`, `floor+log`, `memory`) --quick (1 run, 5 s, 20,000 identities for the memory check) --profile (CPU-profile the broker on hit
  * and miss; writes bench/results/<label>-<scenario>.cpuprofile) --label NAME (also writes bench/results/<label>.json)
  * --memory-identities N (100000) --no-memory --no-latency --variant NAME=DIR (repeatable: A/B source trees, runs
- * interleaved) --node-options=FLAGS (instead of the deployment's NODE_OPTIONS). bench/README.md explains the output.
+ * interleaved) --node-options=FLAGS (instead of the deployment's NODE_OPTIONS) --pin-server CPU (servers on that CPU, with
+ * taskset; run the bench itself on the others). bench/README.md explains the output.
  */
 import autocannon, { type Instance } from 'autocannon';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -74,6 +75,7 @@ const { values: args } = parseArgs({
     'no-latency': { type: 'boolean', default: false },
     variant: { type: 'string', multiple: true },
     'node-options': { type: 'string' },
+    'pin-server': { type: 'string' },
   },
   strict: true,
 });
@@ -123,6 +125,8 @@ const OPTIONS = {
   memory: !args['no-memory'],
   latency: !args['no-latency'],
   variants: parseVariants(args.variant),
+  /** A CPU for the servers (broker, baseline, floor) to run on, with taskset; the open-loop client is not pinned. */
+  pinServer: args['pin-server'] === undefined ? undefined : intOption(args['pin-server'], 0, 0, cpus().length - 1, 'pin-server'),
 };
 
 // --- scenarios ------------------------------------------------------------------------------------------------
@@ -194,14 +198,13 @@ function log(message: string): void {
 
 /** Resident set size of a process in MB, from /proc (Linux); undefined elsewhere. */
 /**
- * CPU time (user + system) a process has used, in microseconds, from /proc (Linux). CPU time per request is the
- * figure least disturbed by other work on the machine: contention lowers req/s, but barely changes how much CPU
- * each request costs.
+ * CPU time (user + system) of a process or of one of its threads, in microseconds, from a /proc stat file (Linux).
+ * CPU time per request is the figure least disturbed by other work on the machine: contention lowers req/s, but
+ * barely changes how much CPU each request costs.
  */
-function cpuMicros(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
+function statCpuMicros(path: string): number | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(path, 'utf8');
     // Fields after the parenthesized command name; utime and stime are fields 14 and 15, in clock ticks (USER_HZ).
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ticks = Number(fields[11]) + Number(fields[12]);
@@ -218,20 +221,50 @@ const CLOCK_TICKS_PER_SECOND = (() => {
   return getconf.status === 0 && value > 0 ? value : 100;
 })();
 
-/** CPU microseconds the processes spent per request during `measure`. */
+/**
+ * CPU microseconds of each thread of a process, by thread id (`pid` itself is the main thread: the event loop with
+ * JavaScript, the main thread's GC pauses, the system calls JavaScript makes). The others are V8's concurrent and
+ * parallel GC helpers and the libuv pool that runs RSA signatures. A CPU profile sees only the main thread.
+ */
+function threadCpuMicros(pid: number | undefined): Map<string, number> | undefined {
+  if (pid === undefined) return undefined;
+  const threads = new Map<string, number>();
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) threads.set(`${pid}/${tid}`, statCpuMicros(`/proc/${pid}/task/${tid}/stat`) ?? 0);
+  } catch {
+    return undefined;
+  }
+  return threads;
+}
+
+/** CPU microseconds the processes spent per request during `measure`, and how much of it their main threads spent. */
 async function cpuPerRequest<T extends { readonly requests: number }>(
   pids: readonly (number | undefined)[],
   measure: () => Promise<T>,
-): Promise<T & { readonly cpuUsPerRequest: number | undefined }> {
-  const sum = () => pids.reduce<number | undefined>((total, pid) => {
-    const used = cpuMicros(pid);
-    return total === undefined || used === undefined ? undefined : total + used;
-  }, 0);
-  const before = sum();
+): Promise<T & { readonly cpuUsPerRequest: number | undefined; readonly mainThreadCpuUsPerRequest: number | undefined }> {
+  const snapshot = (): Map<string, number> | undefined => {
+    const all = new Map<string, number>();
+    for (const pid of pids) {
+      const threads = threadCpuMicros(pid);
+      if (threads === undefined) return undefined;
+      for (const [id, used] of threads) all.set(id, used);
+    }
+    return all;
+  };
+  const before = snapshot();
   const result = await measure();
-  const after = sum();
-  const cpu = before === undefined || after === undefined || result.requests === 0 ? undefined : Math.round((after - before) / result.requests);
-  return { ...result, cpuUsPerRequest: cpu };
+  const after = snapshot();
+  if (before === undefined || after === undefined || result.requests === 0) return { ...result, cpuUsPerRequest: undefined, mainThreadCpuUsPerRequest: undefined };
+  // Per thread, so a thread started during the run counts from zero; one that ended during it is not counted.
+  let total = 0;
+  let main = 0;
+  const mainThreads = new Set(pids.map((pid) => `${pid}/${pid}`));
+  for (const [id, used] of after) {
+    const spent = used - (before.get(id) ?? 0);
+    total += spent;
+    if (mainThreads.has(id)) main += spent;
+  }
+  return { ...result, cpuUsPerRequest: Math.round(total / result.requests), mainThreadCpuUsPerRequest: Math.round(main / result.requests) };
 }
 
 function rssMb(pid: number | undefined, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number | undefined {
@@ -466,8 +499,15 @@ const liveChildren = new Set<ChildProcess>();
 /** The redis-server this run started, likewise. */
 let liveRedis: RedisServer | undefined;
 
-function spawnNode(args: readonly string[], env: Record<string, string>, stdout: 'ignore' | 'pipe' = 'ignore'): { child: ChildProcess; tail: () => string } {
-  const child = spawn(process.execPath, [...args], {
+function spawnNode(
+  args: readonly string[],
+  env: Record<string, string>,
+  stdout: 'ignore' | 'pipe' = 'ignore',
+  pinTo: number | undefined = undefined,
+): { child: ChildProcess; tail: () => string } {
+  // taskset execs node in its own process, so the child's pid is node's (its /proc CPU figures are the server's).
+  const [command, commandArgs] = pinTo === undefined ? [process.execPath, [...args]] : ['taskset', ['-c', String(pinTo), process.execPath, ...args]];
+  const child = spawn(command, commandArgs, {
     cwd: ROOT,
     env: { ...process.env, NODE_OPTIONS, ...env },
     stdio: ['ignore', stdout, 'pipe'],
@@ -503,7 +543,7 @@ async function startBroker(
 ): Promise<Child> {
   const port = await freePort();
   const profile = options.profileName === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', RESULTS, '--cpu-prof-name', `${options.profileName}.cpuprofile`];
-  const { child, tail } = spawnNode([...profile, variant.main, 'serve', '--config', configPath], { PORT: String(port), NODE_OPTIONS: variant.nodeOptions });
+  const { child, tail } = spawnNode([...profile, variant.main, 'serve', '--config', configPath], { PORT: String(port), NODE_OPTIONS: variant.nodeOptions }, 'ignore', OPTIONS.pinServer);
   const url = `http://127.0.0.1:${port}`;
   await waitReady(child, url, '/readyz', (status, body) => status === 200 && (!options.redis || body.includes('"detail":"up"')), tail);
   return { process: child, port, url, stderrTail: tail };
@@ -511,7 +551,7 @@ async function startBroker(
 
 async function startBaseline(): Promise<Child> {
   const port = await freePort();
-  const { child, tail } = spawnNode([join(BASELINE_BUILT, 'bench', 'baseline-app.js'), String(port)], {});
+  const { child, tail } = spawnNode([join(BASELINE_BUILT, 'bench', 'baseline-app.js'), String(port)], {}, 'ignore', OPTIONS.pinServer);
   const url = `http://127.0.0.1:${port}`;
   await waitReady(child, url, '/healthz-none', (status) => status === 404, tail);
   return { process: child, port, url, stderrTail: tail };
@@ -522,7 +562,7 @@ async function startFloor(env: Environment, logLines: boolean): Promise<Child> {
   const port = await freePort();
   const { child, tail } = spawnNode([join(FLOOR_BUILT, 'bench', 'floor-app.js'), String(port), env.issuer.jwksUri, join(env.files.keysDir, 'bench.pem')], {
     FLOOR_LOG_LINES: logLines ? '1' : '0',
-  });
+  }, 'ignore', OPTIONS.pinServer);
   const url = `http://127.0.0.1:${port}`;
   await waitReady(child, url, '/token', (status) => status === 400, tail);
   return { process: child, port, url, stderrTail: tail };
@@ -721,8 +761,10 @@ function bodies(traffic: Traffic | 'warm', pools: Pools): { next: () => string; 
 export interface RunRecord extends LoadResult {
   readonly errors: number;
   readonly rssMb: number | undefined;
-  /** CPU time of the broker process(es) per request served (user + system). */
+  /** CPU time of the broker process(es) per request served (user + system), every thread. */
   readonly cpuUsPerRequest: number | undefined;
+  /** The part of it spent on the main threads (the event loop); the rest is GC helper and thread-pool threads. */
+  readonly mainThreadCpuUsPerRequest: number | undefined;
   readonly load1Before: number;
   readonly load1After: number;
   readonly brokerCounters?: Record<string, number>;
@@ -840,6 +882,7 @@ async function runFloorOnce(env: Environment, logLines: boolean): Promise<RunRec
 interface Summary {
   readonly rps: number;
   readonly cpuUsPerRequest: number | undefined;
+  readonly mainThreadCpuUsPerRequest: number | undefined;
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly errors: number;
@@ -851,9 +894,11 @@ interface Summary {
 function summarize(runs: readonly RunRecord[]): Summary {
   const rss = runs.map((r) => r.rssMb).filter((v): v is number => v !== undefined);
   const cpu = runs.map((r) => r.cpuUsPerRequest).filter((v): v is number => v !== undefined);
+  const mainCpu = runs.map((r) => r.mainThreadCpuUsPerRequest).filter((v): v is number => v !== undefined);
   return {
     rps: median(runs.map((r) => r.rps)),
     cpuUsPerRequest: cpu.length === 0 ? undefined : Math.round(median(cpu)),
+    mainThreadCpuUsPerRequest: mainCpu.length === 0 ? undefined : Math.round(median(mainCpu)),
     p50Ms: round(median(runs.map((r) => r.p50Ms))),
     p99Ms: round(median(runs.map((r) => r.p99Ms))),
     errors: runs.reduce((sum, r) => sum + r.errors, 0),
@@ -1172,7 +1217,7 @@ async function main(): Promise<void> {
       for (let run = 0; run < OPTIONS.runs; run++) {
         const record = await runBaselineOnce(pools);
         runs.push(record);
-        log(`baseline run ${run + 1}: ${record.rps} req/s ${record.cpuUsPerRequest} CPU us/req p50 ${record.p50Ms} p99 ${record.p99Ms} errors ${record.errors} (load ${record.load1Before})`);
+        log(`baseline run ${run + 1}: ${record.rps} req/s ${record.cpuUsPerRequest} CPU us/req (main thread ${record.mainThreadCpuUsPerRequest}) p50 ${record.p50Ms} p99 ${record.p99Ms} errors ${record.errors} (load ${record.load1Before})`);
       }
       baseline = { runs, median: summarize(runs) };
     }
@@ -1188,7 +1233,7 @@ async function main(): Promise<void> {
         for (const logLines of floorKinds) {
           const record = await runFloorOnce(env, logLines);
           runs.get(logLines)?.push(record);
-          log(`${logLines ? 'floor+log' : 'floor'} run ${run + 1}: ${record.rps} req/s ${record.cpuUsPerRequest} CPU us/req p50 ${record.p50Ms} p99 ${record.p99Ms} errors ${record.errors} (load ${record.load1Before})`);
+          log(`${logLines ? 'floor+log' : 'floor'} run ${run + 1}: ${record.rps} req/s ${record.cpuUsPerRequest} CPU us/req (main thread ${record.mainThreadCpuUsPerRequest}) p50 ${record.p50Ms} p99 ${record.p99Ms} errors ${record.errors} (load ${record.load1Before})`);
         }
       }
       const plain = runs.get(false);
@@ -1212,7 +1257,7 @@ async function main(): Promise<void> {
           runs.get(variant.name)?.push(record);
           if (lastMiss) footprints[variant.name] = await measureRedisFootprint(redis, emptyUsed);
           log(
-            `${multi ? `${variant.name} ` : ''}${scenario.id} run ${run + 1}: ${record.rps} req/s ${record.cpuUsPerRequest} CPU us/req p50 ${record.p50Ms} p99 ${record.p99Ms} ` +
+            `${multi ? `${variant.name} ` : ''}${scenario.id} run ${run + 1}: ${record.rps} req/s ${record.cpuUsPerRequest} CPU us/req (main thread ${record.mainThreadCpuUsPerRequest}) p50 ${record.p50Ms} p99 ${record.p99Ms} ` +
               `errors ${record.errors} rss ${record.rssMb} MB (load ${record.load1Before}) ${JSON.stringify(record.brokerCounters ?? {})}`,
           );
         }
@@ -1299,27 +1344,29 @@ async function main(): Promise<void> {
       baseline?.median.cpuUsPerRequest === undefined || m.cpuUsPerRequest === undefined || m.cpuUsPerRequest === 0
         ? '-'
         : (baseline.median.cpuUsPerRequest / m.cpuUsPerRequest).toFixed(2);
-    const rows: string[][] = [['scenario', 'req/s', 'x baseline', 'CPU us/req', 'CPU x baseline', 'p50 ms', 'p99 ms', 'errors', 'RSS MB', 'load1', 'runs req/s']];
+    // Every thread's CPU, and in parentheses the main thread's (what a CPU profile sees).
+    const cpuCell = (m: Summary) => (m.cpuUsPerRequest === undefined ? '-' : `${m.cpuUsPerRequest} (${m.mainThreadCpuUsPerRequest ?? '-'})`);
+    const rows: string[][] = [['scenario', 'req/s', 'x baseline', 'CPU us/req (main)', 'CPU x baseline', 'p50 ms', 'p99 ms', 'errors', 'RSS MB', 'load1', 'runs req/s']];
     if (baseline !== undefined) {
       const b = baseline.median;
-      rows.push(['baseline (express)', String(b.rps), '1.00', String(b.cpuUsPerRequest ?? '-'), '1.00', String(b.p50Ms), String(b.p99Ms), String(b.errors), String(b.rssMb ?? '-'), String(b.load1), baseline.runs.map((r) => r.rps).join(' ')]);
+      rows.push(['baseline (express)', String(b.rps), '1.00', cpuCell(b), '1.00', String(b.p50Ms), String(b.p99Ms), String(b.errors), String(b.rssMb ?? '-'), String(b.load1), baseline.runs.map((r) => r.rps).join(' ')]);
     }
     if (floor !== undefined) {
       const f = floor.median;
-      rows.push(['floor (verify + sign)', String(f.rps), baseline === undefined ? '-' : (f.rps / baseline.median.rps).toFixed(2), String(f.cpuUsPerRequest ?? '-'), cpuRatio(f), String(f.p50Ms), String(f.p99Ms), String(f.errors), String(f.rssMb ?? '-'), String(f.load1), floor.runs.map((r) => r.rps).join(' ')]);
+      rows.push(['floor (verify + sign)', String(f.rps), baseline === undefined ? '-' : (f.rps / baseline.median.rps).toFixed(2), cpuCell(f), cpuRatio(f), String(f.p50Ms), String(f.p99Ms), String(f.errors), String(f.rssMb ?? '-'), String(f.load1), floor.runs.map((r) => r.rps).join(' ')]);
     }
     if (floorLogged !== undefined) {
       const f = floorLogged.median;
-      rows.push(['floor+log (+ exchange and audit lines)', String(f.rps), baseline === undefined ? '-' : (f.rps / baseline.median.rps).toFixed(2), String(f.cpuUsPerRequest ?? '-'), cpuRatio(f), String(f.p50Ms), String(f.p99Ms), String(f.errors), String(f.rssMb ?? '-'), String(f.load1), floorLogged.runs.map((r) => r.rps).join(' ')]);
+      rows.push(['floor+log (+ exchange and audit lines)', String(f.rps), baseline === undefined ? '-' : (f.rps / baseline.median.rps).toFixed(2), cpuCell(f), cpuRatio(f), String(f.p50Ms), String(f.p99Ms), String(f.errors), String(f.rssMb ?? '-'), String(f.load1), floorLogged.runs.map((r) => r.rps).join(' ')]);
     }
     for (const r of reports) {
       const m = r.median;
       const name = `${multi ? `${r.variant} ` : ''}${r.id}`;
-      rows.push([name, String(m.rps), Number.isNaN(r.ratioToBaseline) ? '-' : r.ratioToBaseline.toFixed(2), String(m.cpuUsPerRequest ?? '-'), cpuRatio(m), String(m.p50Ms), String(m.p99Ms), String(m.errors), String(m.rssMb ?? '-'), String(m.load1), r.runs.map((x) => x.rps).join(' ')]);
+      rows.push([name, String(m.rps), Number.isNaN(r.ratioToBaseline) ? '-' : r.ratioToBaseline.toFixed(2), cpuCell(m), cpuRatio(m), String(m.p50Ms), String(m.p99Ms), String(m.errors), String(m.rssMb ?? '-'), String(m.load1), r.runs.map((x) => x.rps).join(' ')]);
     }
     for (const l of Object.values(latency)) {
       const m = l.summary;
-      rows.push([`${multi ? `${l.variant} ` : ''}memory/hit @ ${l.rate}/s open loop`, String(m.rps), '-', String(m.cpuUsPerRequest ?? '-'), '-', String(m.p50Ms), String(m.p99Ms), String(m.errors), String(m.rssMb ?? '-'), String(m.load1), l.runs.map((x) => x.rps).join(' ')]);
+      rows.push([`${multi ? `${l.variant} ` : ''}memory/hit @ ${l.rate}/s open loop`, String(m.rps), '-', cpuCell(m), '-', String(m.p50Ms), String(m.p99Ms), String(m.errors), String(m.rssMb ?? '-'), String(m.load1), l.runs.map((x) => x.rps).join(' ')]);
     }
     const openLoop = Object.values(latency)[0];
     if (openLoop !== undefined) {
