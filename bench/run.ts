@@ -230,7 +230,12 @@ function threadCpuMicros(pid: number | undefined): Map<string, number> | undefin
   if (pid === undefined) return undefined;
   const threads = new Map<string, number>();
   try {
-    for (const tid of readdirSync(`/proc/${pid}/task`)) threads.set(`${pid}/${tid}`, statCpuMicros(`/proc/${pid}/task/${tid}/stat`) ?? 0);
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      // A thread that ended between the listing and the read is left out, not counted as zero (which would subtract
+      // its earlier time from the run's).
+      const used = statCpuMicros(`/proc/${pid}/task/${tid}/stat`);
+      if (used !== undefined) threads.set(`${pid}/${tid}`, used);
+    }
   } catch {
     return undefined;
   }
